@@ -1,0 +1,1 @@
+"""Built-in connectors: Stripe and PayPal, registered as ordinary plugins."""

@@ -1,0 +1,284 @@
+"""Stripe in: signed webhooks become normalised facts; customers are looked up when needed.
+
+Everything Stripe-specific stops here. Both invoice shapes are read: the pre-2025 one
+(``invoice.subscription``, ``invoice.charge``) and the newer one
+(``invoice.parent.subscription_details``, ``invoice.payments``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Callable
+
+import stripe
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hub import hookimpl
+from hub.attribution import is_attributed
+from hub.clock import from_timestamp
+from hub.connectors import Connector
+from hub.errors import BadRequest, BadSignature, HTTPError
+from hub.events import ingest
+from hub.facts import (AttributionClaimed, CustomerSeen, PaymentAdjusted, PaymentFailed,
+                       PaymentSucceeded, SubscriptionChanged)
+from hub.http import error_response, hub_of, read_body
+from hub.runtime import Hub
+
+log = logging.getLogger(__name__)
+PROVIDER = "stripe"
+
+STATUS = {"trialing": "trial", "active": "active", "past_due": "past_due", "unpaid": "past_due",
+          "canceled": "cancelled", "incomplete_expired": "cancelled", "paused": "past_due"}
+
+
+def _id(value: Any) -> str | None:
+    """Stripe fields hold either an id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def _metadata(*objects: Any) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for obj in objects:
+        if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+            merged.update({k: v for k, v in obj["metadata"].items() if v})
+    return merged
+
+
+def plan_of(price: dict[str, Any] | None) -> str | None:
+    """The plan name: the price's lookup_key, else price or product metadata.plan."""
+    if not isinstance(price, dict):
+        return None
+    product = price.get("product") if isinstance(price.get("product"), dict) else {}
+    return price.get("lookup_key") or _metadata(product, price).get("plan")
+
+
+def _invoice_subscription(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or invoice.get("subscription_details") or {}
+    sub = _id(details.get("subscription")) or _id(invoice.get("subscription"))
+    meta = dict(details.get("metadata") or {})
+    if isinstance(invoice.get("subscription"), dict):
+        meta = {**_metadata(invoice["subscription"]), **meta}
+    return sub, meta
+
+
+def _invoice_plan(invoice: dict[str, Any]) -> str | None:
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        price = line.get("price") or ((line.get("pricing") or {}).get("price_details") or {}).get("price")
+        plan = plan_of(price) if isinstance(price, dict) else None
+        if plan:
+            return plan
+    return None
+
+
+def _invoice_intent(invoice: dict[str, Any]) -> str | None:
+    if invoice.get("payment_intent"):
+        return _id(invoice["payment_intent"])
+    for item in (invoice.get("payments") or {}).get("data") or []:
+        intent = _id((item.get("payment") or {}).get("payment_intent"))
+        if intent:
+            return intent
+    return None
+
+
+def _invoice_tax(invoice: dict[str, Any]) -> int:
+    if isinstance(invoice.get("tax"), int):
+        return int(invoice["tax"])
+    return sum(int(t.get("amount") or 0) for t in invoice.get("total_taxes") or [])
+
+
+def _invoice_paid(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    sub, sub_meta = _invoice_subscription(obj)
+    meta = {**_metadata(obj), **sub_meta}
+    paid_at = (obj.get("status_transitions") or {}).get("paid_at")
+    gross = int(obj.get("amount_paid") or 0)
+    customer = _id(obj.get("customer"))
+    if not customer or gross <= 0:
+        return []
+    return [PaymentSucceeded(
+        provider=PROVIDER, payment_ref=obj["id"], customer_ref=customer,
+        amount=max(gross - _invoice_tax(obj), 0), gross_amount=gross,
+        currency=str(obj.get("currency", "usd")).upper(),
+        occurred_at=from_timestamp(paid_at) if paid_at else at,
+        charge_ref=_id(obj.get("charge")), intent_ref=_invoice_intent(obj), subscription_ref=sub,
+        plan=_invoice_plan(obj), partner_code=meta.get("partner_code"),
+        install_id=meta.get("install_id"), email=obj.get("customer_email"))]
+
+
+def _customer(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    meta = _metadata(obj)
+    return [CustomerSeen(provider=PROVIDER, customer_ref=obj["id"], occurred_at=at,
+                         email=obj.get("email"), partner_code=meta.get("partner_code"),
+                         install_id=meta.get("install_id"))]
+
+
+def _checkout(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    customer = _id(obj.get("customer"))
+    if not customer:
+        return []
+    email = (obj.get("customer_details") or {}).get("email") or obj.get("customer_email")
+    code = obj.get("client_reference_id") or _metadata(obj).get("partner_code")
+    facts: list[Any] = [CustomerSeen(provider=PROVIDER, customer_ref=customer, occurred_at=at,
+                                     email=email, install_id=_metadata(obj).get("install_id"))]
+    if code:
+        facts.append(AttributionClaimed(provider=PROVIDER, customer_ref=customer, code=code,
+                                        source="code", occurred_at=at, email=email))
+    return facts
+
+
+def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    status = "cancelled" if event["type"].endswith(".deleted") else STATUS.get(obj.get("status", ""))
+    customer = _id(obj.get("customer"))
+    if status is None or not customer:
+        return []
+    items = (obj.get("items") or {}).get("data") or []
+    plan = next((p for p in (plan_of(i.get("price")) for i in items) if p), None)
+    meta = _metadata(obj)
+    return [SubscriptionChanged(provider=PROVIDER, subscription_ref=obj["id"], customer_ref=customer,
+                                status=status, occurred_at=at, plan=plan,
+                                partner_code=meta.get("partner_code"),
+                                install_id=meta.get("install_id"))]
+
+
+def _refund(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    return [PaymentAdjusted(provider=PROVIDER, kind="refund_total", key=f"{obj['id']}:{obj.get('amount_refunded', 0)}",
+                            amount=int(obj.get("amount_refunded") or 0), occurred_at=at,
+                            payment_ref=_id(obj.get("invoice")), charge_ref=obj["id"],
+                            intent_ref=_id(obj.get("payment_intent")))]
+
+
+def _dispute(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    return [PaymentAdjusted(provider=PROVIDER, kind="dispute", key=obj["id"],
+                            amount=int(obj.get("amount") or 0), occurred_at=at,
+                            charge_ref=_id(obj.get("charge")),
+                            intent_ref=_id(obj.get("payment_intent")))]
+
+
+def _payment_failed(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    customer = _id(obj.get("customer"))
+    sub, _ = _invoice_subscription(obj)
+    return [PaymentFailed(provider=PROVIDER, customer_ref=customer, occurred_at=at,
+                          subscription_ref=sub)] if customer else []
+
+
+NORMALISERS: dict[str, Callable[[dict[str, Any], dict[str, Any], Any], list[Any]]] = {
+    "customer.created": _customer,
+    "customer.updated": _customer,
+    "checkout.session.completed": _checkout,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_succeeded": _invoice_paid,
+    "invoice.payment_failed": _payment_failed,
+    "charge.refunded": _refund,
+    "charge.dispute.created": _dispute,
+    "customer.subscription.created": _subscription,
+    "customer.subscription.updated": _subscription,
+    "customer.subscription.deleted": _subscription,
+    "customer.subscription.paused": _subscription,
+}
+
+
+def normalise(event: dict[str, Any]) -> list[Any]:
+    """Facts for a Stripe event; an unknown type gives none (it is stored and ignored)."""
+    handler = NORMALISERS.get(event.get("type", ""))
+    obj = (event.get("data") or {}).get("object")
+    if handler is None or not isinstance(obj, dict) or not obj.get("id"):
+        return []
+    return handler(event, obj, from_timestamp(event.get("created") or time.time()))
+
+
+class StripeLookup:
+    """Stripe API reads the webhook path needs (a customer's email and partner code)."""
+
+    def __init__(self, api_key: str, timeout: float = 5.0):
+        self.client = stripe.StripeClient(
+            str(api_key), http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
+            max_network_retries=1)
+
+    def customer(self, customer_ref: str) -> dict[str, Any] | None:
+        try:
+            customer = self.client.v1.customers.retrieve(customer_ref)
+        except stripe.StripeError as exc:
+            # The event is still stored and applied; attribution may arrive later by other means.
+            log.warning("stripe customer lookup failed for %s: %s", customer_ref, type(exc).__name__)
+            return None
+        return customer.to_dict() if hasattr(customer, "to_dict") else dict(customer)
+
+
+def enrich(hub: Hub, facts: list[Any]) -> list[Any]:
+    """Fill a payment's missing attribution from the Stripe customer, when an API key is set."""
+    api_key = hub.config.connectors.stripe.api_key
+    if not api_key:
+        return facts
+    out = []
+    for fact in facts:
+        if isinstance(fact, PaymentSucceeded) and not fact.partner_code:
+            with hub.sessions() as session:
+                known = is_attributed(session, PROVIDER, fact.customer_ref)
+            if not known:
+                lookup = hub.extras.setdefault("stripe_lookup", StripeLookup(api_key))
+                customer = lookup.customer(fact.customer_ref)
+                if customer:
+                    out.append(CustomerSeen(provider=PROVIDER, customer_ref=fact.customer_ref,
+                                            occurred_at=fact.occurred_at, email=customer.get("email"),
+                                            partner_code=_metadata(customer).get("partner_code"),
+                                            install_id=_metadata(customer).get("install_id")))
+        out.append(fact)
+    return out
+
+
+def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> dict[str, Any]:
+    """Check the Stripe-Signature header (HMAC-SHA256, replay tolerance both ways) and parse."""
+    if not header:
+        raise BadSignature("missing Stripe-Signature header")
+    try:
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+        raise BadSignature("invalid Stripe signature") from None
+    stamp = next((p[2:] for p in header.split(",") if p.startswith("t=")), "")
+    if stamp.isdigit() and int(stamp) > time.time() + tolerance:
+        raise BadSignature("Stripe signature is dated in the future")
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise BadRequest("body is not valid JSON", code="invalid_json") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event.get("type"):
+        raise BadRequest("not a Stripe event", code="invalid_event")
+    return event
+
+
+def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
+    """Store and apply one Stripe event (webhook or replay). False for a duplicate."""
+    facts = enrich(hub, normalise(event))
+    created = from_timestamp(event.get("created") or time.time())
+    return ingest(hub, PROVIDER, event["id"], str(event["type"]), created,
+                  raw if raw is not None else event, facts)
+
+
+async def webhook(request: Request) -> JSONResponse:
+    hub = hub_of(request)
+    conf = hub.config.connectors.stripe
+    try:
+        body = await read_body(request, hub.config.server.max_body_bytes)
+        if not conf.webhook_secret:
+            raise HTTPError("Stripe webhook secret is not configured", code="not_configured",
+                            status=503)
+        event = verify(body, request.headers.get("stripe-signature"), str(conf.webhook_secret),
+                       conf.tolerance_seconds)
+    except HTTPError as exc:
+        return error_response(exc)
+    from starlette.concurrency import run_in_threadpool
+
+    new = await run_in_threadpool(process, hub, event, body.decode("utf-8"))
+    return JSONResponse({"received": True, "duplicate": not new})
+
+
+@hookimpl
+def register_connectors(register: Callable[[Connector], None]) -> None:
+    register(Connector(name=PROVIDER, description="Stripe billing webhooks", process=process,
+                       routes=[Route("/webhooks/stripe", webhook, methods=["POST"])]))

@@ -1,0 +1,130 @@
+"""The HTTP app, declared as data: routes from the core, the connectors and the plugins."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from . import api
+from .errors import HTTPError
+from .http import error_response, hub_of
+from .metrics import METRICS
+from .openapi import openapi_document
+from .runtime import Hub
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness with a database check (and the queue, when one is configured)."""
+    hub = hub_of(request)
+
+    def check() -> dict[str, str]:
+        checks = {}
+        try:
+            with hub.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
+            checks["database"] = f"error: {type(exc).__name__}"
+        queue_check = hub.extras.get("queue_check")
+        if queue_check is not None:
+            checks["queue"] = queue_check()
+        return checks
+
+    checks = await run_in_threadpool(check)
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "degraded", **checks},
+                        status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text format."""
+    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """This document."""
+    return JSONResponse(openapi_document(request.app.routes))
+
+
+async def hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return error_response(exc)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
+                        status_code=exc.status_code)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path,
+              type(exc).__name__, exc_info=exc)
+    return JSONResponse({"error": {"code": "internal", "message": "internal error"}},
+                        status_code=500)
+
+
+def collect_routes(hub: Hub) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *api.routes(),
+    ]
+    for connector in hub.registry.connectors.values():
+        routes.extend(connector.routes)
+    for extra in hub.registry.pm.hook.routes(hub=hub):
+        routes.extend(extra or [])
+    return routes
+
+
+class TimingMiddleware:
+    """Counts requests and their server time per route template for /metrics."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            METRICS.observe_request(scope.get("method", ""), path, status["code"],
+                                    time.perf_counter() - start)
+
+
+def create_app(hub: Hub) -> Starlette:
+    from starlette.middleware import Middleware
+
+    app = Starlette(
+        routes=collect_routes(hub),
+        middleware=[Middleware(TimingMiddleware)],
+        exception_handlers={HTTPError: hub_error, HTTPException: http_exception,
+                            Exception: server_error},
+    )
+    app.state.hub = hub
+    return app

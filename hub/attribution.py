@@ -1,0 +1,105 @@
+"""Which partner, in which program, since when and from which source, a customer belongs to.
+
+Programs never look this up themselves: the core hands them the `Referral`. The first
+attribution that reaches a customer wins in each program (a unique key makes that hold under
+races too); only an operator reassigns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .db.models import Customer, Partner, Referral
+from .db.upsert import insert_ignore
+from .runtime import Hub
+
+SOURCES = ("link", "code", "widget", "install", "manual")
+
+
+def ensure_customer(session: Session, provider: str, ref: str, at: datetime, *,
+                    email: str | None = None, partner_code: str | None = None,
+                    install_id: str | None = None) -> Customer:
+    """The customer row for (provider, ref), created on first sight; known details are kept and
+    missing ones filled in from later facts."""
+    insert_ignore(session, Customer, dict(provider=provider, ref=ref, email=email,
+                                          partner_code=partner_code, install_id=install_id,
+                                          first_seen_at=at))
+    customer = session.scalars(select(Customer).where(Customer.provider == provider,
+                                                      Customer.ref == ref)).one()
+    changes = {k: v for k, v in (("email", email), ("partner_code", partner_code),
+                                 ("install_id", install_id))
+               if v and getattr(customer, k) is None}
+    if at < customer.first_seen_at:
+        changes["first_seen_at"] = at
+    if changes:
+        session.execute(update(Customer).where(Customer.id == customer.id).values(**changes))
+        session.refresh(customer)
+    return customer
+
+
+def partner_by_code(session: Session, code: str) -> Partner | None:
+    return session.scalars(select(Partner).where(Partner.code == code.strip())).first()
+
+
+def can_attribute(hub: Hub, partner: Partner) -> bool:
+    """A partner's links credit anyone only while it is active and has met its program's
+    requirements (e.g. an accepted agreement)."""
+    program = hub.program(partner.program)
+    if program is None or partner.status != "active":
+        return False
+    needs = hub.rules(program, "link_requirements")
+    return not ("agreement" in needs and partner.agreement_accepted_at is None)
+
+
+def self_referral_reason(partner: Partner, customer: Customer) -> str | None:
+    if customer.email and partner.email and customer.email.casefold() == partner.email.casefold():
+        return "same email as the partner"
+    if partner.customer_ref and partner.customer_ref == customer.ref:
+        return "the partner's own customer account"
+    return None
+
+
+def attribute(hub: Hub, session: Session, customer: Customer, partner: Partner, *, source: str,
+              at: datetime, event_id: int | None = None, click_id: str | None = None,
+              link_code: str | None = None) -> Referral | None:
+    """Attribute `customer` to `partner` unless the program already has it. Returns the new
+    referral, or None when nothing changed."""
+    if not can_attribute(hub, partner):
+        return None
+    reason = self_referral_reason(partner, customer)
+    inserted = insert_ignore(session, Referral, dict(
+        program=partner.program, partner_id=partner.id, customer_id=customer.id, source=source,
+        attributed_at=at, click_id=click_id, link_code=link_code, self_referral=reason is not None,
+        flag_reason=reason, event_id=event_id))
+    if not inserted:
+        return None
+    return session.scalars(select(Referral).where(Referral.program == partner.program,
+                                                  Referral.customer_id == customer.id)).one()
+
+
+def claim_by_code(hub: Hub, session: Session, customer: Customer, code: str, *, source: str,
+                  at: datetime, event_id: int | None = None) -> Referral | None:
+    partner = partner_by_code(session, code)
+    if partner is None:
+        return None
+    return attribute(hub, session, customer, partner, source=source, at=at, event_id=event_id)
+
+
+def referrals_of(session: Session, customer_id: int) -> list[tuple[Referral, Partner]]:
+    rows = session.execute(select(Referral, Partner).join(Partner, Partner.id == Referral.partner_id)
+                           .where(Referral.customer_id == customer_id)).all()
+    return [(r, p) for r, p in rows]
+
+
+def is_attributed(session: Session, provider: str, customer_ref: str) -> bool:
+    """True when the hub already knows who referred this customer, or holds a code for it."""
+    row = session.execute(select(Customer.id, Customer.partner_code)
+                          .where(Customer.provider == provider, Customer.ref == customer_ref)).first()
+    if row is None:
+        return False
+    if row.partner_code:
+        return True
+    return session.scalar(select(Referral.id).where(Referral.customer_id == row.id).limit(1)) is not None

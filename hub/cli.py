@@ -1,0 +1,147 @@
+"""The `hub` command: serve, worker, tick, replay, migrate, trigger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .clock import parse_instant, utcnow
+from .config import load_config
+from .errors import HubError, StartupError
+from .runtime import Hub, build_hub
+
+
+def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
+    return build_hub(load_config(args.config), migrate=migrate)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    hub = _hub(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(hub), host=args.host, port=args.port, log_level="info",
+                access_log=False)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    print(f"database schema is up to date ({hub.engine.url.render_as_string(hide_password=True)})")
+    return 0
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from .tick import run_tick
+
+    hub = _hub(args)
+    now = parse_instant(args.now) if args.now else utcnow()
+    result = run_tick(hub, now)
+    print(json.dumps({"now": now.isoformat(), **result}, indent=2, default=str))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from . import worker
+
+    return worker.run(_hub(args), processes=args.processes, threads=args.threads)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import replay_file
+
+    hub = _hub(args)
+    stats = replay_file(hub, args.file, provider=args.provider, progress=not args.quiet)
+    print(json.dumps(stats))
+    return 0 if not stats.get("errors") else 1
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    import httpx
+
+    from connectors import stripe_trigger
+
+    config = load_config(args.config)
+    secret = args.secret or str(config.connectors.stripe.webhook_secret)
+    if not secret:
+        raise StartupError("no webhook secret: pass --secret or set HUB_STRIPE_WEBHOOK_SECRET")
+    evt = stripe_trigger.build(args.type, customer=args.customer, amount=args.amount,
+                               currency=args.currency, partner_code=args.partner_code,
+                               email=args.email, invoice=args.invoice, charge=args.charge,
+                               refunded=args.refunded)
+    body, headers = stripe_trigger.signed_request(evt, secret)
+    response = httpx.post(args.url.rstrip("/") + "/webhooks/stripe", content=body,
+                          headers=headers, timeout=10)
+    print(json.dumps({"event": evt["id"], "type": evt["type"], "status": response.status_code,
+                      "response": _json_or_text(response)}))
+    return 0 if response.status_code < 300 else 1
+
+
+def _json_or_text(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hub", description="partner hub: affiliate programs from config")
+    p.add_argument("--config", help="TOML config file (default: $HUB_CONFIG, else embedded defaults)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file")
+        sp.set_defaults(func=func)
+        return sp
+
+    s = command("serve", cmd_serve, "run the HTTP app (runs pending migrations first)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    w = command("worker", cmd_worker, "run the background job workers")
+    w.add_argument("--processes", type=int, default=1)
+    w.add_argument("--threads", type=int, default=4)
+    t = command("tick", cmd_tick, "run the time-driven jobs once")
+    t.add_argument("--now", help="the moment to run for (ISO-8601); default: now")
+    r = command("replay", cmd_replay, "feed exported provider events (JSON lines) through the hub")
+    r.add_argument("file", help="JSON lines file, one provider event per line ('-' for stdin)")
+    r.add_argument("--provider", default="stripe")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    command("migrate", cmd_migrate, "upgrade the database schema")
+    g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
+    g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, ...")
+    g.add_argument("--url", default="http://127.0.0.1:8000")
+    g.add_argument("--secret", help="webhook secret (default: from config)")
+    g.add_argument("--customer")
+    g.add_argument("--email")
+    g.add_argument("--partner-code")
+    g.add_argument("--amount", type=int, help="minor units, e.g. 4900 for $49.00")
+    g.add_argument("--currency", default="usd")
+    g.add_argument("--invoice")
+    g.add_argument("--charge")
+    g.add_argument("--refunded", type=int, help="charge.refunded: cumulative refunded amount")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = None
+    try:
+        return int(args.func(args))
+    except StartupError as exc:
+        print(f"hub: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

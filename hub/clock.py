@@ -1,0 +1,21 @@
+"""Time helpers: the hub stores aware UTC datetimes only."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def from_timestamp(seconds: int | float) -> datetime:
+    return datetime.fromtimestamp(int(seconds), timezone.utc)
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO-8601 to aware UTC; a date or a naive time is taken as UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)

@@ -1,0 +1,139 @@
+"""Configuration: a TOML file (``--config`` or ``HUB_CONFIG``), secrets overridable by env vars,
+embedded defaults when there is no file at all (SQLite ``./hub.db``, in-process queue, PayPal
+dry-run). Program tables are validated later, against the settings their plugin declares."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from .errors import StartupError
+from .settings import parse_table
+
+
+class Secret(str):
+    """A string that never shows itself in a repr, a log line or a traceback's locals."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///./hub.db"
+    pool_size: int = 10
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    url: str = ""  # empty: actors run in-process
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    admin_token: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    allowed_domains: tuple[str, ...] = ()
+    default_landing: str = ""
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class StripeConfig:
+    api_key: str = ""
+    webhook_secret: str = ""
+    tolerance_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class PaypalConfig:
+    mode: Literal["sandbox", "live", "dry-run"] = "dry-run"
+    client_id: str = ""
+    client_secret: str = ""
+    webhook_id: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectorsConfig:
+    stripe: StripeConfig = field(default_factory=StripeConfig)
+    paypal: PaypalConfig = field(default_factory=PaypalConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
+    programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# env var -> (table path, key); these win over the file so secrets can stay out of it.
+ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
+    "HUB_DATABASE_URL": (("database",), "url"),
+    "HUB_QUEUE_URL": (("queue",), "url"),
+    "HUB_ADMIN_TOKEN": (("server",), "admin_token"),
+    "HUB_SECRET_KEY": (("server",), "secret_key"),
+    "HUB_BASE_URL": (("server",), "base_url"),
+    "HUB_STRIPE_API_KEY": (("connectors", "stripe"), "api_key"),
+    "HUB_STRIPE_WEBHOOK_SECRET": (("connectors", "stripe"), "webhook_secret"),
+    "HUB_PAYPAL_MODE": (("connectors", "paypal"), "mode"),
+    "HUB_PAYPAL_CLIENT_ID": (("connectors", "paypal"), "client_id"),
+    "HUB_PAYPAL_CLIENT_SECRET": (("connectors", "paypal"), "client_secret"),
+    "HUB_PAYPAL_WEBHOOK_ID": (("connectors", "paypal"), "webhook_id"),
+}
+SECRET_KEYS = {"admin_token", "secret_key", "api_key", "webhook_secret", "client_secret"}
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (if any), apply env overrides, validate the hub's own tables."""
+    env = os.environ if env is None else env
+    path = path or env.get("HUB_CONFIG") or None
+    raw = _read_toml(path) if path else {}
+    for var, (tables, key) in ENV_OVERRIDES.items():
+        if env.get(var):
+            target = raw
+            for name in tables:
+                target = target.setdefault(name, {})
+            target[key] = env[var]
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    raw = dict(raw)
+    programs = raw.pop("programs", {})
+    if not isinstance(programs, dict) or not all(isinstance(t, dict) for t in programs.values()):
+        raise StartupError("[programs] must hold one table per program: [programs.<name>]")
+    config = parse_table(Config, raw, "")
+    config = _with_secrets(config)
+    return Config(database=config.database, queue=config.queue, server=config.server,
+                  connectors=config.connectors, programs=programs)
+
+
+def _with_secrets(config: Config) -> Config:
+    from dataclasses import replace
+
+    def wrap(obj: Any) -> Any:
+        changes = {k: Secret(getattr(obj, k)) for k in SECRET_KEYS if hasattr(obj, k)}
+        return replace(obj, **changes)
+
+    return replace(config, server=wrap(config.server),
+                   connectors=ConnectorsConfig(stripe=wrap(config.connectors.stripe),
+                                               paypal=wrap(config.connectors.paypal)))
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise StartupError(f"config file {path!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StartupError(f"config file {path!r} is not valid TOML: {exc}") from None

@@ -1,0 +1,17 @@
+"""What a connector plugin registers: its name and the HTTP routes providers call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Connector:
+    """`process(hub, event) -> bool` stores and applies one exported provider event (the path
+    `hub replay` uses); it returns False for an event the hub already had."""
+
+    name: str
+    routes: list[Any] = field(default_factory=list)
+    process: Callable[[Any, dict[str, Any]], bool] | None = None
+    description: str = ""

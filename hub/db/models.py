@@ -1,0 +1,262 @@
+"""The tables. Money is integer minor units plus an ISO 4217 code; ids are short prefixed strings.
+
+`ledger_entries` is append-only (a trigger refuses UPDATE and DELETE): a balance is a sum of
+entries, never a stored counter. Each entry names the commission line and the provider event
+behind it. Projections of provider facts (customers, payments, subscription states) may be
+updated as newer facts arrive; the ledger never is.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint, text)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC time")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON, int: BigInteger}
+
+
+class Partner(Base):
+    """A membership of one person or company in one program (a partner, referral or affiliate)."""
+
+    __tablename__ = "partners"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("prt"))
+    program: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), default="partner")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    paypal_email: Mapped[str | None] = mapped_column(String(320))
+    website: Mapped[str | None] = mapped_column(String(500))
+    payout_method: Mapped[str] = mapped_column(String(32), default="paypal")
+    customer_ref: Mapped[str | None] = mapped_column(String(128))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    agreement_accepted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Customer(Base):
+    """A provider's customer as the hub knows it, whether referred or not."""
+
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("provider", "ref"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    partner_code: Mapped[str | None] = mapped_column(String(64))
+    install_id: Mapped[str | None] = mapped_column(String(128))
+    first_seen_at: Mapped[datetime]
+
+
+class Referral(Base):
+    """A customer attributed to a partner in one program; the first attribution wins."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (UniqueConstraint("program", "customer_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    program: Mapped[str] = mapped_column(String(64))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    attributed_at: Mapped[datetime]
+    click_id: Mapped[str | None] = mapped_column(String(64))
+    link_code: Mapped[str | None] = mapped_column(String(64))
+    self_referral: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reason: Mapped[str | None] = mapped_column(String(200))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+
+
+class ProviderEvent(Base):
+    """Every provider event exactly once, with its raw payload: the root of every cent."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(80))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    payload: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32), default="processed")
+
+
+class PaymentRecord(Base):
+    """A successful payment seen from a provider (referred or not: attribution may come later)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("provider", "ref"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(128))
+    charge_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    intent_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    subscription_ref: Mapped[str | None] = mapped_column(String(128))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[int]  # the commissionable amount: net of tax the provider states apart
+    gross_amount: Mapped[int]  # what the customer paid; refunds are a share of this
+    currency: Mapped[str] = mapped_column(String(3))
+    occurred_at: Mapped[datetime]
+    event_id: Mapped[int] = mapped_column(ForeignKey("provider_events.id"))
+
+
+class PaymentAdjustment(Base):
+    """A refund or dispute, keyed by whatever payment reference the provider gave.
+
+    Kept apart from payments so that a refund arriving before its payment is not lost: when the
+    payment shows up, its adjustments are found by reference and applied.
+    kind: ``refund_total`` (cumulative refunded, Stripe), ``refund`` (one refund, PayPal),
+    ``dispute`` (whole reversal), ``dispute_won`` (money came back).
+    """
+
+    __tablename__ = "payment_adjustments"
+    __table_args__ = (UniqueConstraint("provider", "kind", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(200))
+    payment_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    charge_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    intent_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    amount: Mapped[int]
+    occurred_at: Mapped[datetime]
+    event_id: Mapped[int] = mapped_column(ForeignKey("provider_events.id"))
+
+
+class SubscriptionState(Base):
+    """The status timeline of a customer's subscription, one row per provider fact."""
+
+    __tablename__ = "subscription_states"
+    __table_args__ = (UniqueConstraint("provider", "subscription_ref", "occurred_at", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    subscription_ref: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+
+
+class Commission(Base):
+    """A commission line: positive when earned, negative when it reverses an earlier line.
+
+    `key` is the rule's stable name for its cause, unique per program and partner, which makes
+    every booking idempotent. `rule` holds the derivation (plugin, settings hash, inputs, sentence).
+    """
+
+    __tablename__ = "commissions"
+    __table_args__ = (UniqueConstraint("program", "partner_id", "key"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("com"))
+    program: Mapped[str] = mapped_column(String(64))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    earned_at: Mapped[datetime]
+    available_at: Mapped[datetime] = mapped_column(index=True)
+    reverses_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    rule: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class LedgerEntry(Base):
+    """One leg of a transfer between a partner's (currency, state) accounts. Append-only.
+
+    states: pending -> payable -> in_payout -> paid; reversals go to voided.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_balance", "partner_id", "currency", "state"),
+        # A commission is released from its hold exactly once, however many ticks race.
+        Index("uq_ledger_release", "commission_id", unique=True,
+              sqlite_where=text("kind = 'release' AND amount > 0"),
+              postgresql_where=text("kind = 'release' AND amount > 0")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    transfer_id: Mapped[str] = mapped_column(String(32), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    # commission_id: the earning the money belongs to (also on its reversals and release);
+    # line_id: the commission line that booked this leg (the reversal line for reversals).
+    commission_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
+    line_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"))
+    payout_id: Mapped[str | None] = mapped_column(ForeignKey("payouts.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    created_at: Mapped[datetime]
+
+
+class Payout(Base):
+    """Money going to a partner: a row first (the outbox), a queue message second."""
+
+    __tablename__ = "payouts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("po"))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    program: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    method: Mapped[str] = mapped_column(String(16), default="paypal")
+    receiver: Mapped[str | None] = mapped_column(String(320))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    period: Mapped[str | None] = mapped_column(String(16))
+    provider_batch_id: Mapped[str | None] = mapped_column(String(64))
+    provider_item_id: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditLog(Base):
+    """Who did what, when: every operator action."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime]

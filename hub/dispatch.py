@@ -1,0 +1,197 @@
+"""Apply normalised facts: update what the hub knows, attribute, ask the program plugins, book.
+
+Every handler is idempotent and order-safe: projections are inserted once per provider key,
+commission lines once per rule key, and reversals are computed as "reverse up to the target"
+from everything known about a payment, so a refund that arrives before its payment, or twice,
+ends in the same ledger.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from . import ledger
+from .attribution import claim_by_code, ensure_customer, referrals_of
+from .db.models import (Commission, Customer, PaymentAdjustment, PaymentRecord, Referral,
+                        SubscriptionState)
+from .db.upsert import insert_ignore
+from .facts import (AttributionClaimed, CustomerSeen, PaymentAdjusted, PaymentFailed,
+                    PaymentSucceeded, SubscriptionChanged)
+from .history import history_for, payment_view
+from .money import format_money, pro_rata
+from .runtime import Hub
+
+
+def apply(hub: Hub, session: Session, fact: Any, event_id: int | None) -> None:
+    handle(fact, hub, session, event_id)
+
+
+@singledispatch
+def handle(fact: Any, hub: Hub, session: Session, event_id: int | None) -> None:
+    raise TypeError(f"no handler for {type(fact).__name__}")
+
+
+@handle.register
+def _customer_seen(fact: CustomerSeen, hub: Hub, session: Session, event_id: int | None) -> None:
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               email=fact.email, partner_code=fact.partner_code,
+                               install_id=fact.install_id)
+    if fact.partner_code:
+        _claim(hub, session, customer, fact.partner_code, "code", fact.occurred_at, event_id)
+
+
+@handle.register
+def _attribution_claimed(fact: AttributionClaimed, hub: Hub, session: Session,
+                         event_id: int | None) -> None:
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               email=fact.email)
+    _claim(hub, session, customer, fact.code, fact.source, fact.occurred_at, event_id)
+
+
+@handle.register
+def _subscription_changed(fact: SubscriptionChanged, hub: Hub, session: Session,
+                          event_id: int | None) -> None:
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               partner_code=fact.partner_code, install_id=fact.install_id)
+    insert_ignore(session, SubscriptionState, dict(
+        provider=fact.provider, subscription_ref=fact.subscription_ref, customer_id=customer.id,
+        status=fact.status, plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id))
+    if fact.partner_code:
+        _claim(hub, session, customer, fact.partner_code, "code", fact.occurred_at, event_id)
+
+
+@handle.register
+def _payment_failed(fact: PaymentFailed, hub: Hub, session: Session, event_id: int | None) -> None:
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at)
+    insert_ignore(session, SubscriptionState, dict(
+        provider=fact.provider, subscription_ref=fact.subscription_ref or fact.customer_ref,
+        customer_id=customer.id, status="past_due", occurred_at=fact.occurred_at,
+        event_id=event_id))
+
+
+@handle.register
+def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
+                       event_id: int | None) -> None:
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               email=fact.email, partner_code=fact.partner_code,
+                               install_id=fact.install_id)
+    inserted = insert_ignore(session, PaymentRecord, dict(
+        provider=fact.provider, ref=fact.payment_ref, charge_ref=fact.charge_ref,
+        intent_ref=fact.intent_ref, customer_id=customer.id, subscription_ref=fact.subscription_ref,
+        plan=fact.plan, amount=fact.amount, currency=fact.currency.upper(),
+        gross_amount=fact.amount if fact.gross_amount is None else fact.gross_amount,
+        occurred_at=fact.occurred_at, event_id=event_id))
+    if fact.subscription_ref:
+        # A paid invoice means the account is in good standing from now on.
+        insert_ignore(session, SubscriptionState, dict(
+            provider=fact.provider, subscription_ref=fact.subscription_ref, customer_id=customer.id,
+            status="active", plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id))
+    code = fact.partner_code or customer.partner_code
+    if code and _claim(hub, session, customer, code, "code", fact.occurred_at, event_id):
+        return  # a new referral settles every known payment, this one included
+    if inserted:
+        payment = session.scalars(select(PaymentRecord).where(
+            PaymentRecord.provider == fact.provider, PaymentRecord.ref == fact.payment_ref)).one()
+        settle_payment(hub, session, payment, customer)
+
+
+@handle.register
+def _payment_adjusted(fact: PaymentAdjusted, hub: Hub, session: Session,
+                      event_id: int | None) -> None:
+    insert_ignore(session, PaymentAdjustment, dict(
+        provider=fact.provider, kind=fact.kind, key=fact.key, payment_ref=fact.payment_ref,
+        charge_ref=fact.charge_ref, intent_ref=fact.intent_ref, amount=fact.amount,
+        occurred_at=fact.occurred_at, event_id=event_id))
+    refs = [(PaymentRecord.ref, fact.payment_ref), (PaymentRecord.charge_ref, fact.charge_ref),
+            (PaymentRecord.intent_ref, fact.intent_ref)]
+    matches = [column == value for column, value in refs if value]
+    if not matches:
+        return
+    for payment in session.scalars(select(PaymentRecord).where(
+            PaymentRecord.provider == fact.provider, or_(*matches))).all():
+        reconcile(session, payment)
+
+
+def _claim(hub: Hub, session: Session, customer: Customer, code: str, source: str, at: Any,
+           event_id: int | None) -> Referral | None:
+    referral = claim_by_code(hub, session, customer, code, source=source, at=at, event_id=event_id)
+    if referral is not None:
+        settle_customer(hub, session, customer)
+    return referral
+
+
+def settle_customer(hub: Hub, session: Session, customer: Customer) -> None:
+    """Book whatever the customer's known payments earn (after a new attribution)."""
+    for payment in session.scalars(select(PaymentRecord).where(
+            PaymentRecord.customer_id == customer.id).order_by(PaymentRecord.occurred_at)).all():
+        settle_payment(hub, session, payment, customer)
+
+
+def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer) -> None:
+    """Ask each referring program what `payment` earns, book it once, then apply adjustments."""
+    history = None
+    for referral, partner in referrals_of(session, customer.id):
+        program = hub.program(referral.program)
+        if program is None or referral.self_referral or partner.status != "active":
+            continue
+        history = history or history_for(session, customer.id, customer.ref)
+        drafts = hub.rules(program, "commissions_for_payment",
+                           payment=payment_view(payment, customer.ref),
+                           referral=referral_view(referral, partner, customer), history=history)
+        for draft in drafts:
+            if draft.amount:
+                ledger.book(session, program, partner.id, draft, referral_id=referral.id,
+                            payment_id=payment.id, event_id=payment.event_id,
+                            plugin_name=program.plugin)
+    reconcile(session, payment)
+
+
+def referral_view(referral: Referral, partner: Any, customer: Customer) -> Any:
+    from .programs import Referral as ReferralView
+
+    return ReferralView(partner_id=partner.id, partner_kind=partner.kind, customer_ref=customer.ref,
+                        source=referral.source, attributed_at=referral.attributed_at)
+
+
+def reconcile(session: Session, payment: PaymentRecord) -> None:
+    """Reverse the payment's commissions as far as its refunds and disputes require."""
+    adjustments = _adjustments_of(session, payment)
+    if not adjustments:
+        return
+    disputed = [a for a in adjustments if a.kind == "dispute"]
+    refunded = max([a.amount for a in adjustments if a.kind == "refund_total"] +
+                   [sum(a.amount for a in adjustments if a.kind == "refund")])
+    refunded = min(refunded, payment.gross_amount)
+    cause = max(adjustments, key=lambda a: (a.kind == "dispute", a.amount, a.occurred_at))
+    lines = session.scalars(_with_lock(session, select(Commission).where(
+        Commission.payment_id == payment.id, Commission.reverses_id.is_(None)))).all()
+    for line in lines:
+        if disputed:
+            target, why = line.amount, "dispute"
+            sentence = (f"Dispute of {format_money(payment.gross_amount, payment.currency)} "
+                        f"({payment.ref}) reverses the whole commission")
+        else:
+            target, why = pro_rata(line.amount, refunded, payment.gross_amount), "refund_pro_rata"
+            sentence = (f"Refund of {format_money(refunded, payment.currency)} of "
+                        f"{format_money(payment.gross_amount, payment.currency)} ({payment.ref}) "
+                        f"reverses {format_money(target, line.currency)} of {format_money(line.amount, line.currency)}")
+        ledger.reverse_to(session, line, target, reason=why, sentence=sentence,
+                          event_id=cause.event_id)
+
+
+def _adjustments_of(session: Session, payment: PaymentRecord) -> list[PaymentAdjustment]:
+    refs = [(PaymentAdjustment.payment_ref, payment.ref),
+            (PaymentAdjustment.charge_ref, payment.charge_ref),
+            (PaymentAdjustment.intent_ref, payment.intent_ref)]
+    matches = [column == value for column, value in refs if value]
+    return list(session.scalars(select(PaymentAdjustment).where(
+        PaymentAdjustment.provider == payment.provider, or_(*matches))).all())
+
+
+def _with_lock(session: Session, stmt: Any) -> Any:
+    """Row locks where the database has them; SQLite already serialises writers."""
+    return stmt.with_for_update() if session.get_bind().dialect.name == "postgresql" else stmt

@@ -1,0 +1,198 @@
+"""The ledger: commission lines and the append-only transfers between a partner's accounts.
+
+A partner has one account per (currency, state); states are ``pending`` (in the hold period),
+``payable``, ``in_payout`` (reserved by a payout under way), ``paid`` and ``voided`` (reversed).
+Every movement is a transfer of two legs that sum to zero, except an earning, whose single leg
+brings new money into ``pending``. So the sum of all of a partner's accounts is what it earned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from .clock import utcnow
+from .db.models import Commission, LedgerEntry, Payout, new_id
+from .db.upsert import insert_ignore
+from .programs import Draft, Program
+
+STATES = ("pending", "payable", "in_payout", "paid", "voided")
+
+
+def post(session: Session, legs: Iterable[tuple[str, int]], *, partner_id: str, currency: str,
+         kind: str, commission_id: str | None = None, line_id: str | None = None,
+         payout_id: str | None = None, event_id: int | None = None) -> str:
+    """Write one transfer: legs of (state, amount). Returns its transfer id."""
+    transfer = new_id("tr")
+    now = utcnow()
+    session.add_all([
+        LedgerEntry(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+                    amount=amount, kind=kind, commission_id=commission_id, line_id=line_id,
+                    payout_id=payout_id, event_id=event_id, created_at=now)
+        for state, amount in legs
+    ])
+    return transfer
+
+
+def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:
+    """Move `amount` from account state `source` to `target` (two legs summing to zero)."""
+    return post(session, [(source, -amount), (target, amount)], **refs)
+
+
+def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
+         referral_id: int | None, payment_id: int | None, event_id: int | None,
+         plugin_name: str) -> Commission | None:
+    """Book a draft as a commission line unless its key is already booked (then None)."""
+    hold = timedelta(days=int(program.settings.hold_days))
+    line_id = new_id("com")
+    rule = {"plugin": plugin_name, "program": program.name, "rule": draft.rule,
+            "settings_hash": program.settings_hash, "inputs": draft.inputs,
+            "sentence": draft.sentence}
+    inserted = insert_ignore(session, Commission, dict(
+        id=line_id, program=program.name, partner_id=partner_id, referral_id=referral_id,
+        key=draft.key, amount=draft.amount, currency=draft.currency, earned_at=draft.earned_at,
+        available_at=draft.earned_at + hold, payment_id=payment_id, event_id=event_id,
+        rule=rule, created_at=utcnow()))
+    if not inserted:
+        return None
+    post(session, [("pending", draft.amount)], partner_id=partner_id, currency=draft.currency,
+         kind="earn", commission_id=line_id, line_id=line_id, event_id=event_id)
+    return session.get(Commission, line_id)
+
+
+def reversed_so_far(session: Session, commission: Commission) -> int:
+    total = session.scalar(select(func.coalesce(func.sum(Commission.amount), 0))
+                           .where(Commission.reverses_id == commission.id))
+    return -int(total or 0)
+
+
+def is_released(session: Session, commission_id: str) -> bool:
+    return bool(session.scalar(select(exists().where(
+        LedgerEntry.commission_id == commission_id, LedgerEntry.kind == "release"))))
+
+
+def reverse_to(session: Session, commission: Commission, target: int, *, reason: str,
+               sentence: str, event_id: int | None) -> Commission | None:
+    """Reverse `commission` until `target` of it is reversed in all. Only ever reverses more.
+
+    Money still in its hold is taken from ``pending``; after release it is taken from
+    ``payable``, which may go below zero when it was already paid out (a clawback that later
+    earnings absorb).
+    """
+    target = min(target, commission.amount)
+    delta = target - reversed_so_far(session, commission)
+    if delta <= 0:
+        return None
+    line_id = new_id("com")
+    inserted = insert_ignore(session, Commission, dict(
+        id=line_id, program=commission.program, partner_id=commission.partner_id,
+        referral_id=commission.referral_id, key=f"{commission.key}:rev:{target}", amount=-delta,
+        currency=commission.currency, earned_at=commission.earned_at,
+        available_at=commission.available_at, reverses_id=commission.id,
+        payment_id=commission.payment_id, event_id=event_id,
+        rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
+              "inputs": {"reversed_total": target, "of": commission.amount}},
+        created_at=utcnow()))
+    if not inserted:
+        return None
+    source = "payable" if is_released(session, commission.id) else "pending"
+    move(session, delta, source, "voided", partner_id=commission.partner_id,
+         currency=commission.currency, kind="reverse", commission_id=commission.id,
+         line_id=line_id, event_id=event_id)
+    return session.get(Commission, line_id)
+
+
+def release_due(session: Session, now: datetime) -> int:
+    """Move every commission whose hold ended by `now` from pending to payable. Idempotent."""
+    pending = (select(LedgerEntry.commission_id, func.sum(LedgerEntry.amount).label("net"))
+               .where(LedgerEntry.state == "pending", LedgerEntry.commission_id.is_not(None))
+               .group_by(LedgerEntry.commission_id).subquery())
+    rows = session.execute(
+        select(Commission.id, Commission.partner_id, Commission.currency, pending.c.net)
+        .join(pending, pending.c.commission_id == Commission.id)
+        .where(Commission.available_at <= now, Commission.reverses_id.is_(None),
+               pending.c.net > 0)).all()
+    released = 0
+    for commission_id, partner_id, currency, net in rows:
+        try:
+            with session.begin_nested():
+                move(session, int(net), "pending", "payable", partner_id=partner_id,
+                     currency=currency, kind="release", commission_id=commission_id)
+        except IntegrityError:
+            continue  # another tick released it first (uq_ledger_release)
+        released += 1
+    return released
+
+
+def balances(session: Session, partner_id: str) -> list[dict[str, Any]]:
+    """Per currency: the sum of each state's entries (a currency with no entries is absent)."""
+    rows = session.execute(
+        select(LedgerEntry.currency, LedgerEntry.state, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.partner_id == partner_id)
+        .group_by(LedgerEntry.currency, LedgerEntry.state)).all()
+    by_currency: dict[str, dict[str, Any]] = {}
+    for currency, state, total in rows:
+        entry = by_currency.setdefault(currency, {"currency": currency, **{s: 0 for s in STATES}})
+        entry[state] = int(total)
+    return [by_currency[c] for c in sorted(by_currency)]
+
+
+def payable_balance(session: Session, partner_id: str, currency: str) -> int:
+    return int(session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.partner_id == partner_id, LedgerEntry.currency == currency,
+        LedgerEntry.state == "payable")) or 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LineView:
+    commission: Commission
+    state: str
+    source_event: str | None
+
+
+def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
+                     offset: int = 0) -> list[LineView]:
+    """A partner's commission lines, newest first, each with its derived state."""
+    from .db.models import ProviderEvent
+
+    reversal = aliased(Commission)
+    released_at = (select(func.min(LedgerEntry.created_at)).where(
+        LedgerEntry.commission_id == Commission.id, LedgerEntry.kind == "release")
+        .correlate(Commission).scalar_subquery())
+    reversed_total = (select(func.coalesce(func.sum(reversal.amount), 0))
+                      .where(reversal.reverses_id == Commission.id)
+                      .correlate(Commission).scalar_subquery())
+    rows = session.execute(
+        select(Commission, released_at, reversed_total, ProviderEvent.event_id)
+        .outerjoin(ProviderEvent, ProviderEvent.id == Commission.event_id)
+        .where(Commission.partner_id == partner_id)
+        .order_by(Commission.created_at.desc(), Commission.id)
+        .limit(limit).offset(offset)).all()
+    paid_since = _paid_payout_times(session, partner_id)
+    return [LineView(c, _line_state(c, rel, int(rev or 0), paid_since.get(c.currency)), ev)
+            for c, rel, rev, ev in rows]
+
+
+def _paid_payout_times(session: Session, partner_id: str) -> dict[str, datetime]:
+    """The creation time of the newest paid payout per currency: payouts take the whole payable
+    balance, so every line released before it has been paid."""
+    rows = session.execute(select(Payout.currency, func.max(Payout.created_at)).where(
+        and_(Payout.partner_id == partner_id, Payout.status == "paid"))
+        .group_by(Payout.currency)).all()
+    return {currency: when for currency, when in rows}
+
+
+def _line_state(line: Commission, released_at: datetime | None, reversed_total: int,
+                last_paid_payout: datetime | None) -> str:
+    if line.reverses_id is not None or line.amount + reversed_total <= 0:
+        return "voided"
+    if released_at is None:
+        return "pending"
+    if last_paid_payout is not None and released_at <= last_paid_payout:
+        return "paid"
+    return "payable"

@@ -1,0 +1,77 @@
+"""The OpenAPI document, built from the app's routes and their docstrings.
+
+Request bodies are described by `BODIES`, keyed by (method, path); everything else comes from
+the routes themselves, so a route cannot exist without appearing here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from starlette.routing import BaseRoute, Mount, Route
+
+from . import __version__
+
+_STR = {"type": "string"}
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/api/v1/partners"): {
+        "type": "object", "required": ["program", "email"],
+        "properties": {"program": _STR, "email": _STR, "name": _STR,
+                       "kind": _STR, "paypal_email": _STR, "code": _STR,
+                       "invited": {"type": "boolean"}, "customer_ref": _STR, "website": _STR}},
+}
+SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions", "/admin")
+
+
+def register_body(method: str, path: str, schema: dict[str, Any]) -> None:
+    BODIES[(method.lower(), path)] = schema
+
+
+def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in _flatten(routes):
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            op = _operation(route, method.lower())
+            paths.setdefault(route.path, {})[method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "partner hub", "version": __version__},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {
+                "type": "object", "properties": {"code": _STR, "message": _STR}}}}},
+        },
+    }
+
+
+def _flatten(routes: list[BaseRoute], prefix: str = "") -> list[Route]:
+    out: list[Route] = []
+    for route in routes:
+        if isinstance(route, Mount):
+            out.extend(_flatten(list(route.routes), prefix + route.path))
+        elif isinstance(route, Route):
+            out.append(route if not prefix else Route(prefix + route.path, route.endpoint,
+                                                      methods=list(route.methods or [])))
+    return out
+
+
+def _operation(route: Route, method: str) -> dict[str, Any]:
+    doc = inspect.getdoc(route.endpoint) or ""
+    op: dict[str, Any] = {
+        "summary": doc.splitlines()[0] if doc else route.name,
+        "operationId": f"{method}_{route.path}".replace("/", "_").replace("{", "").replace("}", ""),
+        "responses": {"200": {"description": "OK"},
+                      "4XX": {"description": "Error",
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+    }
+    params = [p.strip("{}").split(":")[0] for p in route.path.split("/") if p.startswith("{")]
+    if params:
+        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": _STR} for p in params]
+    body = BODIES.get((method, route.path))
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if route.path.startswith(SECURED_PREFIXES):
+        op["security"] = [{"operator": []}]
+    return op

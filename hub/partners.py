@@ -1,0 +1,93 @@
+"""Partners: creating memberships, codes, and the status machine (applied -> active ...)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .audit import record_action
+from .clock import utcnow
+from .db.models import Partner
+from .errors import Conflict, NotFound, Unprocessable
+from .runtime import Hub
+
+CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TRANSITIONS = {"approve": ({"applied", "invited"}, "active"),
+               "decline": ({"applied", "invited"}, "declined"),
+               "suspend": ({"active"}, "suspended"),
+               "reactivate": ({"suspended"}, "active")}
+
+
+def new_code() -> str:
+    # No vowels or look-alikes: codes are read aloud and typed into installers.
+    alphabet = "bcdfghjkmnpqrstvwxz23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def create_partner(hub: Hub, session: Session, *, program: str, email: str, name: str = "",
+                   kind: str | None = None, paypal_email: str | None = None,
+                   code: str | None = None, invited: bool = False,
+                   customer_ref: str | None = None, website: str | None = None) -> Partner:
+    prog = hub.program(program)
+    if prog is None:
+        raise Unprocessable(f"unknown program {program!r}", code="unknown_program")
+    kind = kind or prog.kinds[0]
+    if kind not in prog.kinds:
+        raise Unprocessable(f"kind must be one of {', '.join(prog.kinds)}", code="invalid_kind")
+    if not EMAIL_RE.match(email):
+        raise Unprocessable("email is not a valid address", code="invalid_email")
+    if paypal_email and not EMAIL_RE.match(paypal_email):
+        raise Unprocessable("paypal_email is not a valid address", code="invalid_email")
+    if code is not None and not CODE_RE.match(code):
+        raise Unprocessable("code must be 3-64 letters, digits, '-' or '_'", code="invalid_code")
+    if code is not None and session.scalar(select(Partner.id).where(Partner.code == code)):
+        raise Conflict(f"code {code!r} is taken", code="code_taken")
+    status = hub.first(prog, "new_partner_status", partner_kind=kind, invited=invited) or "active"
+    partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
+                      email=email.strip(), name=name, paypal_email=paypal_email or None,
+                      customer_ref=customer_ref, website=website, created_at=utcnow())
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def get_partner(session: Session, partner_id: str) -> Partner:
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound(f"no partner {partner_id!r}")
+    return partner
+
+
+def transition(session: Session, partner_id: str, action: str, actor: str) -> Partner:
+    partner = get_partner(session, partner_id)
+    allowed, target = TRANSITIONS[action]
+    if partner.status not in allowed:
+        raise Conflict(f"cannot {action} a partner that is {partner.status}", code="invalid_state")
+    partner.status = target
+    record_action(session, actor, f"partner.{action}", partner.id)
+    return partner
+
+
+def accept_agreement(session: Session, partner_id: str, actor: str) -> Partner:
+    partner = get_partner(session, partner_id)
+    if partner.agreement_accepted_at is None:
+        partner.agreement_accepted_at = utcnow()
+        record_action(session, actor, "partner.agreement", partner.id)
+    return partner
+
+
+def partner_json(partner: Partner, **extra: Any) -> dict[str, Any]:
+    return {"id": partner.id, "code": partner.code, "program": partner.program,
+            "kind": partner.kind, "status": partner.status, "email": partner.email,
+            "name": partner.name, "paypal_email": partner.paypal_email,
+            "agreement_accepted_at": _iso(partner.agreement_accepted_at),
+            "created_at": _iso(partner.created_at), **extra}
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,79 @@
+"""The running hub: config, plugins, enabled programs and the database, built once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Config
+from .db.session import make_engine, session_factory, transaction, upgrade
+from .errors import StartupError
+from .plugins import Registry, load_registry
+from .programs import PayoutPolicy, Program
+from .settings import parse_table
+
+
+@dataclass
+class Hub:
+    config: Config
+    registry: Registry
+    programs: dict[str, Program]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with transaction(self.sessions) as session:
+            yield session
+
+    def program(self, name: str) -> Program | None:
+        return self.programs.get(name)
+
+    def rules(self, program: Program, hook: str, **kwargs: Any) -> list[Any]:
+        """Call a rule hook on the plugin owning `program` only; flatten the answers."""
+        answers = self.registry.rules(program.plugin, hook)(program=program, **kwargs)
+        if not isinstance(answers, list):  # firstresult hooks
+            return [] if answers is None else [answers]
+        return [item for answer in answers if answer for item in answer]
+
+    def first(self, program: Program, hook: str, **kwargs: Any) -> Any:
+        return self.registry.rules(program.plugin, hook)(program=program, **kwargs)
+
+    def payout_policy(self, program: Program, partner_kind: str) -> PayoutPolicy:
+        policy = self.first(program, "payout_policy", partner_kind=partner_kind)
+        return policy or PayoutPolicy(mode="request")
+
+    def connector(self, name: str) -> Any:
+        return self.registry.connectors.get(name)
+
+
+def build_programs(config: Config, registry: Registry) -> dict[str, Program]:
+    programs: dict[str, Program] = {}
+    for name, table in config.programs.items():
+        where = f"programs.{name}"
+        plugin = table.get("plugin")
+        if not isinstance(plugin, str) or not plugin:
+            raise StartupError(f"[{where}] missing required key 'plugin'")
+        kind = registry.kinds.get(plugin)
+        if kind is None:
+            known = ", ".join(sorted(registry.kinds)) or "none"
+            raise StartupError(f"[{where}] plugin: unknown plugin {plugin!r} (installed: {known})")
+        settings = parse_table(kind.settings, table, where)
+        programs[name] = Program(name=name, plugin=plugin, settings=settings, kinds=kind.kinds)
+    return programs
+
+
+def build_hub(config: Config, *, migrate: bool = True, registry: Registry | None = None) -> Hub:
+    registry = registry or load_registry()
+    programs = build_programs(config, registry)
+    engine = make_engine(config.database.url, config.database.pool_size)
+    if migrate:
+        upgrade(engine)
+    return Hub(config=config, registry=registry, programs=programs, engine=engine,
+               sessions=session_factory(engine))

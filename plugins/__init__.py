@@ -1,0 +1,1 @@
+"""Built-in program plugins, one module per program variant."""
