@@ -38,6 +38,7 @@ class QueueConfig:
 @dataclass(frozen=True)
 class ServerConfig:
     admin_token: str = ""
+    installer_token: str = ""
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     allowed_domains: tuple[str, ...] = ()
@@ -89,7 +90,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "HUB_PAYPAL_CLIENT_SECRET": (("connectors", "paypal"), "client_secret"),
     "HUB_PAYPAL_WEBHOOK_ID": (("connectors", "paypal"), "webhook_id"),
 }
-SECRET_KEYS = {"admin_token", "secret_key", "api_key", "webhook_secret", "client_secret"}
+SECRET_KEYS = {"admin_token", "installer_token", "secret_key", "api_key", "webhook_secret", "client_secret"}
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:

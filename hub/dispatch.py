@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from . import ledger
 from .attribution import claim_by_code, ensure_customer, referrals_of
-from .db.models import (Commission, Customer, PaymentAdjustment, PaymentRecord, Referral,
-                        SubscriptionState)
+from .db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, PaymentRecord,
+                        Referral, SubscriptionState)
 from .db.upsert import insert_ignore
-from .facts import (AttributionClaimed, CustomerSeen, PaymentAdjusted, PaymentFailed,
-                    PaymentSucceeded, SubscriptionChanged)
+from .facts import (AttributionClaimed, CustomerSeen, InstallReported, PaymentAdjusted,
+                    PaymentFailed, PaymentSucceeded, SubscriptionChanged)
 from .history import history_for, payment_view
 from .money import format_money, pro_rata
 from .runtime import Hub
@@ -42,6 +42,8 @@ def _customer_seen(fact: CustomerSeen, hub: Hub, session: Session, event_id: int
                                install_id=fact.install_id)
     if fact.partner_code:
         _claim(hub, session, customer, fact.partner_code, "code", fact.occurred_at, event_id)
+    elif fact.install_id:
+        _claim_by_install(hub, session, customer, fact.install_id, event_id)
 
 
 @handle.register
@@ -62,6 +64,8 @@ def _subscription_changed(fact: SubscriptionChanged, hub: Hub, session: Session,
         status=fact.status, plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id))
     if fact.partner_code:
         _claim(hub, session, customer, fact.partner_code, "code", fact.occurred_at, event_id)
+    elif fact.install_id:
+        _claim_by_install(hub, session, customer, fact.install_id, event_id)
 
 
 @handle.register
@@ -93,6 +97,9 @@ def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
     code = fact.partner_code or customer.partner_code
     if code and _claim(hub, session, customer, code, "code", fact.occurred_at, event_id):
         return  # a new referral settles every known payment, this one included
+    install_id = fact.install_id or customer.install_id
+    if install_id and _claim_by_install(hub, session, customer, install_id, event_id):
+        return
     if inserted:
         payment = session.scalars(select(PaymentRecord).where(
             PaymentRecord.provider == fact.provider, PaymentRecord.ref == fact.payment_ref)).one()
@@ -116,6 +123,36 @@ def _payment_adjusted(fact: PaymentAdjusted, hub: Hub, session: Session,
         reconcile(session, payment)
 
 
+@handle.register
+def _install_reported(fact: InstallReported, hub: Hub, session: Session,
+                      event_id: int | None) -> None:
+    insert_ignore(session, InstallRecord, dict(
+        install_id=fact.install_id, partner_code=fact.partner_code, product=fact.product,
+        site=fact.site, customer_provider=fact.customer_provider, customer_ref=fact.customer_ref,
+        occurred_at=fact.occurred_at, event_id=event_id))
+    if not fact.customer_ref:
+        return  # attributed later, when a payment or customer carries this install id
+    customer = ensure_customer(session, fact.customer_provider, fact.customer_ref,
+                               fact.occurred_at, install_id=fact.install_id)
+    if not _claim_by_install(hub, session, customer, fact.install_id, event_id):
+        settle_customer(hub, session, customer)
+
+
+def _claim_by_install(hub: Hub, session: Session, customer: Customer, install_id: str | None,
+                      event_id: int | None) -> Referral | None:
+    """Attribute a customer through the partner code its installation reported."""
+    if not install_id:
+        return None
+    install = session.scalars(select(InstallRecord).where(
+        InstallRecord.install_id == install_id)).first()
+    if install is None or not install.partner_code:
+        return None
+    if install.customer_ref is None:
+        install.customer_ref, install.customer_provider = customer.ref, customer.provider
+    return _claim(hub, session, customer, install.partner_code, "install", install.occurred_at,
+                  event_id)
+
+
 def _claim(hub: Hub, session: Session, customer: Customer, code: str, source: str, at: Any,
            event_id: int | None) -> Referral | None:
     referral = claim_by_code(hub, session, customer, code, source=source, at=at, event_id=event_id)
@@ -125,19 +162,46 @@ def _claim(hub: Hub, session: Session, customer: Customer, code: str, source: st
 
 
 def settle_customer(hub: Hub, session: Session, customer: Customer) -> None:
-    """Book whatever the customer's known payments earn (after a new attribution)."""
+    """Book whatever the customer's known payments and installs earn (after a new attribution)."""
     for payment in session.scalars(select(PaymentRecord).where(
             PaymentRecord.customer_id == customer.id).order_by(PaymentRecord.occurred_at)).all():
         settle_payment(hub, session, payment, customer)
+    for install in session.scalars(select(InstallRecord).where(
+            InstallRecord.customer_provider == customer.provider,
+            InstallRecord.customer_ref == customer.ref).order_by(InstallRecord.occurred_at)).all():
+        settle_install(hub, session, install, customer)
+
+
+def settle_install(hub: Hub, session: Session, install: InstallRecord, customer: Customer) -> None:
+    """Ask each referring program what an installation by `customer` earns; book it once."""
+    from .programs import Install
+
+    view = Install(install_id=install.install_id, product=install.product, site=install.site,
+                   customer_ref=customer.ref, occurred_at=install.occurred_at)
+    for referral, partner, program in _earning_referrals(hub, session, customer):
+        history = history_for(session, customer.id, customer.ref)
+        for draft in hub.rules(program, "commissions_for_install", install=view,
+                               referral=referral_view(referral, partner, customer), history=history):
+            if draft.amount:
+                ledger.book(session, program, partner.id, draft, referral_id=referral.id,
+                            payment_id=None, install_id=install.id, event_id=install.event_id,
+                            plugin_name=program.plugin)
+
+
+def _earning_referrals(hub: Hub, session: Session, customer: Customer) -> list[Any]:
+    """The customer's referrals that can earn: program enabled, partner active, not self."""
+    out = []
+    for referral, partner in referrals_of(session, customer.id):
+        program = hub.program(referral.program)
+        if program is not None and not referral.self_referral and partner.status == "active":
+            out.append((referral, partner, program))
+    return out
 
 
 def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer) -> None:
     """Ask each referring program what `payment` earns, book it once, then apply adjustments."""
     history = None
-    for referral, partner in referrals_of(session, customer.id):
-        program = hub.program(referral.program)
-        if program is None or referral.self_referral or partner.status != "active":
-            continue
+    for referral, partner, program in _earning_referrals(hub, session, customer):
         history = history or history_for(session, customer.id, customer.ref)
         drafts = hub.rules(program, "commissions_for_payment",
                            payment=payment_view(payment, customer.ref),

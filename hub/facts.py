@@ -89,5 +89,18 @@ class PaymentFailed:
     subscription_ref: str | None = None
 
 
+@dataclass(frozen=True)
+class InstallReported:
+    """An installer reported a module or widget installation, with the partner code it carries."""
+
+    install_id: str
+    product: str
+    occurred_at: datetime
+    partner_code: str | None = None
+    site: str | None = None
+    customer_ref: str | None = None
+    customer_provider: str = "stripe"
+
+
 Fact = (CustomerSeen | AttributionClaimed | SubscriptionChanged | PaymentSucceeded
-        | PaymentAdjusted | PaymentFailed)
+        | PaymentAdjusted | PaymentFailed | InstallReported)

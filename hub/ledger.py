@@ -46,7 +46,7 @@ def move(session: Session, amount: int, source: str, target: str, **refs: Any) -
 
 def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
          referral_id: int | None, payment_id: int | None, event_id: int | None,
-         plugin_name: str) -> Commission | None:
+         plugin_name: str, install_id: int | None = None) -> Commission | None:
     """Book a draft as a commission line unless its key is already booked (then None)."""
     hold = timedelta(days=int(program.settings.hold_days))
     line_id = new_id("com")
@@ -56,7 +56,8 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
     inserted = insert_ignore(session, Commission, dict(
         id=line_id, program=program.name, partner_id=partner_id, referral_id=referral_id,
         key=draft.key, amount=draft.amount, currency=draft.currency, earned_at=draft.earned_at,
-        available_at=draft.earned_at + hold, payment_id=payment_id, event_id=event_id,
+        available_at=draft.earned_at + hold, payment_id=payment_id, install_id=install_id,
+        event_id=event_id,
         rule=rule, created_at=utcnow()))
     if not inserted:
         return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import partners
+from . import installs, partners
 
 
 def routes() -> list[BaseRoute]:
-    return [*partners.ROUTES]
+    return [*partners.ROUTES, *installs.ROUTES]

@@ -172,6 +172,21 @@ class SubscriptionState(Base):
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
 
 
+class InstallRecord(Base):
+    """An installation reported by a module installer or widget (once per install id)."""
+
+    __tablename__ = "installs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    install_id: Mapped[str] = mapped_column(String(128), unique=True)
+    partner_code: Mapped[str | None] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(500))
+    customer_provider: Mapped[str] = mapped_column(String(16), default="stripe")
+    customer_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    occurred_at: Mapped[datetime]
+    event_id: Mapped[int] = mapped_column(ForeignKey("provider_events.id"))
+
+
 class Commission(Base):
     """A commission line: positive when earned, negative when it reverses an earlier line.
 
@@ -192,6 +207,7 @@ class Commission(Base):
     available_at: Mapped[datetime] = mapped_column(index=True)
     reverses_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    install_id: Mapped[int | None] = mapped_column(ForeignKey("installs.id"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
     rule: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime]

@@ -74,6 +74,23 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('provider', 'event_id')
     )
+    op.create_table('installs',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('install_id', sa.String(length=128), nullable=False),
+    sa.Column('partner_code', sa.String(length=64), nullable=True),
+    sa.Column('product', sa.String(length=64), nullable=False),
+    sa.Column('site', sa.String(length=500), nullable=True),
+    sa.Column('customer_provider', sa.String(length=16), nullable=False),
+    sa.Column('customer_ref', sa.String(length=128), nullable=True),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['provider_events.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('install_id')
+    )
+    with op.batch_alter_table('installs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_installs_customer_ref'), ['customer_ref'], unique=False)
+
     op.create_table('payment_adjustments',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('provider', sa.String(length=16), nullable=False),
@@ -193,10 +210,12 @@ def upgrade() -> None:
     sa.Column('available_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('reverses_id', sa.String(length=32), nullable=True),
     sa.Column('payment_id', sa.Integer(), nullable=True),
+    sa.Column('install_id', sa.Integer(), nullable=True),
     sa.Column('event_id', sa.Integer(), nullable=True),
     sa.Column('rule', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['event_id'], ['provider_events.id'], ),
+    sa.ForeignKeyConstraint(['install_id'], ['installs.id'], ),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
     sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], ),
     sa.ForeignKeyConstraint(['referral_id'], ['referrals.id'], ),
@@ -285,6 +304,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payment_adjustments_charge_ref'))
 
     op.drop_table('payment_adjustments')
+    with op.batch_alter_table('installs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_installs_customer_ref'))
+
+    op.drop_table('installs')
     op.drop_table('provider_events')
     with op.batch_alter_table('partners', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partners_program'))

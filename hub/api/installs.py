@@ -1,0 +1,60 @@
+"""POST /api/v1/installs: installers report an installation with the partner code it carries."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..clock import utcnow
+from ..errors import Unauthorized
+from ..events import ingest
+from ..facts import InstallReported
+from ..http import field, hub_of, read_json
+from ..openapi import register_body
+
+INSTALLER = "installer"
+
+
+def _check_installer_token(request: Request) -> None:
+    """When the operator set `[server] installer_token`, installers must present it."""
+    token = str(hub_of(request).config.server.installer_token)
+    if not token:
+        return
+    sent = request.headers.get("authorization", "").partition(" ")[2]
+    if not hmac.compare_digest(sent.encode(), token.encode()):
+        raise Unauthorized("installer token required")
+
+
+async def report_install(request: Request) -> JSONResponse:
+    """An installation: 201 the first time, 200 for a repeat of the same install_id."""
+    _check_installer_token(request)
+    data = await read_json(request)
+    fact = InstallReported(
+        install_id=field(data, "install_id"), product=field(data, "product"),
+        partner_code=field(data, "partner_code", required=False),
+        site=field(data, "site", required=False),
+        customer_ref=field(data, "customer_ref", required=False),
+        customer_provider=field(data, "provider", required=False, default="stripe"),
+        occurred_at=utcnow())
+    hub = hub_of(request)
+
+    def work() -> bool:
+        return ingest(hub, INSTALLER, fact.install_id, "install.reported", fact.occurred_at,
+                      data, [fact])
+
+    new = await run_in_threadpool(work)
+    body: dict[str, Any] = {"install_id": fact.install_id, "created": new}
+    return JSONResponse(body, status_code=201 if new else 200)
+
+
+register_body("post", "/api/v1/installs", {
+    "type": "object", "required": ["install_id", "product"],
+    "properties": {k: {"type": "string"} for k in
+                   ("install_id", "partner_code", "product", "site", "customer_ref", "provider")}})
+
+ROUTES = [Route("/api/v1/installs", report_install, methods=["POST"])]
