@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
@@ -23,6 +24,22 @@ from ..partners import get_partner
 from ..runtime import Hub
 
 log = logging.getLogger(__name__)
+
+
+class AnyTextConvertor(Convertor[str]):
+    """Like Starlette's `path`, but also across decoded control characters (``%0d%0a``), so
+    every /r/... a visitor can send reaches the redirect instead of a 404 page."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyTextConvertor())
 
 
 def _click(hub: Hub, code: str, visitor: str | None, agent: str) -> tuple[str, str | None, int]:
@@ -139,7 +156,7 @@ register_body("post", "/api/v1/partners/{partner_id}/links", {
                    "kind": {"type": "string", "enum": ["custom", "widget"]}}})
 
 ROUTES = [
-    Route("/r/{link_code}", follow, methods=["GET"]),
+    Route("/r/{link_code:anytext}", follow, methods=["GET"]),
     Route("/api/v1/partners/{partner_id}/links", create, methods=["POST"]),
     Route("/api/v1/partners/{partner_id}/links", listing, methods=["GET"]),
 ]
