@@ -24,6 +24,7 @@ from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallRepo
                     SubscriptionChanged)
 from .history import history_for, payment_view
 from .money import format_money, pro_rata
+from .referrals import owner_before
 from .runtime import Hub
 
 
@@ -219,7 +220,9 @@ def settle_install(hub: Hub, session: Session, install: InstallRecord, customer:
                    customer_ref=customer.ref, occurred_at=install.occurred_at)
     for referral, partner, program in _earning_referrals(hub, session, customer):
         if referral.effective_from and install.occurred_at < referral.effective_from:
-            continue  # before an operator's reassignment: not this partner's
+            partner = owner_before(session, referral, install.occurred_at)
+            if partner is None:
+                continue
         history = history_for(session, customer.id, customer.ref)
         for draft in hub.rules(program, "commissions_for_install", install=view,
                                referral=referral_view(referral, partner, customer), history=history):
@@ -244,7 +247,10 @@ def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer:
     history = None
     for referral, partner, program in _earning_referrals(hub, session, customer):
         if referral.effective_from and payment.occurred_at < referral.effective_from:
-            continue  # before an operator's reassignment: it stays with the earlier partner
+            # Before an operator's reassignment: it earns for whoever held the customer then.
+            partner = owner_before(session, referral, payment.occurred_at)
+            if partner is None:
+                continue
         history = history or history_for(session, customer.id, customer.ref)
         drafts = hub.rules(program, "commissions_for_payment",
                            payment=payment_view(payment, customer.ref),

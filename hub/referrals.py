@@ -2,8 +2,10 @@
 
 A first assignment behaves like any first attribution: the customer's known payments earn for
 the partner. A reassignment moves the customer for the future only: commissions already booked
-stay with the earlier partner (refunds of those payments still reverse them there), and the new
-partner earns on payments from `effective_from` on.
+stay with the earlier partner (refunds of those payments still reverse them there), payments
+dated before `effective_from` that arrive later still earn for the earlier partner (a handover
+row remembers who held the customer until when), and the new partner earns on payments from
+`effective_from` on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from .attribution import attribute, can_attribute, ensure_customer, self_referral_reason
 from .audit import record_action
-from .db.models import Customer, Partner, Referral
+from .clock import utcnow
+from .db.models import Customer, Partner, Referral, ReferralHandover
 from .errors import Unprocessable
 from .runtime import Hub
 
@@ -38,9 +41,12 @@ def assign(hub: Hub, session: Session, partner: Partner, *, provider: str, custo
         outcome = "assigned"
     elif existing.partner_id == partner.id:
         return existing, "unchanged"
+    elif existing.effective_from is not None and at <= existing.effective_from:
+        raise Unprocessable("effective_from must follow the last reassignment",
+                            code="invalid_field")
     else:
         previous = existing.partner_id
-        referral, outcome = _reassign(existing, partner, customer, at), "reassigned"
+        referral, outcome = _reassign(session, existing, partner, customer, at), "reassigned"
         record_action(session, actor, "referral.reassign", str(referral.id),
                       previous_partner_id=previous, partner_id=partner.id,
                       effective_from=at.isoformat())
@@ -50,12 +56,29 @@ def assign(hub: Hub, session: Session, partner: Partner, *, provider: str, custo
     return referral, outcome
 
 
-def _reassign(referral: Referral, partner: Partner, customer: Customer, at: datetime) -> Referral:
+def _reassign(session: Session, referral: Referral, partner: Partner, customer: Customer,
+              at: datetime) -> Referral:
+    session.add(ReferralHandover(referral_id=referral.id, partner_id=referral.partner_id,
+                                 source=referral.source, attributed_at=referral.attributed_at,
+                                 until=at, self_referral=referral.self_referral,
+                                 created_at=utcnow()))
     reason = self_referral_reason(partner, customer)
     referral.partner_id, referral.source, referral.attributed_at = partner.id, "manual", at
     referral.effective_from, referral.click_id, referral.link_code = at, None, None
     referral.self_referral, referral.flag_reason = reason is not None, reason
     return referral
+
+
+def owner_before(session: Session, referral: Referral, at: datetime) -> Partner | None:
+    """The partner who held a reassigned referral at `at` (before `effective_from`); None when
+    that was a self-referral, or that partner can no longer earn."""
+    handover = session.scalars(select(ReferralHandover).where(
+        ReferralHandover.referral_id == referral.id, ReferralHandover.until > at)
+        .order_by(ReferralHandover.until).limit(1)).first()
+    if handover is None or handover.self_referral:
+        return None
+    partner = session.get(Partner, handover.partner_id)
+    return partner if partner is not None and partner.status == "active" else None
 
 
 def _locked_referral(session: Session, program: str, customer_id: int) -> Referral | None:

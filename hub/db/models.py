@@ -105,6 +105,21 @@ class Referral(Base):
     effective_from: Mapped[datetime | None]
 
 
+class ReferralHandover(Base):
+    """Who held a referral before an operator reassigned it, until when: payments dated before
+    `until` (even ones that arrive later) still earn for that partner."""
+
+    __tablename__ = "referral_handovers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    attributed_at: Mapped[datetime]
+    until: Mapped[datetime]
+    self_referral: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
 class Link(Base):
     """A partner's referral link. The default link's code is the partner code (created on first
     use); `kind` is ``default``, ``custom`` (link builder) or ``widget`` (the "by <product>" link

@@ -289,6 +289,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_commissions_referral_id'), ['referral_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_reverses_id'), ['reverses_id'], unique=False)
 
+    op.create_table('referral_handovers',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('referral_id', sa.Integer(), nullable=False),
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('attributed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('until', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('self_referral', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.ForeignKeyConstraint(['referral_id'], ['referrals.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('referral_handovers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_referral_handovers_referral_id'), ['referral_id'], unique=False)
+
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('transfer_id', sa.String(length=32), nullable=False),
@@ -329,6 +345,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_balance')
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('referral_handovers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_referral_handovers_referral_id'))
+
+    op.drop_table('referral_handovers')
     with op.batch_alter_table('commissions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_commissions_reverses_id'))
         batch_op.drop_index(batch_op.f('ix_commissions_referral_id'))
