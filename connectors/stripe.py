@@ -103,7 +103,7 @@ def _discount_codes(obj: dict[str, Any]) -> tuple[str, ...]:
     for entry in entries:
         if not isinstance(entry, dict):
             continue
-        source = entry.get("source") if isinstance(entry.get("source"), dict) else {}
+        source: dict[str, Any] = entry["source"] if isinstance(entry.get("source"), dict) else {}
         for value in (entry.get("coupon"), source.get("coupon"), entry.get("promotion_code")):
             codes.extend(_code_strings(value))
     return tuple(dict.fromkeys(codes))

@@ -18,7 +18,8 @@ from .db.upsert import insert_ignore
 from .errors import Conflict, Unprocessable
 
 
-def map_code(session: Session, partner: Partner, provider: str, code: str) -> tuple[CouponCode, bool]:
+def map_code(session: Session, partner: Partner, provider: str,
+             code: str) -> tuple[CouponCode, bool]:
     """Map `code` to `partner`; (row, created). A code mapped to another partner is a 409."""
     code = code.strip()
     if not code or len(code) > 128:

@@ -35,7 +35,8 @@ def check_download(conf: "DownloadConfig", where: str) -> "DownloadConfig":
     except FileNotFoundError:
         raise StartupError(f"[{where}] archive: file {conf.archive!r} not found") from None
     except (zipfile.BadZipFile, IsADirectoryError, PermissionError):
-        raise StartupError(f"[{where}] archive: {conf.archive!r} is not a readable zip file") from None
+        raise StartupError(f"[{where}] archive: {conf.archive!r} is not a readable zip "
+                           "file") from None
     if conf.stamp_path in names:
         raise StartupError(f"[{where}] stamp_path: the archive already contains "
                            f"{conf.stamp_path!r}; ship it without that file")

@@ -138,7 +138,8 @@ def _check_creative(config: Config, creative: str) -> None:
     if creative not in CREATIVES:
         raise Unprocessable(f"creative must be one of {', '.join(CREATIVES)}",
                             code="invalid_creative")
-    if creative in ("banner", "logo", "screenshot") and not getattr(config.links, f"{creative}_url"):
+    image_needed = creative in ("banner", "logo", "screenshot")
+    if image_needed and not getattr(config.links, f"{creative}_url"):
         raise Unprocessable(f"no image configured for the {creative} creative "
                             f"([links] {creative}_url)", code="invalid_creative")
 
@@ -154,10 +155,10 @@ def default_link(session: Session, partner: Partner) -> Link:
 
 def widget_link(session: Session, partner: Partner) -> tuple[Link, bool]:
     """The partner's one widget link and whether this call created it (a race keeps one)."""
-    created = insert_ignore(session, Link, dict(id=f"lnk_{secrets.token_hex(8)}", code=new_link_code(session),
-                                      partner_id=partner.id, program=partner.program,
-                                      kind="widget", creative="plain", description="widget",
-                                      created_at=utcnow()))
+    created = insert_ignore(session, Link, dict(
+        id=f"lnk_{secrets.token_hex(8)}", code=new_link_code(session), partner_id=partner.id,
+        program=partner.program, kind="widget", creative="plain", description="widget",
+        created_at=utcnow()))
     return session.scalars(select(Link).where(Link.partner_id == partner.id,
                                               Link.kind == "widget")).one(), created
 
@@ -213,9 +214,9 @@ def performance(session: Session, partner_id: str, start: date,
             select(Referral.link_code, func.count()).where(
                 Referral.link_code.in_(codes), Referral.attributed_at >= lo,
                 Referral.attributed_at < hi).group_by(Referral.link_code)):
-        stats[code]["signups"] = int(count)
+        stats[str(code)]["signups"] = int(count)
     for code, count in session.execute(_subscriptions_query(codes, lo, hi)):
-        stats[code]["subscriptions"] = int(count)
+        stats[str(code)]["subscriptions"] = int(count)
     return stats
 
 

@@ -26,7 +26,8 @@ from .runtime import Hub
 
 def assign(hub: Hub, session: Session, partner: Partner, *, provider: str, customer_ref: str,
            at: datetime, actor: str, email: str | None = None) -> tuple[Referral, str]:
-    """Attach or reassign; returns the referral and what happened: assigned, reassigned, unchanged."""
+    """Attach or reassign; returns the referral and what happened: ``assigned``,
+    ``reassigned`` or ``unchanged``."""
     from .dispatch import settle_customer
 
     if not can_attribute(hub, partner):
@@ -88,12 +89,16 @@ def _locked_referral(session: Session, program: str, customer_id: int) -> Referr
     return session.scalars(stmt).first()
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def referral_json(referral: Referral, customer: Customer | None = None) -> dict[str, Any]:
     out = {"id": referral.id, "program": referral.program, "partner_id": referral.partner_id,
            "source": referral.source, "attributed_at": referral.attributed_at.isoformat(),
            "click_id": referral.click_id, "link_code": referral.link_code,
            "self_referral": referral.self_referral, "flag_reason": referral.flag_reason,
-           "effective_from": referral.effective_from.isoformat() if referral.effective_from else None}
+           "effective_from": _iso(referral.effective_from)}
     if customer is not None:
         out.update(provider=customer.provider, customer_ref=customer.ref, email=customer.email)
     return out

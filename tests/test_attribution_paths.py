@@ -147,7 +147,8 @@ def test_manual_assignment_then_reassignment_moves_only_future_commissions(clien
     bob = create_partner(client, email="bob@partners.test")
     post_event(client, st.event("invoice.paid", st.invoice(
         "in_m1", customer_id="cus_m", amount=10000, subscription_id="s", paid_at=1_767_225_600)))
-    body = {"partner_id": ann["id"], "customer_ref": "cus_m", "effective_from": "2026-01-05T00:00:00Z"}
+    body = {"partner_id": ann["id"], "customer_ref": "cus_m",
+            "effective_from": "2026-01-05T00:00:00Z"}
     first = client.post("/api/v1/referrals", json=body, headers=operator_headers())
     assert (first.status_code, first.json()["source"]) == (201, "manual")
     assert balance(client, ann["id"])["pending"] == 2000  # a first assignment settles the past
@@ -190,7 +191,8 @@ def test_scenario_click_signup_checkout_paid_and_no_stealing(client):
     assert balance(client, ann["id"])["pending"] == 980
     client.cookies.clear()
     bob_click = params(click(client, bob["code"], agent="Mozilla/5.0 Safari"))["click_id"]
-    again = signup(client, click_id=bob_click, email="carol@customer.test", customer_ref="cus_carol")
+    again = signup(client, click_id=bob_click, email="carol@customer.test",
+                   customer_ref="cus_carol")
     assert again["partner_id"] == ann["id"]
     post_event(client, st.event("checkout.session.completed", st.checkout_completed(
         "cs_carol_2", customer_id="cus_carol", client_reference_id=bob["code"])))

@@ -21,7 +21,8 @@ def test_signup_by_click_credits_the_partner_and_keeps_the_trace(client):
     body = signup(client, click_id=click_id, email="new@customer.test", customer_ref="cus_1")
     assert (body["partner_id"], body["source"]) == (partner["id"], "link")
     [row] = referrals(client, partner_id=partner["id"])
-    assert (row["click_id"], row["link_code"], row["customer_ref"]) == (click_id, link["code"], "cus_1")
+    assert (row["click_id"], row["link_code"]) == (click_id, link["code"])
+    assert row["customer_ref"] == "cus_1"
     assert signup(client, expect=200, click_id=click_id, email="new@customer.test",
                   customer_ref="cus_1")["partner_id"] == partner["id"]
     assert link_stats(client, partner["id"])[link["code"]]["signups"] == 1
@@ -62,7 +63,8 @@ def test_signup_by_code_and_unknown_codes(client):
     partner = create_partner(client)
     body = signup(client, code=partner["code"], email="x@c.test", customer_ref="cus_c")
     assert (body["partner_id"], body["source"]) == (partner["id"], "code")
-    assert signup(client, code="nobody", email="y@c.test", customer_ref="cus_n")["partner_id"] is None
+    nobody = signup(client, code="nobody", email="y@c.test", customer_ref="cus_n")
+    assert nobody["partner_id"] is None
     unknown_click = signup(client, click_id="clk_unknown", code=partner["code"], email="z@c.test",
                            customer_ref="cus_u")
     assert unknown_click["partner_id"] == partner["id"]

@@ -55,7 +55,8 @@ def _click(hub: Hub, code: str, visitor: str | None, agent: str) -> tuple[str, s
             return redirect_target(config, link, partner, None), None, 0
         click = record_click(session, link, visitor, utcnow())
         days = hub.programs[partner.program].settings.cookie_days
-        return redirect_target(config, link, partner, click.id), sign_cookie(hub, click.id, visitor), days
+        target = redirect_target(config, link, partner, click.id)
+        return target, sign_cookie(hub, click.id, visitor), days
 
 
 async def follow(request: Request) -> RedirectResponse:

@@ -34,7 +34,8 @@ def _effective(data: dict[str, Any]) -> Any:
     try:
         return parse_instant(raw) if raw else utcnow()
     except ValueError:
-        raise Unprocessable("effective_from must be an ISO-8601 time", code="invalid_field") from None
+        raise Unprocessable("effective_from must be an ISO-8601 time",
+                            code="invalid_field") from None
 
 
 async def create(request: Request) -> JSONResponse:
@@ -58,7 +59,8 @@ async def create(request: Request) -> JSONResponse:
 
 
 async def listing(request: Request) -> JSONResponse:
-    """Referrals, filtered by `partner_id`, `program`, `source` or `flagged=true` (self-referrals)."""
+    """Referrals, filtered by `partner_id`, `program`, `source` or `flagged=true`
+    (self-referrals, for the operator to review)."""
     require_operator(request)
     hub = hub_of(request)
     q = request.query_params
@@ -82,7 +84,8 @@ async def add_coupon(request: Request) -> JSONResponse:
     actor = require_operator(request)
     data = await read_json(request)
     hub = hub_of(request)
-    partner_id, provider, code = request.path_params["partner_id"], _provider(data), field(data, "code")
+    partner_id = request.path_params["partner_id"]
+    provider, code = _provider(data), field(data, "code")
 
     def work() -> tuple[dict[str, Any], bool]:
         with hub.transaction() as session:
