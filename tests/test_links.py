@@ -106,6 +106,8 @@ def test_unique_clicks_once_per_visitor_per_link_per_30_days_and_bots_ignored(cl
     for bot in ("Googlebot/2.1 (+http://www.google.com/bot.html)", "curl/8.5.0", ""):
         response = click(client, code, agent=bot)
         assert "set-cookie" not in response.headers and "click_id" not in params(response)
+    head = client.head(f"/r/{code}", headers={"User-Agent": BROWSER}, follow_redirects=False)
+    assert head.status_code == 302 and "set-cookie" not in head.headers
     day = t0.date().isoformat()
     stats = link_stats(client, partner["id"], **{"from": day, "to": day})[code]
     assert (stats["clicks"], stats["unique_clicks"]) == (5, 2)

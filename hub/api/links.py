@@ -42,8 +42,9 @@ class AnyTextConvertor(Convertor[str]):
 register_url_convertor("anytext", AnyTextConvertor())
 
 
-def _click(hub: Hub, code: str, visitor: str | None, agent: str) -> tuple[str, str | None, int]:
-    """(where to send the visitor, cookie value or None, cookie days)."""
+def _click(hub: Hub, code: str, visitor: str | None) -> tuple[str, str | None, int]:
+    """(where to send the visitor, cookie value or None, cookie days); `visitor` None: a bot or
+    a HEAD request, redirected without being counted."""
     config = hub.config
     with hub.transaction() as session:
         found = find_link(session, code)
@@ -51,7 +52,7 @@ def _click(hub: Hub, code: str, visitor: str | None, agent: str) -> tuple[str, s
             return default_landing(config), None, 0
         link, partner = found
         link = link or default_link(session, partner)
-        if is_bot(agent) or visitor is None:
+        if visitor is None:
             return redirect_target(config, link, partner, None), None, 0
         click = record_click(session, link, visitor, utcnow())
         days = hub.programs[partner.program].settings.cookie_days
@@ -70,9 +71,11 @@ async def follow(request: Request) -> RedirectResponse:
     known = read_cookie(hub, request.cookies.get(conf.cookie_name))
     ip = request.client.host if request.client else ""
     visitor = known[1] if known else visitor_hash(hub, ip, agent)
+    if request.method != "GET" or is_bot(agent):
+        visitor = None  # link previews (often HEAD) and crawlers are not clicks
     try:
         target, cookie, days = await run_in_threadpool(
-            _click, hub, request.path_params["link_code"], visitor, agent)
+            _click, hub, request.path_params["link_code"], visitor)
     except Exception as exc:  # noqa: BLE001 - the visitor still lands somewhere useful
         log.error("click on %r failed: %s", request.path_params["link_code"], type(exc).__name__,
                   exc_info=exc)

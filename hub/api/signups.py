@@ -62,15 +62,15 @@ def _event_id(fact: SignupReported) -> str:
 
 
 def _attributed(hub: Hub, fact: SignupReported) -> dict[str, Any]:
-    """The customer's referral in the program the click or code points to (or any, else none)."""
+    """The customer's referral in the program the click or code points to; none when the click
+    or code matched nothing (an existing referral elsewhere is not reported)."""
     with hub.sessions() as session:
         claim = claim_for_signup(hub, session, click_id=fact.click_id, code=fact.code,
                                  at=fact.occurred_at)
-        stmt = (select(Referral).join(Customer, Customer.id == Referral.customer_id)
-                .where(Customer.provider == fact.provider, Customer.ref == fact.customer_ref))
-        if claim is not None:
-            stmt = stmt.where(Referral.program == claim.partner.program)
-        referral = session.scalars(stmt.order_by(Referral.id)).first() if claim else None
+        referral = None if claim is None else session.scalars(
+            select(Referral).join(Customer, Customer.id == Referral.customer_id)
+            .where(Customer.provider == fact.provider, Customer.ref == fact.customer_ref,
+                   Referral.program == claim.partner.program)).first()
         if referral is None:
             return {"partner_id": None, "source": None, "self_referral": False}
         return {"partner_id": referral.partner_id, "source": referral.source,
