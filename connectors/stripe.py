@@ -23,8 +23,8 @@ from hub.clock import from_timestamp
 from hub.connectors import Connector
 from hub.errors import BadRequest, BadSignature, HTTPError
 from hub.events import ingest
-from hub.facts import (AttributionClaimed, CustomerSeen, PaymentAdjusted, PaymentFailed,
-                       PaymentSucceeded, SubscriptionChanged)
+from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
+                       PaymentFailed, PaymentSucceeded, SubscriptionChanged)
 from hub.http import error_response, hub_of, read_body
 from hub.runtime import Hub
 
@@ -93,6 +93,39 @@ def _invoice_tax(invoice: dict[str, Any]) -> int:
     return sum(int(t.get("amount") or 0) for t in invoice.get("total_taxes") or [])
 
 
+def _discount_codes(obj: dict[str, Any]) -> tuple[str, ...]:
+    """Every coupon id, promotion-code id and promotion code on an object: the legacy single
+    `discount`, the `discounts` list (ids or expanded Discount objects, whose coupon sits at
+    `coupon` or, in newer API versions, `source.coupon`), and Checkout's `{coupon,
+    promotion_code}` entries. Bare discount ids (``di_...``) say nothing and are skipped."""
+    entries = [obj.get("discount")] + list(obj.get("discounts") or [])
+    codes: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        source: dict[str, Any] = entry["source"] if isinstance(entry.get("source"), dict) else {}
+        for value in (entry.get("coupon"), source.get("coupon"), entry.get("promotion_code")):
+            codes.extend(_code_strings(value))
+    return tuple(dict.fromkeys(codes))
+
+
+def _code_strings(value: Any) -> list[str]:
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, dict):
+        return [v for v in (value.get("id"), value.get("code")) if isinstance(v, str) and v]
+    return []
+
+
+def _coupon_fact(obj: dict[str, Any], customer: str | None, at: Any,
+                 email: str | None = None) -> list[Any]:
+    codes = _discount_codes(obj)
+    if not codes or not customer:
+        return []
+    return [CouponApplied(provider=PROVIDER, customer_ref=customer, codes=codes, occurred_at=at,
+                          email=email)]
+
+
 def _invoice_paid(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
     sub, sub_meta = _invoice_subscription(obj)
     meta = {**_metadata(obj), **sub_meta}
@@ -101,7 +134,8 @@ def _invoice_paid(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[A
     customer = _id(obj.get("customer"))
     if not customer or gross <= 0:
         return []
-    return [PaymentSucceeded(
+    coupons = _coupon_fact(obj, customer, at, obj.get("customer_email"))
+    return coupons + [PaymentSucceeded(
         provider=PROVIDER, payment_ref=obj["id"], customer_ref=customer,
         amount=max(gross - _invoice_tax(obj), 0), gross_amount=gross,
         currency=str(obj.get("currency", "usd")).upper(),
@@ -115,7 +149,7 @@ def _customer(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
     meta = _metadata(obj)
     return [CustomerSeen(provider=PROVIDER, customer_ref=obj["id"], occurred_at=at,
                          email=obj.get("email"), partner_code=meta.get("partner_code"),
-                         install_id=meta.get("install_id"))]
+                         install_id=meta.get("install_id"))] + _coupon_fact(obj, obj["id"], at)
 
 
 def _checkout(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
@@ -129,7 +163,7 @@ def _checkout(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
     if code:
         facts.append(AttributionClaimed(provider=PROVIDER, customer_ref=customer, code=code,
                                         source="code", occurred_at=at, email=email))
-    return facts
+    return facts + _coupon_fact(obj, customer, at, email)
 
 
 def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
@@ -143,7 +177,7 @@ def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[A
     return [SubscriptionChanged(provider=PROVIDER, subscription_ref=obj["id"], customer_ref=customer,
                                 status=status, occurred_at=at, plan=plan,
                                 partner_code=meta.get("partner_code"),
-                                install_id=meta.get("install_id"))]
+                                install_id=meta.get("install_id"))] + _coupon_fact(obj, customer, at)
 
 
 def _refund(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:

@@ -8,6 +8,7 @@ races too); only an operator reassigns.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -62,14 +63,30 @@ def self_referral_reason(partner: Partner, customer: Customer) -> str | None:
     return None
 
 
+def install_self_referral(partner: Partner, install: Any) -> str | None:
+    """The partner's own installation: its own customer account, or a site on its website."""
+    if install.customer_ref and partner.customer_ref == install.customer_ref:
+        return "the partner's own installation"
+    if install.site and partner.website and _host(install.site) == _host(partner.website):
+        return "an installation on the partner's own website"
+    return None
+
+
+def _host(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(value if "//" in value else f"//{value}").hostname or ""
+    return host.lower().removeprefix("www.")
+
+
 def attribute(hub: Hub, session: Session, customer: Customer, partner: Partner, *, source: str,
               at: datetime, event_id: int | None = None, click_id: str | None = None,
-              link_code: str | None = None) -> Referral | None:
+              link_code: str | None = None, flag: str | None = None) -> Referral | None:
     """Attribute `customer` to `partner` unless the program already has it. Returns the new
-    referral, or None when nothing changed."""
+    referral, or None when nothing changed. `flag` marks a self-referral found by the caller."""
     if not can_attribute(hub, partner):
         return None
-    reason = self_referral_reason(partner, customer)
+    reason = self_referral_reason(partner, customer) or flag
     inserted = insert_ignore(session, Referral, dict(
         program=partner.program, partner_id=partner.id, customer_id=customer.id, source=source,
         attributed_at=at, click_id=click_id, link_code=link_code, self_referral=reason is not None,
@@ -81,11 +98,14 @@ def attribute(hub: Hub, session: Session, customer: Customer, partner: Partner, 
 
 
 def claim_by_code(hub: Hub, session: Session, customer: Customer, code: str, *, source: str,
-                  at: datetime, event_id: int | None = None) -> Referral | None:
+                  at: datetime, event_id: int | None = None,
+                  install: Any = None) -> Referral | None:
     partner = partner_by_code(session, code)
     if partner is None:
         return None
-    return attribute(hub, session, customer, partner, source=source, at=at, event_id=event_id)
+    flag = install_self_referral(partner, install) if install is not None else None
+    return attribute(hub, session, customer, partner, source=source, at=at, event_id=event_id,
+                     flag=flag)
 
 
 def referrals_of(session: Session, customer_id: int) -> list[tuple[Referral, Partner]]:

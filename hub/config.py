@@ -47,6 +47,27 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class LinksConfig:
+    """What the link builder puts in the HTML embed code, and the redirect's query names."""
+
+    link_text: str = "Try it free"
+    ready_text: str = "I use it every day and recommend it. Try it free:"
+    banner_url: str = ""  # image creatives need their image URL; unset -> 422 for that creative
+    logo_url: str = ""
+    screenshot_url: str = ""
+    cookie_name: str = "hub_ref"
+    cookie_domain: str = ""  # e.g. ".example.com" so the product's pages can read it
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """`[downloads.<product>]`: the module archive served by GET /download/<product>?code=..."""
+
+    archive: str
+    stamp_path: str = "partner_code.txt"
+
+
+@dataclass(frozen=True)
 class StripeConfig:
     api_key: str = ""
     webhook_secret: str = ""
@@ -73,7 +94,9 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
+    links: LinksConfig = field(default_factory=LinksConfig)
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    downloads: dict[str, DownloadConfig] = field(default_factory=dict)
 
 
 # env var -> (table path, key); these win over the file so secrets can stay out of it.
@@ -112,10 +135,24 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     programs = raw.pop("programs", {})
     if not isinstance(programs, dict) or not all(isinstance(t, dict) for t in programs.values()):
         raise StartupError("[programs] must hold one table per program: [programs.<name>]")
+    downloads = _downloads(raw.pop("downloads", {}))
     config = parse_table(Config, raw, "")
     config = _with_secrets(config)
     return Config(database=config.database, queue=config.queue, server=config.server,
-                  connectors=config.connectors, programs=programs)
+                  connectors=config.connectors, links=config.links, programs=programs,
+                  downloads=downloads)
+
+
+def _downloads(tables: Any) -> dict[str, DownloadConfig]:
+    from .downloads import check_download
+
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise StartupError("[downloads] must hold one table per product: [downloads.<product>]")
+    out = {}
+    for product, table in tables.items():
+        where = f"downloads.{product}"
+        out[product] = check_download(parse_table(DownloadConfig, table, where), where)
+    return out
 
 
 def _with_secrets(config: Config) -> Config:

@@ -15,14 +15,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .attribution import claim_by_code, ensure_customer, referrals_of
+from .attribution import attribute, claim_by_code, ensure_customer, referrals_of
 from .db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, PaymentRecord,
                         Referral, SubscriptionState)
 from .db.upsert import insert_ignore
-from .facts import (AttributionClaimed, CustomerSeen, InstallReported, PaymentAdjusted,
-                    PaymentFailed, PaymentSucceeded, SubscriptionChanged)
+from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallReported,
+                    PaymentAdjusted, PaymentFailed, PaymentSucceeded, SignupReported,
+                    SubscriptionChanged)
 from .history import history_for, payment_view
 from .money import format_money, pro_rata
+from .referrals import owner_before
 from .runtime import Hub
 
 
@@ -49,9 +51,18 @@ def _customer_seen(fact: CustomerSeen, hub: Hub, session: Session, event_id: int
 @handle.register
 def _attribution_claimed(fact: AttributionClaimed, hub: Hub, session: Session,
                          event_id: int | None) -> None:
+    from .clicks import claim_for_signup
+
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                email=fact.email)
-    _claim(hub, session, customer, fact.code, fact.source, fact.occurred_at, event_id)
+    # A checkout's client_reference_id may carry a click id (clk_...) or a partner/link code.
+    click_id = fact.code if fact.code.startswith("clk_") else None
+    claim = claim_for_signup(hub, session, click_id=click_id, code=fact.code, at=fact.occurred_at)
+    if claim is not None and attribute(
+            hub, session, customer, claim.partner, at=fact.occurred_at, event_id=event_id,
+            source=fact.source if claim.source == "code" else claim.source,
+            click_id=claim.click_id, link_code=claim.link_code):
+        settle_customer(hub, session, customer)
 
 
 @handle.register
@@ -138,6 +149,34 @@ def _install_reported(fact: InstallReported, hub: Hub, session: Session,
         settle_customer(hub, session, customer)
 
 
+@handle.register
+def _signup_reported(fact: SignupReported, hub: Hub, session: Session,
+                     event_id: int | None) -> None:
+    from .clicks import claim_for_signup
+
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               email=fact.email)
+    claim = claim_for_signup(hub, session, click_id=fact.click_id, code=fact.code,
+                             at=fact.occurred_at)
+    if claim is not None and attribute(hub, session, customer, claim.partner, source=claim.source,
+                                       at=fact.occurred_at, event_id=event_id,
+                                       click_id=claim.click_id, link_code=claim.link_code):
+        settle_customer(hub, session, customer)
+
+
+@handle.register
+def _coupon_applied(fact: CouponApplied, hub: Hub, session: Session,
+                    event_id: int | None) -> None:
+    from .coupons import partner_for_codes
+
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               email=fact.email)
+    partner = partner_for_codes(session, fact.provider, fact.codes)
+    if partner is not None and attribute(hub, session, customer, partner, source="code",
+                                         at=fact.occurred_at, event_id=event_id):
+        settle_customer(hub, session, customer)
+
+
 def _claim_by_install(hub: Hub, session: Session, customer: Customer, install_id: str | None,
                       event_id: int | None) -> Referral | None:
     """Attribute a customer through the partner code its installation reported."""
@@ -150,12 +189,13 @@ def _claim_by_install(hub: Hub, session: Session, customer: Customer, install_id
     if install.customer_ref is None:
         install.customer_ref, install.customer_provider = customer.ref, customer.provider
     return _claim(hub, session, customer, install.partner_code, "install", install.occurred_at,
-                  event_id)
+                  event_id, install=install)
 
 
 def _claim(hub: Hub, session: Session, customer: Customer, code: str, source: str, at: Any,
-           event_id: int | None) -> Referral | None:
-    referral = claim_by_code(hub, session, customer, code, source=source, at=at, event_id=event_id)
+           event_id: int | None, install: Any = None) -> Referral | None:
+    referral = claim_by_code(hub, session, customer, code, source=source, at=at, event_id=event_id,
+                             install=install)
     if referral is not None:
         settle_customer(hub, session, customer)
     return referral
@@ -179,6 +219,10 @@ def settle_install(hub: Hub, session: Session, install: InstallRecord, customer:
     view = Install(install_id=install.install_id, product=install.product, site=install.site,
                    customer_ref=customer.ref, occurred_at=install.occurred_at)
     for referral, partner, program in _earning_referrals(hub, session, customer):
+        if referral.effective_from and install.occurred_at < referral.effective_from:
+            partner = owner_before(session, referral, install.occurred_at)
+            if partner is None:
+                continue
         history = history_for(session, customer.id, customer.ref)
         for draft in hub.rules(program, "commissions_for_install", install=view,
                                referral=referral_view(referral, partner, customer), history=history):
@@ -202,6 +246,11 @@ def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer:
     """Ask each referring program what `payment` earns, book it once, then apply adjustments."""
     history = None
     for referral, partner, program in _earning_referrals(hub, session, customer):
+        if referral.effective_from and payment.occurred_at < referral.effective_from:
+            # Before an operator's reassignment: it earns for whoever held the customer then.
+            partner = owner_before(session, referral, payment.occurred_at)
+            if partner is None:
+                continue
         history = history or history_for(session, customer.id, customer.ref)
         drafts = hub.rules(program, "commissions_for_payment",
                            payment=payment_view(payment, customer.ref),

@@ -102,5 +102,28 @@ class InstallReported:
     customer_provider: str = "stripe"
 
 
+@dataclass(frozen=True)
+class SignupReported:
+    """The product created an account, with the click id or referral code it was sent with."""
+
+    provider: str
+    customer_ref: str
+    occurred_at: datetime
+    email: str | None = None
+    click_id: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class CouponApplied:
+    """A provider object carried coupon or promotion codes; one mapped to a partner attributes."""
+
+    provider: str
+    customer_ref: str
+    codes: tuple[str, ...]
+    occurred_at: datetime
+    email: str | None = None
+
+
 Fact = (CustomerSeen | AttributionClaimed | SubscriptionChanged | PaymentSucceeded
-        | PaymentAdjusted | PaymentFailed | InstallReported)
+        | PaymentAdjusted | PaymentFailed | InstallReported | SignupReported | CouponApplied)

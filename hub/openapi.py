@@ -7,6 +7,7 @@ the routes themselves, so a route cannot exist without appearing here.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
@@ -21,7 +22,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                        "kind": _STR, "paypal_email": _STR, "code": _STR,
                        "invited": {"type": "boolean"}, "customer_ref": _STR, "website": _STR}},
 }
-SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions", "/admin")
+SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions", "/admin",
+                    "/api/v1/referrals")
 
 
 def register_body(method: str, path: str, schema: dict[str, Any]) -> None:
@@ -33,7 +35,8 @@ def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
     for route in _flatten(routes):
         for method in sorted((route.methods or set()) - {"HEAD"}):
             op = _operation(route, method.lower())
-            paths.setdefault(route.path, {})[method.lower()] = op
+            # "{code:path}" is Starlette's convertor syntax; OpenAPI names the parameter only.
+            paths.setdefault(re.sub(r":\w+}", "}", route.path), {})[method.lower()] = op
     return {
         "openapi": "3.0.3",
         "info": {"title": "partner hub", "version": __version__},

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from .audit import record_action
 from .clock import utcnow
-from .db.models import Partner
+from .db.models import Link, Partner
 from .errors import Conflict, NotFound, Unprocessable
 from .runtime import Hub
 
@@ -45,7 +45,8 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
         raise Unprocessable("paypal_email is not a valid address", code="invalid_email")
     if code is not None and not CODE_RE.match(code):
         raise Unprocessable("code must be 3-64 letters, digits, '-' or '_'", code="invalid_code")
-    if code is not None and session.scalar(select(Partner.id).where(Partner.code == code)):
+    if code is not None and (session.scalar(select(Partner.id).where(Partner.code == code))
+                             or session.scalar(select(Link.id).where(Link.code == code))):
         raise Conflict(f"code {code!r} is taken", code="code_taken")
     status = hub.first(prog, "new_partner_status", partner_kind=kind, invited=invited) or "active"
     partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),

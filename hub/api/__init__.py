@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import installs, partners
+from . import downloads, installs, links, partners, referrals, signups
 
 
 def routes() -> list[BaseRoute]:
-    return [*partners.ROUTES, *installs.ROUTES]
+    return [*partners.ROUTES, *installs.ROUTES, *links.ROUTES, *signups.ROUTES,
+            *referrals.ROUTES, *downloads.ROUTES]

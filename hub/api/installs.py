@@ -20,8 +20,9 @@ from ..openapi import register_body
 INSTALLER = "installer"
 
 
-def _check_installer_token(request: Request) -> None:
-    """When the operator set `[server] installer_token`, installers must present it."""
+def check_installer_token(request: Request) -> None:
+    """When the operator set `[server] installer_token`, installers and the product (signups)
+    must present it as a bearer token."""
     token = str(hub_of(request).config.server.installer_token)
     if not token:
         return
@@ -32,7 +33,7 @@ def _check_installer_token(request: Request) -> None:
 
 async def report_install(request: Request) -> JSONResponse:
     """An installation: 201 the first time, 200 for a repeat of the same install_id."""
-    _check_installer_token(request)
+    check_installer_token(request)
     data = await read_json(request)
     fact = InstallReported(
         install_id=field(data, "install_id"), product=field(data, "product"),

@@ -82,10 +82,15 @@ class Customer(Base):
 
 
 class Referral(Base):
-    """A customer attributed to a partner in one program; the first attribution wins."""
+    """A customer attributed to a partner in one program; the first attribution wins.
+
+    `effective_from` is set when an operator reassigns the customer: payments before it earn
+    nothing for this referral (they stay with the partner who had the customer then).
+    """
 
     __tablename__ = "referrals"
-    __table_args__ = (UniqueConstraint("program", "customer_id"),)
+    __table_args__ = (UniqueConstraint("program", "customer_id"),
+                      Index("ix_referrals_link_time", "link_code", "attributed_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -97,6 +102,86 @@ class Referral(Base):
     self_referral: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    effective_from: Mapped[datetime | None]
+
+
+class ReferralHandover(Base):
+    """Who held a referral before an operator reassigned it, until when: payments dated before
+    `until` (even ones that arrive later) still earn for that partner."""
+
+    __tablename__ = "referral_handovers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    attributed_at: Mapped[datetime]
+    until: Mapped[datetime]
+    self_referral: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class Link(Base):
+    """A partner's referral link. The default link's code is the partner code (created on first
+    use); `kind` is ``default``, ``custom`` (link builder) or ``widget`` (the "by <product>" link
+    under a customer-partner's installed widget, one per partner)."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        Index("uq_links_widget", "partner_id", unique=True,
+              sqlite_where=text("kind = 'widget'"), postgresql_where=text("kind = 'widget'")),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("lnk"))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    program: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="custom")
+    destination: Mapped[str | None] = mapped_column(String(2000))
+    trial_days: Mapped[int | None] = mapped_column(Integer)
+    creative: Mapped[str] = mapped_column(String(16), default="plain")
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+
+
+class Click(Base):
+    """One human click on a link. `visitor` is the cookie's visitor id or a keyed hash of IP and
+    user agent (the raw IP is never stored); `is_unique` marks the first click of a visitor on a
+    link in a 30-day window. `day` (UTC, YYYY-MM-DD) makes per-day counts a cheap GROUP BY."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_link_day", "link_code", "day"),
+                      Index("ix_clicks_partner_day", "partner_id", "day"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    link_code: Mapped[str] = mapped_column(String(64))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    program: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="link")
+    visitor: Mapped[str] = mapped_column(String(64))
+    is_unique: Mapped[bool] = mapped_column(Boolean, default=False)
+    clicked_at: Mapped[datetime]
+    day: Mapped[str] = mapped_column(String(10))
+
+
+class LinkVisitor(Base):
+    """Where a visitor's current unique-click window on a link started (one row per pair)."""
+
+    __tablename__ = "link_visitors"
+    __table_args__ = (UniqueConstraint("link_code", "visitor"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    link_code: Mapped[str] = mapped_column(String(64))
+    visitor: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+
+
+class CouponCode(Base):
+    """A provider coupon or promotion code that attributes its customers to a partner."""
+
+    __tablename__ = "coupon_codes"
+    __table_args__ = (UniqueConstraint("provider", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(128))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    created_at: Mapped[datetime]
 
 
 class ProviderEvent(Base):

@@ -40,6 +40,14 @@ def upgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customers_email'), ['email'], unique=False)
 
+    op.create_table('link_visitors',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('link_code', sa.String(length=64), nullable=False),
+    sa.Column('visitor', sa.String(length=64), nullable=False),
+    sa.Column('window_start', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('link_code', 'visitor')
+    )
     op.create_table('partners',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('program', sa.String(length=64), nullable=False),
@@ -74,6 +82,36 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('provider', 'event_id')
     )
+    op.create_table('clicks',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('link_code', sa.String(length=64), nullable=False),
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('program', sa.String(length=64), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('visitor', sa.String(length=64), nullable=False),
+    sa.Column('is_unique', sa.Boolean(), nullable=False),
+    sa.Column('clicked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('clicks', schema=None) as batch_op:
+        batch_op.create_index('ix_clicks_link_day', ['link_code', 'day'], unique=False)
+        batch_op.create_index('ix_clicks_partner_day', ['partner_id', 'day'], unique=False)
+
+    op.create_table('coupon_codes',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('provider', sa.String(length=16), nullable=False),
+    sa.Column('code', sa.String(length=128), nullable=False),
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('provider', 'code')
+    )
+    with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_coupon_codes_partner_id'), ['partner_id'], unique=False)
+
     op.create_table('installs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('install_id', sa.String(length=128), nullable=False),
@@ -90,6 +128,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('installs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_installs_customer_ref'), ['customer_ref'], unique=False)
+
+    op.create_table('links',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('program', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('destination', sa.String(length=2000), nullable=True),
+    sa.Column('trial_days', sa.Integer(), nullable=True),
+    sa.Column('creative', sa.String(length=16), nullable=False),
+    sa.Column('description', sa.String(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
+    with op.batch_alter_table('links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_links_partner_id'), ['partner_id'], unique=False)
+        batch_op.create_index('uq_links_widget', ['partner_id'], unique=True, sqlite_where=sa.text("kind = 'widget'"), postgresql_where=sa.text("kind = 'widget'"))
 
     op.create_table('payment_adjustments',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -171,6 +228,7 @@ def upgrade() -> None:
     sa.Column('self_referral', sa.Boolean(), nullable=False),
     sa.Column('flag_reason', sa.String(length=200), nullable=True),
     sa.Column('event_id', sa.Integer(), nullable=True),
+    sa.Column('effective_from', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.ForeignKeyConstraint(['event_id'], ['provider_events.id'], ),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
@@ -179,6 +237,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_referrals_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_referrals_link_time', ['link_code', 'attributed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_partner_id'), ['partner_id'], unique=False)
 
     op.create_table('subscription_states',
@@ -230,6 +289,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_commissions_referral_id'), ['referral_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_reverses_id'), ['reverses_id'], unique=False)
 
+    op.create_table('referral_handovers',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('referral_id', sa.Integer(), nullable=False),
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('attributed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('until', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('self_referral', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.ForeignKeyConstraint(['referral_id'], ['referrals.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('referral_handovers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_referral_handovers_referral_id'), ['referral_id'], unique=False)
+
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('transfer_id', sa.String(length=32), nullable=False),
@@ -270,6 +345,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_balance')
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('referral_handovers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_referral_handovers_referral_id'))
+
+    op.drop_table('referral_handovers')
     with op.batch_alter_table('commissions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_commissions_reverses_id'))
         batch_op.drop_index(batch_op.f('ix_commissions_referral_id'))
@@ -284,6 +363,7 @@ def downgrade() -> None:
     op.drop_table('subscription_states')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referrals_partner_id'))
+        batch_op.drop_index('ix_referrals_link_time')
         batch_op.drop_index(batch_op.f('ix_referrals_customer_id'))
 
     op.drop_table('referrals')
@@ -304,16 +384,31 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payment_adjustments_charge_ref'))
 
     op.drop_table('payment_adjustments')
+    with op.batch_alter_table('links', schema=None) as batch_op:
+        batch_op.drop_index('uq_links_widget', sqlite_where=sa.text("kind = 'widget'"), postgresql_where=sa.text("kind = 'widget'"))
+        batch_op.drop_index(batch_op.f('ix_links_partner_id'))
+
+    op.drop_table('links')
     with op.batch_alter_table('installs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_installs_customer_ref'))
 
     op.drop_table('installs')
+    with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_coupon_codes_partner_id'))
+
+    op.drop_table('coupon_codes')
+    with op.batch_alter_table('clicks', schema=None) as batch_op:
+        batch_op.drop_index('ix_clicks_partner_day')
+        batch_op.drop_index('ix_clicks_link_day')
+
+    op.drop_table('clicks')
     op.drop_table('provider_events')
     with op.batch_alter_table('partners', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partners_program'))
         batch_op.drop_index(batch_op.f('ix_partners_email'))
 
     op.drop_table('partners')
+    op.drop_table('link_visitors')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_email'))
 
