@@ -20,7 +20,7 @@ from .db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, 
                         Referral, SubscriptionState)
 from .db.upsert import insert_ignore
 from .facts import (AttributionClaimed, CustomerSeen, InstallReported, PaymentAdjusted,
-                    PaymentFailed, PaymentSucceeded, SubscriptionChanged)
+                    PaymentFailed, PaymentSucceeded, PayoutStatusChanged, SubscriptionChanged)
 from .history import history_for, payment_view
 from .money import format_money, pro_rata
 from .runtime import Hub
@@ -136,6 +136,14 @@ def _install_reported(fact: InstallReported, hub: Hub, session: Session,
                                fact.occurred_at, install_id=fact.install_id)
     if not _claim_by_install(hub, session, customer, fact.install_id, event_id):
         settle_customer(hub, session, customer)
+
+
+@handle.register
+def _payout_status(fact: PayoutStatusChanged, hub: Hub, session: Session,
+                   event_id: int | None) -> None:
+    from .payouts import apply_status_fact
+
+    apply_status_fact(hub, session, fact)
 
 
 def _claim_by_install(hub: Hub, session: Session, customer: Customer, install_id: str | None,
