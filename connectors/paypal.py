@@ -77,6 +77,17 @@ class HttpxApi(paypalrestsdk.Api):  # type: ignore[misc]
             raise TransientError("PayPal keeps refusing the access token") from None
 
 
+class SdkPayout(paypalrestsdk.Payout):  # type: ignore[misc]
+    """The SDK's Payout with a path its own `join_url` handles: with the trailing slash it ships,
+    Python 3.7+'s `re.sub` appends the id twice (`/payouts/ID/ID`), so `find` cannot work."""
+
+    path = "v1/payments/payouts"
+
+
+class SdkPayoutItem(paypalrestsdk.PayoutItem):  # type: ignore[misc]
+    path = "v1/payments/payouts-item"
+
+
 def minor_to_value(amount: int, currency: str) -> str:
     """10000 EUR -> "100.00": the decimal string PayPal expects."""
     exp = exponent(currency)
@@ -114,7 +125,7 @@ class PaypalGateway:
             return GatewayAnswer(status="dry_run", request=body)
         if not order.receiver:
             raise PermanentError("the partner has no PayPal address")
-        payout = paypalrestsdk.Payout(body, api=self.api)
+        payout = SdkPayout(body, api=self.api)
         payout.request_id = order.sender_batch_id  # PayPal-Request-Id: PayPal's own idempotency
         if _call(payout.create):
             header = payout.batch_header
@@ -140,11 +151,11 @@ class PaypalGateway:
         item_id = order.item_id or self._item_id(order)
         if item_id is None:
             return GatewayAnswer(status="sent", batch_id=order.batch_id)
-        item = _call(lambda: paypalrestsdk.PayoutItem.find(item_id, api=self.api)).to_dict()
+        item = _call(lambda: SdkPayoutItem.find(item_id, api=self.api)).to_dict()
         return item_answer(item, order.batch_id)
 
     def _item_id(self, order: PayoutOrder) -> str | None:
-        batch = _call(lambda: paypalrestsdk.Payout.find(order.batch_id, api=self.api)).to_dict()
+        batch = _call(lambda: SdkPayout.find(order.batch_id, api=self.api)).to_dict()
         if (batch.get("batch_header") or {}).get("batch_status") == "DENIED":
             raise PermanentError("PayPal denied the payout batch")
         for item in batch.get("items") or []:
