@@ -165,3 +165,12 @@ def close_queue(hub: Hub) -> None:
     queue = hub.extras.pop(QUEUE_KEY, None)
     if queue is not None:
         queue.close()
+
+
+def redis_check(hub: Hub) -> str:
+    """`/healthz`'s queue check: can this process reach the Redis broker?"""
+    try:
+        queue_of(hub).broker.client.ping()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
+        return f"error: {type(exc).__name__}"
+    return "ok"

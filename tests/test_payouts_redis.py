@@ -117,6 +117,7 @@ def test_an_odoopbx_like_referral_crossing_100_eur_is_paid_once(hub, worker, fak
                                             "in_payout": 0, "paid": 10500, "voided": 0}
     assert balance_of(hub, partner.id)["payable"] == 15000
     with TestClient(create_app(hub)) as client:
+        assert client.get("/healthz").json()["queue"] == "ok"
         items = client.get(f"/api/v1/payouts?partner_id={referral.id}",
                            headers=operator_headers()).json()["items"]
         lines = client.get(f"/api/v1/partners/{referral.id}/commissions",
