@@ -197,12 +197,14 @@ def _call(func: Callable[[], Any]) -> Any:
         return func()
     except httpx.HTTPError as exc:
         raise TransientError(f"PayPal unreachable: {type(exc).__name__}") from None
-    except (sdk_errors.ServerError, sdk_errors.UnauthorizedAccess, sdk_errors.ResourceNotFound) as exc:
+    except (sdk_errors.ServerError, sdk_errors.UnauthorizedAccess,
+            sdk_errors.ResourceNotFound) as exc:
         raise TransientError(f"PayPal HTTP {_status(exc)}") from None
     except sdk_errors.ConnectionError as exc:
         if _status(exc) == 429:
             raise TransientError("PayPal rate limit") from None
-        raise PermanentError(f"PayPal HTTP {_status(exc)}: {_error_text(_json(exc.content))}") from None
+        text = _error_text(_json(exc.content))
+        raise PermanentError(f"PayPal HTTP {_status(exc)}: {text}") from None
 
 
 def _status(exc: Any) -> Any:
@@ -219,7 +221,8 @@ def _json(text: Any) -> dict[str, Any]:
 
 def _error_text(error: Any) -> str:
     error = error.to_dict() if hasattr(error, "to_dict") else dict(error or {})
-    details = "; ".join(str(d.get("issue", "")) for d in error.get("details") or [] if isinstance(d, dict))
+    details = "; ".join(str(d.get("issue", "")) for d in error.get("details") or []
+                        if isinstance(d, dict))
     return f"{error.get('name', 'ERROR')}: {error.get('message', '')} {details}".strip()[:500]
 
 
@@ -300,7 +303,8 @@ def _capture_completed(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
 
 def _capture_refunded(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
     amount, _ = _money(r.get("amount") or {})
-    up = next((link.get("href", "") for link in r.get("links") or [] if link.get("rel") == "up"), "")
+    up = next((link.get("href", "") for link in r.get("links") or []
+               if link.get("rel") == "up"), "")
     capture = up.rstrip("/").rsplit("/", 1)[-1] if "/captures/" in up else None
     return [PaymentAdjusted(provider=PROVIDER, kind="refund", key=r["id"], amount=amount,
                             payment_ref=capture or r.get("capture_id"),
@@ -408,7 +412,8 @@ def parse_event(body: bytes) -> dict[str, Any]:
         event = json.loads(body)
     except ValueError:
         raise BadRequest("body is not valid JSON", code="invalid_json") from None
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event.get("event_type"):
+    if (not isinstance(event, dict) or not isinstance(event.get("id"), str)
+            or not event.get("event_type")):
         raise BadRequest("not a PayPal webhook event", code="invalid_event")
     return event
 
@@ -419,7 +424,8 @@ async def webhook(request: Request) -> JSONResponse:
         body = await read_body(request, hub.config.server.max_body_bytes)
         event = parse_event(body)
         raw = body.decode("utf-8")
-        genuine = await run_in_threadpool(gateway_of(hub).verify_webhook, dict(request.headers), raw)
+        genuine = await run_in_threadpool(gateway_of(hub).verify_webhook, dict(request.headers),
+                                          raw)
         if not genuine:
             raise BadSignature("PayPal did not verify this transmission")
     except TransientError:

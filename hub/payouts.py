@@ -216,7 +216,8 @@ def _automatic_blocked(session: Session, partner: Partner, currency: str) -> boo
             and last.receiver == partner.paypal_email)
 
 
-def schedule(hub: Hub, session: Session, partner: Partner, currency: str, now: datetime) -> Payout | None:
+def schedule(hub: Hub, session: Session, partner: Partner, currency: str,
+             now: datetime) -> Payout | None:
     """The sweep's decision for one partner with payable money in `currency`."""
     program = hub.program(partner.program)
     if program is None:
@@ -282,11 +283,11 @@ def _check_request_allowed(session: Session, policy: PayoutPolicy, partner: Part
 
 
 def _has_open_payout(session: Session, partner_id: str) -> bool:
-    return session.scalar(select(func.count()).select_from(Payout).where(
-        Payout.partner_id == partner_id, Payout.status.in_(OPEN))) > 0
+    return bool(session.scalar(select(func.count()).select_from(Payout).where(
+        Payout.partner_id == partner_id, Payout.status.in_(OPEN))))
 
 
-# --- status changes --------------------------------------------------------------------------------
+# --- status changes ------------------------------------------------------------------------
 
 def transition(session: Session, payout: Payout, status: str, *, reason: str | None = None,
                provider_status: str | None = None, reference: str | None = None) -> bool:
@@ -306,7 +307,8 @@ def transition(session: Session, payout: Payout, status: str, *, reason: str | N
     if status in ("paid",) + MONEY_BACK:
         payout.settled_at = now
     if status in WEBHOOK_EVENT:
-        webhooks_out.emit(session, WEBHOOK_EVENT[status], f"{payout.id}:{status}", payout_json(payout))
+        webhooks_out.emit(session, WEBHOOK_EVENT[status], f"{payout.id}:{status}",
+                          payout_json(payout))
     return True
 
 
@@ -464,7 +466,8 @@ def check(hub: Hub, payout_id: str) -> None:
     """Poll the gateway for a payout whose final answer has not arrived."""
     with hub.sessions() as session:
         payout = session.get(Payout, payout_id)
-        if payout is None or payout.status not in ("sent", "unclaimed") or not payout.provider_batch_id:
+        waiting = payout is not None and payout.status in ("sent", "unclaimed")
+        if payout is None or not waiting or not payout.provider_batch_id:
             return
         order, method = _order(payout), payout.method
     gateway = gateway_for(hub, method)
@@ -485,7 +488,7 @@ def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -
         payout.failure_reason = (f"gave up after {payout.attempts} attempts: {last}")[:500]
 
 
-# --- the sweep (`hub tick`) ------------------------------------------------------------------------
+# --- the sweep (`hub tick`) ------------------------------------------------------------------
 
 def sweep(hub: Hub, now: datetime) -> dict[str, int]:
     """Create due payouts (threshold, monthly, manual list), re-send stuck ones, poll the silent."""
@@ -502,7 +505,8 @@ def _payable_accounts(hub: Hub) -> list[tuple[str, str]]:
     with hub.sessions() as session:
         rows = session.execute(
             select(LedgerEntry.partner_id, LedgerEntry.currency)
-            .where(LedgerEntry.state == "payable").group_by(LedgerEntry.partner_id, LedgerEntry.currency)
+            .where(LedgerEntry.state == "payable")
+            .group_by(LedgerEntry.partner_id, LedgerEntry.currency)
             .having(func.sum(LedgerEntry.amount) > 0)).all()
     return [(p, c) for p, c in rows]
 

@@ -82,7 +82,8 @@ class Queue:
     def start_worker(self, threads: int = 2) -> dramatiq.Worker:
         with self._lock:
             if self.worker is None:
-                self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=50)
+                self.worker = dramatiq.Worker(self.broker, worker_threads=threads,
+                                              worker_timeout=50)
                 self.worker.start()
             return self.worker
 
@@ -91,7 +92,7 @@ class Queue:
         if not self.in_process:
             return
         for name in sorted({spec.queue_name for spec in JOBS.values()}):
-            self.broker.join(name, timeout=timeout_ms, fail_fast=False)  # type: ignore[attr-defined]
+            self.broker.join(name, timeout=timeout_ms, fail_fast=False)  # type: ignore[call-arg]
         if self.worker is not None:
             self.worker.join()
 

@@ -89,7 +89,8 @@ def _endpoints(session: Session) -> list[WebhookEndpoint]:
     return cached  # type: ignore[no-any-return]
 
 
-def register_endpoint(session: Session, url: str, events: list[str], secret: str | None) -> WebhookEndpoint:
+def register_endpoint(session: Session, url: str, events: list[str],
+                      secret: str | None) -> WebhookEndpoint:
     endpoint = WebhookEndpoint(id=new_id("we"), url=url, secret=secret or new_secret(),
                                events=list(events), active=True, created_at=utcnow())
     session.add(endpoint)

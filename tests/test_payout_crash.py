@@ -33,13 +33,13 @@ pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_config(path: Path, database: str, namespace: str, paypal_base: str) -> Path:
+def write_config(path: Path, database: str, prefix: str, paypal_base: str) -> Path:
     path.write_text(f'''
 [database]
 url = "{database}"
 [queue]
 url = "{REDIS_URL}"
-namespace = "{namespace}"
+namespace = "{prefix}"
 min_backoff_ms = 50
 max_backoff_ms = 200
 stale_seconds = 0

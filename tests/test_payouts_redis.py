@@ -19,7 +19,7 @@ from hub.db.models import Partner
 from hub.queue import queue_of
 from hub.tick import run_tick
 from tests.conftest import operator_headers
-from tests.payout_helpers import (SANDBOX, FakePaypal, at, balance_of, make_partner, pay,
+from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay,
                                   payouts_of, policy_registry, programs, wait_for)
 
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or "redis://127.0.0.1:6379/5"

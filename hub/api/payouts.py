@@ -43,7 +43,8 @@ async def read(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         with hub.sessions() as session:
-            return payouts.payout_json(payouts.get_payout(session, request.path_params["payout_id"]))
+            payout = payouts.get_payout(session, request.path_params["payout_id"])
+            return payouts.payout_json(payout)
 
     return JSONResponse(await run_in_threadpool(work))
 

@@ -28,7 +28,8 @@ async def create_endpoint(request: Request) -> JSONResponse:
     events = field(data, "events", list, required=False, default=[])
     unknown = [e for e in events if e not in webhooks_out.EVENTS]
     if unknown:
-        raise Unprocessable(f"unknown event {unknown[0]!r}; known: {', '.join(webhooks_out.EVENTS)}",
+        known = ", ".join(webhooks_out.EVENTS)
+        raise Unprocessable(f"unknown event {unknown[0]!r}; known: {known}",
                             code="invalid_event")
     secret = field(data, "secret", required=False)
     hub = hub_of(request)
