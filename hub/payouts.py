@@ -293,13 +293,15 @@ def transition(session: Session, payout: Payout, status: str, *, reason: str | N
                provider_status: str | None = None, reference: str | None = None) -> bool:
     """Move a payout to `status` and its money with it; False (a no-op) when not allowed from
     where it is, e.g. a late PENDING after paid, or the same answer twice."""
-    current = "queued" if payout.status == "failed" and payout.dead_letter else payout.status
-    if status == payout.status or status not in NEXT.get(current, set()):
+    if status == payout.status or status not in _allowed_next(payout):
         return False
     previous, now = payout.status, utcnow()
     payout.status, payout.updated_at, payout.dead_letter = status, now, False
     payout.provider_status = provider_status or payout.provider_status
-    payout.failure_reason = reason if status in MONEY_BACK or reason else payout.failure_reason
+    if reason or status in MONEY_BACK:
+        payout.failure_reason = reason
+    elif status == "paid":
+        payout.failure_reason = None  # earlier "retrying: ..." notes no longer apply
     payout.reference = reference or payout.reference
     if status == "sent":
         payout.sent_at = now
@@ -310,6 +312,14 @@ def transition(session: Session, payout: Payout, status: str, *, reason: str | N
         webhooks_out.emit(session, WEBHOOK_EVENT[status], f"{payout.id}:{status}",
                           payout_json(payout))
     return True
+
+
+def _allowed_next(payout: Payout) -> set[str]:
+    """A dead-lettered payout may still be at PayPal: it moves like a queued one, and an operator
+    may also reject it (having checked PayPal)."""
+    if payout.status == "failed" and payout.dead_letter:
+        return NEXT["queued"] | {"rejected"}
+    return NEXT.get(payout.status, set())
 
 
 def _move_money(session: Session, payout: Payout, previous: str, status: str) -> None:
@@ -457,8 +467,8 @@ def _check_quietly(hub: Hub, payout_id: str) -> None:
     poll will tell later."""
     try:
         check(hub, payout_id)
-    except TransientError:
-        pass
+    except (TransientError, PermanentError):
+        pass  # a permanent answer has already failed the payout
 
 
 @job("payout.check", queue_name="payouts")
@@ -471,8 +481,14 @@ def check(hub: Hub, payout_id: str) -> None:
             return
         order, method = _order(payout), payout.method
     gateway = gateway_for(hub, method)
-    if gateway is not None:
-        _record(hub, payout_id, gateway.check(order))
+    if gateway is None:
+        return
+    try:
+        answer = gateway.check(order)
+    except PermanentError as exc:
+        _fail(hub, payout_id, str(exc))
+        raise
+    _record(hub, payout_id, answer)
 
 
 @job("payout.dead_letter", queue_name="payouts", retries=False)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import dramatiq
+import dramatiq.errors
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.orm import Session
 
@@ -92,7 +93,13 @@ class Queue:
         if not self.in_process:
             return
         for name in sorted({spec.queue_name for spec in JOBS.values()}):
-            self.broker.join(name, timeout=timeout_ms, fail_fast=False)  # type: ignore[call-arg]
+            try:
+                self.broker.join(name, timeout=timeout_ms, fail_fast=False)  # type: ignore[call-arg]
+            except dramatiq.errors.QueueJoinTimeout:
+                # Jobs waiting out a backoff are dropped with this process; their rows stay
+                # queued/pending and the next `hub tick` sends them again.
+                log.warning("queue %s still busy after %d ms", name, timeout_ms)
+                return
         if self.worker is not None:
             self.worker.join()
 
