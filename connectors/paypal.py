@@ -419,6 +419,7 @@ def parse_event(body: bytes) -> dict[str, Any]:
 
 
 async def webhook(request: Request) -> JSONResponse:
+    """PayPal webhooks: verified with PayPal, recorded once, applied (billing and payouts)."""
     hub = hub_of(request)
     try:
         body = await read_body(request, hub.config.server.max_body_bytes)

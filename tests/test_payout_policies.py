@@ -196,3 +196,12 @@ def test_operator_rejects_a_dead_lettered_payout_and_the_money_returns(client, h
                            json={"reason": "checked PayPal: not paid"}, headers=H)
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     assert balance_of(hub, partner.id, "USD")["payable"] == 8000
+
+
+def test_hub_worker_without_a_queue_url_says_so(tmp_path, capsys):
+    from hub.cli import main
+
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "w.db"}"\n')
+    assert main(["worker", "--config", str(config)]) == 0
+    assert "no [queue] url configured" in capsys.readouterr().out
