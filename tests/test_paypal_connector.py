@@ -250,3 +250,22 @@ def test_gateway_helpers():
              "links": [{"href": f"{SANDBOX}/v1/payments/payouts/5UXD2E8A7EBQJ", "rel": "self"}]}
     assert duplicate_batch_id(error) == "5UXD2E8A7EBQJ"
     assert duplicate_batch_id({"name": "INSUFFICIENT_FUNDS", "links": error["links"]}) is None
+
+
+def test_a_payout_whose_webhook_never_comes_is_polled_by_the_tick(client, hub, fake):
+    from datetime import timedelta
+
+    from hub.clock import utcnow
+
+    fake.item_status = "PENDING"
+    partner, payout_id = withdrawn(hub, client)
+    client.post(f"/api/v1/payouts/{payout_id}/approve", headers=H)
+    queue_of(hub).join()
+    assert payouts_of(hub, partner.id)[0].status == "sent"
+    fake.item_status = "SUCCESS"
+    assert run_tick(hub, utcnow())["payouts"]["polled"] == 0          # not stale yet
+    result = run_tick(hub, utcnow() + timedelta(hours=1))
+    assert result["payouts"]["polled"] == 1
+    assert payouts_of(hub, partner.id)[0].status == "paid"
+    assert balance_of(hub, partner.id, "USD")["paid"] == 6000
+    assert len(fake.batches) == 1
