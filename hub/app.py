@@ -127,4 +127,8 @@ def create_app(hub: Hub) -> Starlette:
                             Exception: server_error},
     )
     app.state.hub = hub
+    if hub.config.queue.url:
+        from .queue import redis_check
+
+        hub.extras.setdefault("queue_check", lambda: redis_check(hub))
     return app

@@ -50,7 +50,8 @@ def cmd_tick(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from . import worker
 
-    return worker.run(_hub(args), processes=args.processes, threads=args.threads)
+    return worker.run(_hub(args), processes=args.processes, threads=args.threads,
+                      config_path=args.config)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

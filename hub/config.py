@@ -33,6 +33,15 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class QueueConfig:
     url: str = ""  # empty: actors run in-process
+    namespace: str = "hub"  # Redis key prefix, so several hubs can share one Redis
+    max_retries: int = 8
+    min_backoff_ms: int = 15_000
+    max_backoff_ms: int = 3_600_000
+    stale_seconds: int = 600  # `hub tick` re-sends a payout or delivery untouched this long
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.min_backoff_ms <= 0 or self.max_backoff_ms < self.min_backoff_ms:
+            raise ValueError("retries cannot be negative and backoffs must be 0 < min <= max")
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,9 @@ class PaypalConfig:
     client_id: str = ""
     client_secret: str = ""
     webhook_id: str = ""
+    api_base: str = ""  # empty: PayPal's own endpoint for the mode
+    timeout_seconds: int = 20
+    email_subject: str = "You have a payout"
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "HUB_PAYPAL_CLIENT_ID": (("connectors", "paypal"), "client_id"),
     "HUB_PAYPAL_CLIENT_SECRET": (("connectors", "paypal"), "client_secret"),
     "HUB_PAYPAL_WEBHOOK_ID": (("connectors", "paypal"), "webhook_id"),
+    "HUB_PAYPAL_API_BASE": (("connectors", "paypal"), "api_base"),
 }
 SECRET_KEYS = {"admin_token", "installer_token", "secret_key", "api_key", "webhook_secret", "client_secret"}
 

@@ -11,7 +11,11 @@ class Connector:
     """`process(hub, event) -> bool` stores and applies one exported provider event (the path
     `hub replay` uses); it returns False for an event the hub already had."""
 
+
     name: str
     routes: list[Any] = field(default_factory=list)
     process: Callable[[Any, dict[str, Any]], bool] | None = None
     description: str = ""
+    # `payout_gateway(hub)` builds the `hub.payouts.PayoutGateway` that pays payouts whose
+    # method is this connector's name (``paypal``); None for connectors that only bill.
+    payout_gateway: Callable[[Any], Any] | None = None

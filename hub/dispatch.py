@@ -20,8 +20,8 @@ from .db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, 
                         Referral, SubscriptionState)
 from .db.upsert import insert_ignore
 from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallReported,
-                    PaymentAdjusted, PaymentFailed, PaymentSucceeded, SignupReported,
-                    SubscriptionChanged)
+                    PaymentAdjusted, PaymentFailed, PaymentSucceeded, PayoutStatusChanged,
+                    SignupReported, SubscriptionChanged)
 from .history import history_for, payment_view
 from .money import format_money, pro_rata
 from .referrals import owner_before
@@ -175,6 +175,14 @@ def _coupon_applied(fact: CouponApplied, hub: Hub, session: Session,
     if partner is not None and attribute(hub, session, customer, partner, source="code",
                                          at=fact.occurred_at, event_id=event_id):
         settle_customer(hub, session, customer)
+
+
+@handle.register
+def _payout_status(fact: PayoutStatusChanged, hub: Hub, session: Session,
+                   event_id: int | None) -> None:
+    from .payouts import apply_status_fact
+
+    apply_status_fact(hub, session, fact)
 
 
 def _claim_by_install(hub: Hub, session: Session, customer: Customer, install_id: str | None,

@@ -125,5 +125,23 @@ class CouponApplied:
     email: str | None = None
 
 
+@dataclass(frozen=True)
+class PayoutStatusChanged:
+    """A payment provider's word on a payout the hub sent: `status` in the hub's terms (sent,
+    paid, failed, returned, unclaimed) or None when it only names ids; `check` asks the hub to
+    poll the provider for the item's status (e.g. after a batch-level event)."""
+
+    provider: str
+    occurred_at: datetime
+    status: str | None = None
+    sender_id: str | None = None  # our sender_batch_id or sender_item_id
+    batch_id: str | None = None
+    item_id: str | None = None
+    provider_status: str | None = None
+    reason: str | None = None
+    check: bool = False
+
+
 Fact = (CustomerSeen | AttributionClaimed | SubscriptionChanged | PaymentSucceeded
-        | PaymentAdjusted | PaymentFailed | InstallReported | SignupReported | CouponApplied)
+        | PaymentAdjusted | PaymentFailed | InstallReported | SignupReported | CouponApplied
+        | PayoutStatusChanged)

@@ -56,7 +56,9 @@ def commissions_for_tick(program: Program, referral: Referral, history: History,
 
 @hookspec(firstresult=True)
 def payout_policy(program: Program, partner_kind: str) -> PayoutPolicy | None:
-    """How partners of this kind in this program are paid (automatic, on request, monthly...)."""
+    """How partners of this kind in this program are paid: a `PayoutPolicy` (automatic at a
+    threshold, on request, monthly, manual list). Asked by the payout code whenever it decides
+    (hold release, withdrawal request, `hub tick`); None means "on request", no minimum."""
 
 
 @hookspec(firstresult=True)

@@ -12,12 +12,13 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from . import webhooks_out
 from .clock import utcnow
-from .db.models import Commission, LedgerEntry, Payout, new_id
+from .db.models import Commission, LedgerEntry, new_id
 from .db.upsert import insert_ignore
 from .programs import Draft, Program
 
@@ -44,6 +45,48 @@ def move(session: Session, amount: int, source: str, target: str, **refs: Any) -
     return post(session, [(source, -amount), (target, amount)], **refs)
 
 
+def move_lines(session: Session, nets: list[tuple[str | None, int]], source: str, target: str, *,
+               partner_id: str, currency: str, kind: str, payout_id: str) -> str | None:
+    """One transfer moving each commission's `net` from `source` to `target` for a payout.
+
+    Payouts move money per commission (two legs each, naming the commission and the payout), so
+    every line's state stays derivable and a payout can be settled or returned exactly.
+    """
+    nets = [(cid, amount) for cid, amount in nets if amount]
+    if not nets:
+        return None
+    transfer, now = new_id("tr"), utcnow()
+    session.add_all([
+        LedgerEntry(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+                    amount=sign * amount, kind=kind, commission_id=cid, payout_id=payout_id,
+                    created_at=now)
+        for cid, amount in nets for state, sign in ((source, -1), (target, 1))
+    ])
+    return transfer
+
+
+def payable_by_commission(session: Session, partner_id: str, currency: str,
+                          earned_before: datetime | None = None) -> list[tuple[str | None, int]]:
+    """The payable money of a partner in a currency, per commission (clawbacks are negative)."""
+    stmt = (select(LedgerEntry.commission_id, func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.partner_id == partner_id, LedgerEntry.currency == currency,
+                   LedgerEntry.state == "payable")
+            .group_by(LedgerEntry.commission_id).order_by(LedgerEntry.commission_id))
+    if earned_before is not None:
+        stmt = stmt.join(Commission, Commission.id == LedgerEntry.commission_id).where(
+            Commission.earned_at < earned_before)
+    return [(cid, int(net)) for cid, net in session.execute(stmt).all() if net]
+
+
+def held_by_payout(session: Session, payout_id: str, state: str) -> list[tuple[str | None, int]]:
+    """What a payout holds in `state` (in_payout while under way, paid once paid), per commission."""
+    rows = session.execute(
+        select(LedgerEntry.commission_id, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.payout_id == payout_id, LedgerEntry.state == state)
+        .group_by(LedgerEntry.commission_id).order_by(LedgerEntry.commission_id)).all()
+    return [(cid, int(net)) for cid, net in rows if net]
+
+
 def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
          referral_id: int | None, payment_id: int | None, event_id: int | None,
          plugin_name: str, install_id: int | None = None) -> Commission | None:
@@ -63,7 +106,9 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
         return None
     post(session, [("pending", draft.amount)], partner_id=partner_id, currency=draft.currency,
          kind="earn", commission_id=line_id, line_id=line_id, event_id=event_id)
-    return session.get(Commission, line_id)
+    line = session.get(Commission, line_id)
+    webhooks_out.emit(session, "commission.created", line_id, commission_event(line))
+    return line
 
 
 def reversed_so_far(session: Session, commission: Commission) -> int:
@@ -105,11 +150,25 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
     move(session, delta, source, "voided", partner_id=commission.partner_id,
          currency=commission.currency, kind="reverse", commission_id=commission.id,
          line_id=line_id, event_id=event_id)
-    return session.get(Commission, line_id)
+    line = session.get(Commission, line_id)
+    webhooks_out.emit(session, "commission.voided", line_id, commission_event(line))
+    return line
 
 
-def release_due(session: Session, now: datetime) -> int:
-    """Move every commission whose hold ended by `now` from pending to payable. Idempotent."""
+def commission_event(line: Commission | None) -> dict[str, Any]:
+    """A commission line as outgoing webhooks describe it."""
+    if line is None:
+        return {}
+    return {"id": line.id, "partner_id": line.partner_id, "program": line.program,
+            "amount": line.amount, "currency": line.currency, "reverses": line.reverses_id,
+            "earned_at": line.earned_at.isoformat(), "key": line.key,
+            "explanation": (line.rule or {}).get("sentence")}
+
+
+def release_due(session: Session, now: datetime,
+                changed: set[tuple[str, str]] | None = None) -> int:
+    """Move every commission whose hold ended by `now` from pending to payable. Idempotent.
+    Adds each (partner, currency) whose payable balance grew to `changed`."""
     pending = (select(LedgerEntry.commission_id, func.sum(LedgerEntry.amount).label("net"))
                .where(LedgerEntry.state == "pending", LedgerEntry.commission_id.is_not(None))
                .group_by(LedgerEntry.commission_id).subquery())
@@ -127,6 +186,8 @@ def release_due(session: Session, now: datetime) -> int:
         except IntegrityError:
             continue  # another tick released it first (uq_ledger_release)
         released += 1
+        if changed is not None:
+            changed.add((partner_id, currency))
     return released
 
 
@@ -169,31 +230,32 @@ def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
                       .where(reversal.reverses_id == Commission.id)
                       .correlate(Commission).scalar_subquery())
     rows = session.execute(
-        select(Commission, released_at, reversed_total, ProviderEvent.event_id)
+        select(Commission, released_at, reversed_total, ProviderEvent.event_id,
+               _state_total("in_payout"), _state_total("paid"))
         .outerjoin(ProviderEvent, ProviderEvent.id == Commission.event_id)
         .where(Commission.partner_id == partner_id)
         .order_by(Commission.created_at.desc(), Commission.id)
         .limit(limit).offset(offset)).all()
-    paid_since = _paid_payout_times(session, partner_id)
-    return [LineView(c, _line_state(c, rel, int(rev or 0), paid_since.get(c.currency)), ev)
-            for c, rel, rev, ev in rows]
+    return [LineView(c, _line_state(c, rel, int(rev or 0), int(held or 0), int(paid or 0)), ev)
+            for c, rel, rev, ev, held, paid in rows]
 
 
-def _paid_payout_times(session: Session, partner_id: str) -> dict[str, datetime]:
-    """The creation time of the newest paid payout per currency: payouts take the whole payable
-    balance, so every line released before it has been paid."""
-    rows = session.execute(select(Payout.currency, func.max(Payout.created_at)).where(
-        and_(Payout.partner_id == partner_id, Payout.status == "paid"))
-        .group_by(Payout.currency)).all()
-    return {currency: when for currency, when in rows}
+def _state_total(state: str) -> Any:
+    return (select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.commission_id == Commission.id, LedgerEntry.state == state)
+        .correlate(Commission).scalar_subquery())
 
 
 def _line_state(line: Commission, released_at: datetime | None, reversed_total: int,
-                last_paid_payout: datetime | None) -> str:
+                in_payout: int, paid: int) -> str:
+    """Payouts move money per commission, so a line is paid (or in a payout under way) exactly
+    when its own money is."""
     if line.reverses_id is not None or line.amount + reversed_total <= 0:
         return "voided"
     if released_at is None:
         return "pending"
-    if last_paid_payout is not None and released_at <= last_paid_payout:
+    if paid > 0:
         return "paid"
+    if in_payout > 0:
+        return "in_payout"
     return "payable"

@@ -22,8 +22,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                        "kind": _STR, "paypal_email": _STR, "code": _STR,
                        "invited": {"type": "boolean"}, "customer_ref": _STR, "website": _STR}},
 }
-SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions", "/admin",
-                    "/api/v1/referrals")
+SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions",
+                    "/api/v1/webhooks", "/api/v1/referrals", "/admin")
 
 
 def register_body(method: str, path: str, schema: dict[str, Any]) -> None:

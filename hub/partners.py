@@ -54,6 +54,9 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
                       customer_ref=customer_ref, website=website, created_at=utcnow())
     session.add(partner)
     session.flush()
+    from .webhooks_out import emit
+
+    emit(session, "partner.created", partner.id, partner_json(partner))
     return partner
 
 

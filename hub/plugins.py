@@ -22,6 +22,7 @@ from .programs import ProgramKind
 BUILTIN_PLUGINS = (
     "plugins.crazycall",
     "connectors.stripe",
+    "connectors.paypal",
 )
 
 

@@ -166,9 +166,14 @@ class Draft:
 class PayoutPolicy:
     """How a program pays a partner.
 
-    automatic: a payout is created when the payable balance reaches `minimum` (needs PayPal).
-    request: the partner asks once payable >= `minimum`; `one_pending` refuses a second request.
-    monthly: everything earned through month M is paid at the end of month M+1.
+    automatic: a PayPal payout is created when the payable balance reaches `minimum`; a partner
+        without a PayPal address is listed for manual payment every `every_months` months
+        instead (every 3 months when 0).
+    request: the partner asks once payable >= `minimum`, with one of `methods` (the first by
+        default; "paypal" is sent through PayPal, any other name is paid by hand);
+        `one_pending` refuses a second request while one is open.
+    monthly: everything earned through month M is paid at the end of month M+1 (PayPal when the
+        partner has an address, else listed for manual payment), if it reaches `minimum`.
     manual: listed for the operator every `every_months` months.
     """
 

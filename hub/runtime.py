@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,14 @@ from .errors import StartupError
 from .plugins import Registry, load_registry
 from .programs import PayoutPolicy, Program
 from .settings import parse_table
+
+
+AFTER_COMMIT = "hub_after_commit"
+
+
+def after_commit(session: Session, job: Callable[["Hub"], None]) -> None:
+    """Run `job(hub)` after the transaction `session` belongs to commits (see Hub.transaction)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(job)
 
 
 @dataclass
@@ -29,8 +37,13 @@ class Hub:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        """One unit of work. Jobs queued with `after_commit` run once it has committed (messages
+        are never sent for work that might still roll back)."""
         with transaction(self.sessions) as session:
             yield session
+            jobs = session.info.pop(AFTER_COMMIT, [])
+        for job in jobs:
+            job(self)
 
     def program(self, name: str) -> Program | None:
         return self.programs.get(name)

@@ -330,9 +330,15 @@ class LedgerEntry(Base):
 
 
 class Payout(Base):
-    """Money going to a partner: a row first (the outbox), a queue message second."""
+    """Money going to a partner: a row first (the outbox), a queue message second.
+
+    Creating one reserves the money (payable -> in_payout, one leg per commission, each naming
+    this payout). `period` names the monthly or manual-list period a scheduled payout belongs
+    to, unique per partner and currency so a sweep that runs twice creates it once.
+    """
 
     __tablename__ = "payouts"
+    __table_args__ = (UniqueConstraint("partner_id", "currency", "period"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("po"))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
     program: Mapped[str] = mapped_column(String(64))
@@ -347,8 +353,50 @@ class Payout(Base):
     provider_item_id: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # True when the send job gave up on transient errors: PayPal may or may not hold the batch,
+    # so the money stays reserved until the operator retries (same sender_batch_id) or rejects.
+    dead_letter: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    request: Mapped[dict | None] = mapped_column(JSON)  # what was (or in dry-run, would be) sent
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+
+
+class WebhookEndpoint(Base):
+    """An operator's receiver for outgoing webhooks; `events` empty means all of them."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("we"))
+    url: Mapped[str] = mapped_column(String(1000))
+    secret: Mapped[str] = mapped_column(String(200))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: the outbox row and its delivery log.
+
+    Written in the transaction that caused the event; sent by a job after the commit. The unique
+    (endpoint, event) makes emitting twice (a replayed provider event) deliver once.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("wd"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
 
 
 class AuditLog(Base):

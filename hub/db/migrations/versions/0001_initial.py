@@ -82,6 +82,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('provider', 'event_id')
     )
+    op.create_table('webhook_endpoints',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('url', sa.String(length=1000), nullable=False),
+    sa.Column('secret', sa.String(length=200), nullable=False),
+    sa.Column('events', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('clicks',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('link_code', sa.String(length=64), nullable=False),
@@ -207,10 +216,16 @@ def upgrade() -> None:
     sa.Column('provider_item_id', sa.String(length=64), nullable=True),
     sa.Column('failure_reason', sa.String(length=500), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('dead_letter', sa.Boolean(), nullable=False),
+    sa.Column('provider_status', sa.String(length=32), nullable=True),
+    sa.Column('request', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('partner_id', 'currency', 'period')
     )
     with op.batch_alter_table('payouts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payouts_partner_id'), ['partner_id'], unique=False)
@@ -256,6 +271,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subscription_states', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscription_states_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('endpoint_id', sa.String(length=32), nullable=False),
+    sa.Column('event_id', sa.String(length=200), nullable=False),
+    sa.Column('event_type', sa.String(length=64), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('response_status', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('endpoint_id', 'event_id')
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_endpoint_id'), ['endpoint_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_status'), ['status'], unique=False)
 
     op.create_table('commissions',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -357,6 +393,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_commissions_available_at'))
 
     op.drop_table('commissions')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_status'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_endpoint_id'))
+
+    op.drop_table('webhook_deliveries')
     with op.batch_alter_table('subscription_states', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscription_states_customer_id'))
 
@@ -402,6 +443,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_clicks_link_day')
 
     op.drop_table('clicks')
+    op.drop_table('webhook_endpoints')
     op.drop_table('provider_events')
     with op.batch_alter_table('partners', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partners_program'))
