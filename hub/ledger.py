@@ -78,12 +78,13 @@ def is_released(session: Session, commission_id: str) -> bool:
 
 
 def reverse_to(session: Session, commission: Commission, target: int, *, reason: str,
-               sentence: str, event_id: int | None) -> Commission | None:
+               sentence: str, event_id: int | None,
+               inputs: dict[str, Any] | None = None) -> Commission | None:
     """Reverse `commission` until `target` of it is reversed in all. Only ever reverses more.
 
     Money still in its hold is taken from ``pending``; after release it is taken from
     ``payable``, which may go below zero when it was already paid out (a clawback that later
-    earnings absorb).
+    earnings absorb). `inputs` (what the target was computed from) is kept for explanations.
     """
     target = min(target, commission.amount)
     delta = target - reversed_so_far(session, commission)
@@ -97,7 +98,7 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
         available_at=commission.available_at, reverses_id=commission.id,
         payment_id=commission.payment_id, event_id=event_id,
         rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
-              "inputs": {"reversed_total": target, "of": commission.amount}},
+              "inputs": {**(inputs or {}), "reversed_total": target, "of": commission.amount}},
         created_at=utcnow()))
     if not inserted:
         return None
