@@ -180,6 +180,15 @@ def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
             for c, rel, rev, ev in rows]
 
 
+def line_state(session: Session, line: Commission) -> str:
+    """One line's derived state, the same way `commission_lines` derives it for a list."""
+    released_at = session.scalar(select(func.min(LedgerEntry.created_at)).where(
+        LedgerEntry.commission_id == line.id, LedgerEntry.kind == "release"))
+    reversed_total = -reversed_so_far(session, line)
+    paid_since = _paid_payout_times(session, line.partner_id).get(line.currency)
+    return _line_state(line, released_at, reversed_total, paid_since)
+
+
 def _paid_payout_times(session: Session, partner_id: str) -> dict[str, datetime]:
     """The creation time of the newest paid payout per currency: payouts take the whole payable
     balance, so every line released before it has been paid."""

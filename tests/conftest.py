@@ -73,7 +73,7 @@ def make_hub(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable
     hubs: list[Hub] = []
 
     def factory(backend: str = "sqlite", programs: dict[str, dict[str, Any]] | None = None,
-                **tables: Any) -> Hub:
+                registry: Any = None, **tables: Any) -> Hub:
         if backend == "postgres":
             url = request.getfixturevalue("pg_schema_url")
         else:
@@ -86,7 +86,7 @@ def make_hub(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable
             "programs": {"crazycall": dict(CRAZYCALL)} if programs is None else programs,
         }
         _deep_merge(raw, tables)
-        hub = build_hub(config_from_dict(raw))
+        hub = build_hub(config_from_dict(raw), registry=registry)
         if backend == "postgres":
             _truncate_all(hub)
         hubs.append(hub)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import installs, partners
+from . import commissions, installs, partners
 
 
 def routes() -> list[BaseRoute]:
-    return [*partners.ROUTES, *installs.ROUTES]
+    return [*partners.ROUTES, *installs.ROUTES, *commissions.ROUTES]
