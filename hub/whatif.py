@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, and_, func, select
 
 from .db.models import (Commission, Customer, InstallRecord, Partner, PaymentAdjustment,
                         PaymentRecord, Referral, SubscriptionState)
+from .db.session import read_only
 from .dispatch import can_earn
 from .errors import StartupError
 from .history import build_history, payment_view
@@ -147,23 +147,6 @@ def run_whatif(hub: Hub, program_name: str, changes: dict[str, str], *,
             if bar:
                 bar.close()
     return result
-
-
-@contextmanager
-def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection the database itself refuses to write through."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA query_only = ON")
-        else:
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-            if conn.dialect.name == "sqlite":  # the pooled connection goes back writable
-                conn.exec_driver_sql("PRAGMA query_only = OFF")
-                conn.commit()
 
 
 def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
