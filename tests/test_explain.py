@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
