@@ -74,12 +74,13 @@ class WhatIfResult:
 
     def add(self, side: str, partner_id: str, currency: str, earned_at: datetime,
             amount: int) -> None:
-        for table, key in ((self.partners, (partner_id, currency)),
-                           (self.months, (f"{earned_at.year:04d}-{earned_at.month:02d}", currency))):
-            totals = table.get(key)
-            if totals is None:
-                totals = table[key] = Totals()
-            setattr(totals, side, getattr(totals, side) + amount)
+        month = (f"{earned_at.year:04d}-{earned_at.month:02d}", currency)
+        for table, key in ((self.partners, (partner_id, currency)), (self.months, month)):
+            totals = table.get(key) or table.setdefault(key, Totals())
+            if side == "current":
+                totals.current += amount
+            else:
+                totals.simulated += amount
 
     def totals(self) -> dict[str, Totals]:
         out: dict[str, Totals] = {}
@@ -219,12 +220,11 @@ class AdjustmentIndex:
                     self.by_ref.setdefault((row.provider, slot, ref), []).append(item)
 
     def of(self, payment: Any) -> list[Adjustment]:
-        if not self.by_ref:
-            return []
         found: dict[int, Adjustment] = {}
-        for slot, ref in enumerate((payment.ref, payment.charge_ref, payment.intent_ref)):
-            if ref:
-                found.update(self.by_ref.get((payment.provider, slot, ref), ()))
+        for slot, ref in ((0, payment.ref), (1, payment.charge_ref), (2, payment.intent_ref)):
+            items = self.by_ref.get((payment.provider, slot, ref)) if ref else None
+            if items:  # most payments have none: no work beyond three lookups
+                found.update(items)
         return list(found.values())
 
 
