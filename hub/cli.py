@@ -1,4 +1,4 @@
-"""The `hub` command: serve, worker, tick, replay, migrate, trigger."""
+"""The `hub` command: serve, worker, tick, replay, whatif, migrate, trigger."""
 
 from __future__ import annotations
 
@@ -63,6 +63,37 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if not stats.get("errors") else 1
 
 
+def cmd_whatif(args: argparse.Namespace) -> int:
+    from .whatif import render_text, run_whatif
+
+    changes = _settings_changes(args.set or [])
+    since, until = _instant(args.since, "--since"), _instant(args.until, "--until")
+    hub = _hub(args, migrate=False)  # a what-if never writes, not even a migration
+    result = run_whatif(hub, args.program, changes, since=since, until=until,
+                        progress=not args.quiet)
+    print(json.dumps(result.to_json(), indent=2) if args.json else render_text(result))
+    return 0
+
+
+def _settings_changes(items: list[str]) -> dict[str, str]:
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise StartupError(f"--set {item!r}: expected key=value, e.g. --set rate=0.25")
+        changes[key.strip()] = value.strip()
+    return changes
+
+
+def _instant(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise StartupError(f"{option}: {text!r} is not a date (YYYY-MM-DD or ISO-8601)") from None
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     import httpx
 
@@ -114,6 +145,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="JSON lines file, one provider event per line ('-' for stdin)")
     r.add_argument("--provider", default="stripe")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    h = command("whatif", cmd_whatif, "replay a program's stored history with changed settings "
+                "into a scratch ledger and compare")
+    h.add_argument("--program", required=True, help="the program's name (its [programs.<name>])")
+    h.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a changed setting of the program's plugin, e.g. rate=0.25 (repeatable)")
+    h.add_argument("--since", help="only commissions earned from this date (inclusive)")
+    h.add_argument("--until", help="only commissions earned before this date")
+    h.add_argument("--json", action="store_true", help="print the result as JSON")
+    h.add_argument("--quiet", action="store_true", help="no progress bar")
     command("migrate", cmd_migrate, "upgrade the database schema")
     g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
     g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, ...")

@@ -23,8 +23,8 @@ from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallRepo
                     PaymentAdjusted, PaymentFailed, PaymentSucceeded, PayoutStatusChanged,
                     SignupReported, SubscriptionChanged)
 from .history import history_for, payment_view
-from .money import format_money, pro_rata
 from .referrals import owner_before
+from .reversals import Adjustment, PaidAmount, reversal_target
 from .runtime import Hub
 
 
@@ -245,9 +245,15 @@ def _earning_referrals(hub: Hub, session: Session, customer: Customer) -> list[A
     out = []
     for referral, partner in referrals_of(session, customer.id):
         program = hub.program(referral.program)
-        if program is not None and not referral.self_referral and partner.status == "active":
+        if program is not None and can_earn(referral.self_referral, partner.status):
             out.append((referral, partner, program))
     return out
+
+
+def can_earn(self_referral: bool, partner_status: str) -> bool:
+    """Whether a referral earns at all: never a self-referral, only while the partner is active.
+    (The what-if simulation applies the same test.)"""
+    return not self_referral and partner_status == "active"
 
 
 def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer) -> None:
@@ -280,28 +286,23 @@ def referral_view(referral: Referral, partner: Any, customer: Customer) -> Any:
 
 def reconcile(session: Session, payment: PaymentRecord) -> None:
     """Reverse the payment's commissions as far as its refunds and disputes require."""
-    adjustments = _adjustments_of(session, payment)
+    adjustments = [adjustment_view(a) for a in _adjustments_of(session, payment)]
     if not adjustments:
         return
-    disputed = [a for a in adjustments if a.kind == "dispute"]
-    refunded = max([a.amount for a in adjustments if a.kind == "refund_total"] +
-                   [sum(a.amount for a in adjustments if a.kind == "refund")])
-    refunded = min(refunded, payment.gross_amount)
-    cause = max(adjustments, key=lambda a: (a.kind == "dispute", a.amount, a.occurred_at))
+    paid = PaidAmount(ref=payment.ref, gross_amount=payment.gross_amount, currency=payment.currency)
     lines = session.scalars(_with_lock(session, select(Commission).where(
         Commission.payment_id == payment.id, Commission.reverses_id.is_(None)))).all()
     for line in lines:
-        if disputed:
-            target, why = line.amount, "dispute"
-            sentence = (f"Dispute of {format_money(payment.gross_amount, payment.currency)} "
-                        f"({payment.ref}) reverses the whole commission")
-        else:
-            target, why = pro_rata(line.amount, refunded, payment.gross_amount), "refund_pro_rata"
-            sentence = (f"Refund of {format_money(refunded, payment.currency)} of "
-                        f"{format_money(payment.gross_amount, payment.currency)} ({payment.ref}) "
-                        f"reverses {format_money(target, line.currency)} of {format_money(line.amount, line.currency)}")
-        ledger.reverse_to(session, line, target, reason=why, sentence=sentence,
-                          event_id=cause.event_id)
+        target = reversal_target(line.amount, line.currency, paid, adjustments)
+        if target is not None:
+            ledger.reverse_to(session, line, target.target, reason=target.reason,
+                              sentence=target.sentence, event_id=target.event_id,
+                              inputs=target.inputs)
+
+
+def adjustment_view(row: PaymentAdjustment) -> Adjustment:
+    return Adjustment(kind=row.kind, amount=row.amount, occurred_at=row.occurred_at,
+                      event_id=row.event_id)
 
 
 def _adjustments_of(session: Session, payment: PaymentRecord) -> list[PaymentAdjustment]:

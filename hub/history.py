@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,12 +24,19 @@ def history_for(session: Session, customer_id: int, customer_ref: str) -> Histor
     states = session.scalars(select(SubscriptionState)
                              .where(SubscriptionState.customer_id == customer_id)
                              .order_by(SubscriptionState.occurred_at, SubscriptionState.id)).all()
-    spans = status_spans([(s.status, s.occurred_at) for s in states])
-    plan = next((s.plan for s in reversed(states) if s.plan), None)
+    return build_history(tuple(payment_view(p, customer_ref) for p in payments),
+                         [(s.status, s.plan, s.occurred_at) for s in states])
+
+
+def build_history(payments: tuple[Payment, ...],
+                  states: Sequence[tuple[str, str | None, datetime]]) -> History:
+    """A History from a customer's payments (oldest first) and status changes (in time order,
+    as (status, plan, at)); shared by live processing and the what-if simulation."""
+    spans = status_spans([(status, at) for status, _, at in states])
+    plan = next((plan for _, plan, _ in reversed(states) if plan), None)
     if plan is None:
         plan = next((p.plan for p in reversed(payments) if p.plan), None)
-    return History(payments=tuple(payment_view(p, customer_ref) for p in payments),
-                   statuses=spans, plan=plan)
+    return History(payments=payments, statuses=spans, plan=plan)
 
 
 def status_spans(changes: list[tuple[str, object]]) -> tuple[StatusSpan, ...]:

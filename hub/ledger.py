@@ -123,12 +123,13 @@ def is_released(session: Session, commission_id: str) -> bool:
 
 
 def reverse_to(session: Session, commission: Commission, target: int, *, reason: str,
-               sentence: str, event_id: int | None) -> Commission | None:
+               sentence: str, event_id: int | None,
+               inputs: dict[str, Any] | None = None) -> Commission | None:
     """Reverse `commission` until `target` of it is reversed in all. Only ever reverses more.
 
     Money still in its hold is taken from ``pending``; after release it is taken from
     ``payable``, which may go below zero when it was already paid out (a clawback that later
-    earnings absorb).
+    earnings absorb). `inputs` (what the target was computed from) is kept for explanations.
     """
     target = min(target, commission.amount)
     delta = target - reversed_so_far(session, commission)
@@ -142,7 +143,7 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
         available_at=commission.available_at, reverses_id=commission.id,
         payment_id=commission.payment_id, event_id=event_id,
         rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
-              "inputs": {"reversed_total": target, "of": commission.amount}},
+              "inputs": {**(inputs or {}), "reversed_total": target, "of": commission.amount}},
         created_at=utcnow()))
     if not inserted:
         return None
@@ -244,6 +245,16 @@ def _state_total(state: str) -> Any:
     return (select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
         LedgerEntry.commission_id == Commission.id, LedgerEntry.state == state)
         .correlate(Commission).scalar_subquery())
+
+
+def line_state(session: Session, line: Commission) -> str:
+    """One line's derived state, the same way `commission_lines` derives it for a list."""
+    released_at = session.scalar(select(func.min(LedgerEntry.created_at)).where(
+        LedgerEntry.commission_id == line.id, LedgerEntry.kind == "release"))
+    totals = dict(session.execute(select(LedgerEntry.state, func.sum(LedgerEntry.amount)).where(
+        LedgerEntry.commission_id == line.id).group_by(LedgerEntry.state)).all())
+    return _line_state(line, released_at, -reversed_so_far(session, line),
+                       int(totals.get("in_payout") or 0), int(totals.get("paid") or 0))
 
 
 def _line_state(line: Commission, released_at: datetime | None, reversed_total: int,

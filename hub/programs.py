@@ -150,7 +150,28 @@ class Draft:
     """A commission line a rule wants: the core makes it idempotent, holds it, and books it.
 
     `key` must be stable for the same cause (e.g. ``"pay:in_123"``) so that replays and duplicate
-    deliveries find the line already booked. `inputs` and `sentence` explain the derivation.
+    deliveries find the line already booked. `inputs` and `sentence` explain the derivation: they
+    are stored with the line and shown by ``GET /api/v1/commissions/{id}/explain`` (the sentence
+    next to each transaction, the inputs as the whole derivation).
+
+    `sentence` is one line a partner understands, with the numbers in it, e.g.
+    ``"25% of $49.00 paid on 2026-03-01 (in_1, payment 3 of the first 12 months) = $12.25"``.
+
+    `inputs` is JSON (str, int, bool, lists, dicts; amounts in minor units, rates as decimal
+    strings). Use these names where they apply, so explanations read alike across programs
+    (`hub.explain` describes each of them in words):
+
+    - ``base``: the amount the rate applied to (minor units, the program currency)
+    - ``rate``: the rate, a decimal string (``"0.25"``)
+    - ``payment``: the provider's payment reference (invoice id, sale id)
+    - ``payment_number``: 1 for the customer's first payment, 2 for the second, ...
+    - ``window``: where the payment falls in a limited earning period, made with
+      `window_input` (``{"payment": 3, "months": 12, "start": "2026-01-01", "end": ...}``)
+    - ``tier``: the tier that set the amount, made with `tier_input`
+      (``{"label": "25 or more active referrals", "count": 25, "threshold": 25}``)
+    - ``plan``: the customer's plan that set the amount
+    - ``bounty``: a fixed amount (minor units)
+    - ``install``, ``site``, ``product``: the installation that earned
     """
 
     key: str
@@ -189,3 +210,18 @@ def rate_sentence(rate: Decimal, amount: int, currency: str, when: datetime, wha
 
     return (f"{format_rate(rate)} of {format_money(amount, currency)} paid on {when.date().isoformat()}"
             f" ({what}) = {format_money(percent_of(amount, rate), currency)}")
+
+
+def window_input(number: int, months: int, start: datetime, end: datetime) -> dict[str, Any]:
+    """`Draft.inputs["window"]`: payment `number` of a window of `months` from `start`."""
+    return {"payment": number, "months": months, "start": start.isoformat(),
+            "end": end.isoformat()}
+
+
+def tier_input(label: str, count: int, threshold: int | None = None) -> dict[str, Any]:
+    """`Draft.inputs["tier"]`: the tier `label` chosen because the count was `count` (against
+    `threshold`, when the tier has one), e.g. 25 active referrals that month."""
+    tier: dict[str, Any] = {"label": label, "count": count}
+    if threshold is not None:
+        tier["threshold"] = threshold
+    return tier

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import downloads, installs, links, partners, payouts, referrals, signups, webhooks
+from . import commissions, downloads, installs, links, partners, payouts, referrals, signups, webhooks
 
 
 def routes() -> list[BaseRoute]:
     return [*partners.ROUTES, *installs.ROUTES, *links.ROUTES, *signups.ROUTES,
-            *referrals.ROUTES, *downloads.ROUTES, *payouts.ROUTES, *webhooks.ROUTES]
+            *referrals.ROUTES, *downloads.ROUTES, *payouts.ROUTES, *webhooks.ROUTES,
+            *commissions.ROUTES]

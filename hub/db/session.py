@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,6 +48,45 @@ def _sqlite_serialised_writes(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection the database itself refuses to write through, reading one consistent
+    snapshot, without holding any lock that would make writers wait (long reports, what-ifs)."""
+    if engine.dialect.name == "sqlite":
+        reader = _sqlite_reader(engine)
+        try:
+            with reader.connect() as conn:
+                yield conn
+                conn.rollback()
+        finally:
+            reader.dispose()
+        return
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        yield conn
+        conn.rollback()
+
+
+def _sqlite_reader(engine: Engine) -> Engine:
+    """A private engine on the same file: `query_only`, and a deferred BEGIN (in WAL mode a
+    reader then neither blocks nor waits for writers), unlike the hub's BEGIN IMMEDIATE."""
+    reader = create_engine(engine.url, poolclass=NullPool,
+                           connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(reader, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA query_only = ON")
+        dbapi_conn.execute("PRAGMA busy_timeout = 30000")
+
+    @event.listens_for(reader, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return reader
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
