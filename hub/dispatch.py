@@ -61,8 +61,11 @@ def _enroll(hub: Hub, session: Session, customer: Customer, event_id: int | None
 @handle.register
 def _attribution_claimed(fact: AttributionClaimed, hub: Hub, session: Session,
                          event_id: int | None) -> None:
+    # The code is kept on the customer too: if its partner does not exist yet (events out of
+    # order, an ambassador enrolled later), the next fact or the enrolment attributes it.
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
-                               email=fact.email)
+                               email=fact.email, partner_code=fact.code)
+    _enroll(hub, session, customer, event_id)
     _claim(hub, session, customer, fact.code, fact.source, fact.occurred_at, event_id)
 
 

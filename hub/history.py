@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,7 +15,7 @@ from .programs import History, Payment, StatusSpan
 _TIE_RANK = {"trial": 0, "active": 1, "past_due": 2, "cancelled": 3}
 
 
-def payment_view(row: PaymentRecord, customer_ref: str) -> Payment:
+def payment_view(row: Any, customer_ref: str) -> Payment:
     return Payment(provider=row.provider, ref=row.ref, customer_ref=customer_ref, amount=row.amount,
                    currency=row.currency, occurred_at=row.occurred_at,
                    subscription_ref=row.subscription_ref, plan=row.plan)
@@ -32,14 +34,15 @@ def histories_of_program(session: Session, program: str,
                          refs: dict[int, str]) -> dict[int, History]:
     """The history of every customer referred in `program`, in two queries (for `hub tick`).
     `refs` maps customer id to customer ref."""
+    # Plain rows, not ORM objects: this runs on every tick for every referral of the program.
     referred = select(Referral.customer_id).where(Referral.program == program)
-    payments = session.scalars(select(PaymentRecord).where(PaymentRecord.customer_id.in_(referred))
+    payments = session.execute(select(*PaymentRecord.__table__.c)
+                               .where(PaymentRecord.customer_id.in_(referred))
                                .order_by(PaymentRecord.occurred_at, PaymentRecord.ref)).all()
-    states = session.scalars(select(SubscriptionState)
+    states = session.execute(select(*SubscriptionState.__table__.c)
                              .where(SubscriptionState.customer_id.in_(referred))
                              .order_by(SubscriptionState.occurred_at, SubscriptionState.id)).all()
-    by_customer: dict[int, tuple[list[PaymentRecord], list[SubscriptionState]]] = {
-        cid: ([], []) for cid in refs}
+    by_customer: dict[int, tuple[list[Any], list[Any]]] = {cid: ([], []) for cid in refs}
     for p in payments:
         by_customer.setdefault(p.customer_id, ([], []))[0].append(p)
     for s in states:
@@ -48,8 +51,7 @@ def histories_of_program(session: Session, program: str,
             for cid, (pays, sts) in by_customer.items()}
 
 
-def build_history(payments: list[PaymentRecord], states: list[SubscriptionState],
-                  customer_ref: str) -> History:
+def build_history(payments: list[Any], states: list[Any], customer_ref: str) -> History:
     """A History from a customer's payment and status rows, each already in time order."""
     states = sorted(states, key=lambda s: (s.occurred_at, _TIE_RANK.get(s.status, 9), s.plan or ""))
     spans = status_spans([(s.status, s.occurred_at) for s in states])

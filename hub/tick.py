@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .db.models import Customer, Partner, Referral
-from .dispatch import referral_view
+from .db.models import Commission, Customer, Partner, Referral
 from .history import histories_of_program
 from .programs import History, Program, TickContext
+from .programs import Referral as ReferralView
 from .runtime import Hub
 
 TickJob = Callable[[Hub, datetime], dict[str, Any]]
@@ -32,34 +32,40 @@ def program_milestones(hub: Hub, now: datetime) -> dict[str, Any]:
     """Ask `commissions_for_tick` about every earning referral of the programs that implement
     it (milestones such as "90 days active") and book what is due by `now`. Per program: one
     query for the referrals and two for their histories, then pure evaluation."""
-    booked = 0
+    programs = [p for p in hub.programs.values() if hub.implements(p, "commissions_for_tick")]
+    if not programs:
+        return {"booked": 0}
     with hub.transaction() as session:
-        for program in hub.programs.values():
-            if hub.implements(program, "commissions_for_tick"):
-                booked += _program_milestones(hub, session, program, now)
-    return {"booked": booked}
+        return {"booked": sum(_program_milestones(hub, session, p, now) for p in programs)}
 
 
 def _program_milestones(hub: Hub, session: Session, program: Program, now: datetime) -> int:
     rows = session.execute(
-        select(Referral, Partner, Customer).join(Partner, Partner.id == Referral.partner_id)
+        select(Referral.id, Referral.source, Referral.attributed_at, Partner.id.label("partner_id"),
+               Partner.kind, Partner.status, Customer.id.label("customer_id"), Customer.ref)
+        .join(Partner, Partner.id == Referral.partner_id)
         .join(Customer, Customer.id == Referral.customer_id)
         .where(Referral.program == program.name, Referral.self_referral.is_(False),
                Referral.attributed_at <= now)
         .order_by(Referral.id)).all()
-    histories = histories_of_program(session, program.name, {c.id: c.ref for _, _, c in rows})
+    histories = histories_of_program(session, program.name, {r.customer_id: r.ref for r in rows})
     ticks = _partner_ticks(rows, histories, now)
+    # A milestone stays due on every later tick; skip the ones booked before without a write.
+    done = set(session.execute(select(Commission.partner_id, Commission.key).where(
+        Commission.program == program.name, Commission.payment_id.is_(None),
+        Commission.install_id.is_(None), Commission.reverses_id.is_(None))).all())
     booked = 0
-    for referral, partner, customer in rows:
-        if partner.status != "active":
+    for row in rows:
+        if row.status != "active":
             continue
-        drafts = hub.rules(program, "commissions_for_tick",
-                           referral=referral_view(referral, partner, customer),
-                           history=histories[customer.id], tick=ticks[partner.id])
+        view = ReferralView(partner_id=row.partner_id, partner_kind=row.kind, customer_ref=row.ref,
+                            source=row.source, attributed_at=row.attributed_at)
+        drafts = hub.rules(program, "commissions_for_tick", referral=view,
+                           history=histories[row.customer_id], tick=ticks[row.partner_id])
         for draft in drafts:
-            if draft.amount and draft.earned_at <= now and ledger.book(
-                    session, program, partner.id, draft, referral_id=referral.id,
-                    payment_id=None, event_id=None, plugin_name=program.plugin):
+            if (draft.amount and draft.earned_at <= now and (row.partner_id, draft.key) not in done
+                    and ledger.book(session, program, row.partner_id, draft, referral_id=row.id,
+                                    payment_id=None, event_id=None, plugin_name=program.plugin)):
                 booked += 1
     return booked
 
@@ -68,8 +74,8 @@ def _partner_ticks(rows: list[Any], histories: dict[int, History],
                    now: datetime) -> dict[str, TickContext]:
     """One TickContext per partner, holding the status timelines of all its referrals."""
     timelines: dict[str, list[Any]] = {}
-    for _, partner, customer in rows:
-        timelines.setdefault(partner.id, []).append(histories[customer.id].statuses)
+    for row in rows:
+        timelines.setdefault(row.partner_id, []).append(histories[row.customer_id].statuses)
     out = {}
     for partner_id, spans in timelines.items():
         tick = TickContext(now=now, referral_statuses=tuple(spans))
@@ -78,7 +84,6 @@ def _partner_ticks(rows: list[Any], histories: dict[int, History],
     return out
 
 
-# Milestones before holds: a bounty whose hold already ended by `now` is released in the same tick.
 JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds", release_holds)]
 
 
