@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -63,10 +64,10 @@ def build_history(payments: list[Any], states: list[Any], customer_ref: str) -> 
                    plans=plan_changes([(s.occurred_at, s.plan) for s in states]))
 
 
-def plan_changes(rows: list[tuple[object, str | None]]) -> tuple[tuple[object, str], ...]:
+def plan_changes(rows: list[tuple[datetime, str | None]]) -> tuple[tuple[datetime, str], ...]:
     """(since, plan) for each change of plan in a time-ordered list; rows without a plan keep
     the plan in force."""
-    changes: list[tuple[object, str]] = []
+    changes: list[tuple[datetime, str]] = []
     for at, plan in rows:
         if plan and (not changes or changes[-1][1] != plan):
             changes.append((at, plan))

@@ -6,7 +6,7 @@ time, and several hosts may run it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ def _program_milestones(hub: Hub, session: Session, program: Program, now: datet
     return booked
 
 
-def _partner_ticks(rows: list[Any], histories: dict[int, History],
+def _partner_ticks(rows: Sequence[Any], histories: dict[int, History],
                    now: datetime) -> dict[str, TickContext]:
     """One TickContext per partner, holding the status timelines of all its referrals."""
     timelines: dict[str, list[Any]] = {}

@@ -8,7 +8,7 @@ Each scenario is data so that the live run (webhooks + daily ticks) and the repl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable
 
 from hub.partners import derived_code

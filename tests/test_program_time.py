@@ -6,8 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from hub.programs import (TickContext, add_months, good_standing_reached, month_bounds,
-                          within_months_of_first_payment)
+from hub.programs import (
+    TickContext,
+    add_months,
+    good_standing_reached,
+    month_bounds,
+    within_months_of_first_payment,
+)
 from tests.program_rules import history, payment, spans, utc
 
 

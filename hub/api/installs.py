@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from datetime import datetime, timedelta
 
 from ..clock import parse_instant, utcnow
 from ..errors import Unauthorized, Unprocessable
