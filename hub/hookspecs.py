@@ -4,8 +4,9 @@ Implement them in a plain module with ``@hub.hookimpl`` functions and register t
 the ``hub`` entry-point group (built-in programs and connectors are registered the same way).
 Hooks are called with keyword arguments; an implementation takes only the arguments it needs.
 
-Rule hooks (`commissions_for_*`, `payout_policy`, `new_partner_status`) are called only on the
-plugin that registered the program's kind, so an implementation never sees another plugin's
+Rule hooks (`commissions_for_*`, `payout_policy`, `new_partner_status`, `link_requirements`,
+`auto_enroll_kind`, `partner_kind_profile`) are called only on the plugin that registered the
+program's kind, so an implementation never sees another plugin's
 programs. They must be pure: no I/O, no clock; time comes from the fact or the tick.
 """
 
