@@ -53,7 +53,7 @@ def histories_of_program(session: Session, program: str,
 
 
 def build_history(payments: list[Any], states: list[Any], customer_ref: str) -> History:
-    """A History from a customer's payment and status rows, each already in time order."""
+    """A History from a customer's payment rows (in time order) and status rows."""
     states = sorted(states, key=lambda s: (s.occurred_at, _TIE_RANK.get(s.status, 9), s.plan or ""))
     spans = status_spans([(s.status, s.occurred_at) for s in states])
     plan = next((s.plan for s in reversed(states) if s.plan), None)

@@ -116,10 +116,14 @@ def retract(session: Session, commission: Commission, *, sentence: str,
     ``voided``), this takes the earning out of every account it reached, its reversals
     included, so the balances end exactly as if the line had never been booked. Money already
     released is taken from ``payable`` (a clawback when it was paid out). Idempotent."""
-    by_state = session.execute(
+    net = dict(session.execute(
         select(LedgerEntry.state, func.sum(LedgerEntry.amount))
-        .where(LedgerEntry.commission_id == commission.id).group_by(LedgerEntry.state)).all()
-    legs = [(state, -int(total)) for state, total in by_state if total]
+        .where(LedgerEntry.commission_id == commission.id).group_by(LedgerEntry.state)).all())
+    # Whatever of it went on to a payout is owed back: it comes out of payable, never `paid`.
+    owed = sum(int(net.get(state) or 0) for state in ("payable", "in_payout", "paid"))
+    legs = [(state, -amount) for state, amount in (
+        ("pending", int(net.get("pending") or 0)), ("payable", owed),
+        ("voided", int(net.get("voided") or 0))) if amount]
     if not legs:
         return None
     line_id = new_id("com")

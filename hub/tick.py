@@ -6,6 +6,7 @@ time, and several hosts may run it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -79,8 +80,7 @@ def _partner_ticks(rows: Sequence[Any], histories: dict[int, History],
     out = {}
     for partner_id, spans in timelines.items():
         tick = TickContext(now=now, referral_statuses=tuple(spans))
-        out[partner_id] = TickContext(now=now, active_referrals=tick.active_referrals_in(now),
-                                      referral_statuses=tick.referral_statuses)
+        out[partner_id] = dataclasses.replace(tick, active_referrals=tick.active_referrals_in(now))
     return out
 
 
