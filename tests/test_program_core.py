@@ -242,3 +242,40 @@ def test_config_example_enables_all_five_programs_with_their_defaults():
         bare = build_programs(config_from_dict({"programs": {name: {"plugin": name}}}),
                               load_registry())[name]
         assert program.settings == bare.settings, f"{name}: example differs from the defaults"
+
+
+@pytest.mark.postgres
+def test_concurrent_deliveries_for_one_new_customer_enrol_it_once(make_hub):
+    from concurrent.futures import ThreadPoolExecutor
+
+    hub = make_hub("postgres", programs={"bell": {"plugin": "callbell"}})
+    events = [st.event("customer.updated", st.customer("cus_race", email="race@x.test"))
+              for _ in range(10)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        assert all(pool.map(lambda e: process(hub, e), events))
+    assert [p.customer_ref for p in ambassadors(hub)] == ["cus_race"]
+
+
+def test_retracting_a_line_already_paid_out_owes_it_back_through_payable(make_hub, backend):
+    from hub import ledger
+    from hub.db.models import Commission
+    from hub.programs import Draft
+
+    hub = make_hub(backend, programs=CALLPAGE)
+    with hub.transaction() as session:
+        session.add(Partner(id="prt_p", program="callpage", code="cp-p", email="p@x.test",
+                            created_at=utc(2025, 1, 1)))
+        session.flush()
+        line = ledger.book(session, hub.program("callpage"), "prt_p", Draft(
+            key="k", amount=1000, currency="USD", earned_at=utc(2025, 1, 1), rule="r",
+            sentence="s"), referral_id=None, payment_id=None, event_id=None, plugin_name="callpage")
+        ledger.release_due(session, utc(2025, 3, 1))
+        # a payout that tagged its legs with the commission, as per-line payouts may
+        ledger.move(session, 1000, "payable", "paid", partner_id="prt_p", currency="USD",
+                    kind="payout", commission_id=line.id)
+        assert ledger.retract(session, line, sentence="gone", event_id=None) is not None
+        assert ledger.retract(session, line, sentence="again", event_id=None) is None
+        [b] = ledger.balances(session, "prt_p")
+        retraction = session.scalars(select(Commission).where(Commission.key == "k:retract")).one()
+    assert (b["pending"], b["payable"], b["paid"], b["voided"]) == (0, -1000, 1000, 0)
+    assert retraction.amount == -1000
