@@ -153,13 +153,14 @@ class History:
         return self.payments[0].occurred_at if self.payments else None
 
     def plan_at(self, when: datetime) -> str | None:
-        """The plan the account was on at `when` (the latest change at or before it)."""
-        current = None
+        """The plan the account was on at `when` (the latest change at or before it); when no
+        plan was known by then, the first one known later (the events may have named it late)."""
+        current = self.plans[0][1] if self.plans else self.plan
         for since, plan in self.plans:
             if since > when:
                 break
             current = plan
-        return current if current is not None else (None if self.plans else self.plan)
+        return current
 
     def good_standing_reached(self, duration: timedelta) -> datetime | None:
         """The moment the account's total time in good standing first reached `duration`

@@ -77,4 +77,4 @@ def test_plan_at_a_moment_is_the_plan_then_not_the_latest():
     h = history(plans=((utc(2025, 1, 1), "performance"), (utc(2025, 5, 1), "connect")))
     assert h.plan_at(utc(2025, 4, 30)) == "performance"
     assert h.plan_at(utc(2025, 5, 1)) == "connect"
-    assert h.plan_at(utc(2024, 12, 31)) is None
+    assert h.plan_at(utc(2024, 12, 31)) == "performance"   # named only later: the first known
