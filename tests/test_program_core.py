@@ -279,3 +279,48 @@ def test_retracting_a_line_already_paid_out_owes_it_back_through_payable(make_hu
         retraction = session.scalars(select(Commission).where(Commission.key == "k:retract")).one()
     assert (b["pending"], b["payable"], b["paid"], b["voided"]) == (0, -1000, 1000, 0)
     assert retraction.amount == -1000
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"plugin": "calltrackingmetrics", "bounties": {"growth": [9900]}}, "bounties.growth must be two"),
+    ({"plugin": "calltrackingmetrics", "plan_aliases": {"x": "gold"}}, "'gold', which is not in"),
+    ({"plugin": "calltrackingmetrics", "tier_threshold": "many"}, "tier_threshold must be a whole"),
+    ({"plugin": "callbell", "install_bounty": -1}, "install_bounty cannot be negative"),
+    ({"plugin": "callbell", "payout_methods": []}, "payout_methods needs at least one"),
+    ({"plugin": "callpage", "months": 0}, "months must be at least 1"),
+    ({"plugin": "odoopbx", "referral_rate": "1.5"}, "referral_rate must be between 0 and 1"),
+    ({"plugin": "odoopbx", "partner_payout_at": "200"}, "partner_payout_at must be a whole"),
+])
+def test_bad_program_settings_stop_start_up_naming_table_and_key(table, message):
+    from hub.config import config_from_dict
+    from hub.errors import StartupError
+    from hub.plugins import load_registry
+    from hub.runtime import build_programs
+
+    with pytest.raises(StartupError) as info:
+        build_programs(config_from_dict({"programs": {"p": table}}), load_registry())
+    assert "[programs.p]" in str(info.value) and message in str(info.value)
+
+
+def test_a_ctm_code_credits_nobody_until_approved_and_the_agreement_is_accepted(make_hub, backend):
+    from starlette.testclient import TestClient
+
+    from hub.app import create_app
+
+    hub = make_hub(backend, programs={"ctm": {"plugin": "calltrackingmetrics"}})
+    with TestClient(create_app(hub)) as client:
+        partner = create_partner(client, "ctm", code="ctm-z")
+        steps = [None, "approve", "agreement"]
+        attributed = []
+        for n, step in enumerate(steps):
+            if step:
+                r = client.post(f"/api/v1/partners/{partner['id']}/{step}",
+                                headers=operator_headers())
+                assert r.status_code == 200, r.text
+            post_event(client, st.event("customer.created", st.customer(
+                f"cus_z{n}", email=f"z{n}@c.test", partner_code="ctm-z")))
+            with hub.sessions() as session:
+                attributed.append(session.scalar(select(Referral.id).where(
+                    Referral.partner_id == partner["id"]).limit(1)) is not None)
+    assert partner["status"] == "applied"
+    assert attributed == [False, False, True]
