@@ -23,6 +23,7 @@ from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallRepo
                     PaymentAdjusted, PaymentFailed, PaymentSucceeded, PayoutStatusChanged,
                     SignupReported, SubscriptionChanged)
 from .history import history_for, payment_view
+from .partners import enroll_customer
 from .referrals import owner_before
 from .reversals import Adjustment, PaidAmount, reversal_target
 from .runtime import Hub
@@ -42,10 +43,21 @@ def _customer_seen(fact: CustomerSeen, hub: Hub, session: Session, event_id: int
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                email=fact.email, partner_code=fact.partner_code,
                                install_id=fact.install_id)
+    _enroll(hub, session, customer, event_id)
     if fact.partner_code:
         _claim(hub, session, customer, fact.partner_code, "code", fact.occurred_at, event_id)
     elif fact.install_id:
         _claim_by_install(hub, session, customer, fact.install_id, event_id)
+
+
+def _enroll(hub: Hub, session: Session, customer: Customer, event_id: int | None) -> None:
+    """Make the customer a referrer where its program says every customer is one; customers
+    that named the new member's code before it existed are attributed to it now."""
+    for partner in enroll_customer(hub, session, customer):
+        waiting = session.scalars(select(Customer).where(
+            Customer.partner_code == partner.code).order_by(Customer.first_seen_at)).all()
+        for other in waiting:
+            _claim(hub, session, other, partner.code, "code", other.first_seen_at, event_id)
 
 
 @handle.register
@@ -53,10 +65,13 @@ def _attribution_claimed(fact: AttributionClaimed, hub: Hub, session: Session,
                          event_id: int | None) -> None:
     from .clicks import claim_for_signup
 
-    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
-                               email=fact.email)
     # A checkout's client_reference_id may carry a click id (clk_...) or a partner/link code.
     click_id = fact.code if fact.code.startswith("clk_") else None
+    # A code is kept on the customer too: if its partner does not exist yet (events out of
+    # order, an ambassador enrolled later), the next fact or the enrolment attributes it.
+    customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
+                               email=fact.email, partner_code=None if click_id else fact.code)
+    _enroll(hub, session, customer, event_id)
     claim = claim_for_signup(hub, session, click_id=click_id, code=fact.code, at=fact.occurred_at)
     if claim is not None and attribute(
             hub, session, customer, claim.partner, at=fact.occurred_at, event_id=event_id,
@@ -94,6 +109,7 @@ def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                email=fact.email, partner_code=fact.partner_code,
                                install_id=fact.install_id)
+    _enroll(hub, session, customer, event_id)
     inserted = insert_ignore(session, PaymentRecord, dict(
         provider=fact.provider, ref=fact.payment_ref, charge_ref=fact.charge_ref,
         intent_ref=fact.intent_ref, customer_id=customer.id, subscription_ref=fact.subscription_ref,
@@ -115,6 +131,20 @@ def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
         payment = session.scalars(select(PaymentRecord).where(
             PaymentRecord.provider == fact.provider, PaymentRecord.ref == fact.payment_ref)).one()
         settle_payment(hub, session, payment, customer)
+        _resettle_later_payments(hub, session, payment, customer)
+
+
+def _resettle_later_payments(hub: Hub, session: Session, payment: PaymentRecord,
+                             customer: Customer) -> None:
+    """A payment that arrived after later ones changes their history (e.g. the customer's first
+    payment, from which a 12-month window counts): ask the rules again about the later ones, so
+    the ledger ends as if the events had arrived in time order."""
+    later = session.scalars(select(PaymentRecord).where(
+        PaymentRecord.customer_id == customer.id, PaymentRecord.id != payment.id,
+        PaymentRecord.occurred_at >= payment.occurred_at)
+        .order_by(PaymentRecord.occurred_at, PaymentRecord.ref)).all()
+    for other in later:
+        settle_payment(hub, session, other, customer, cause_event_id=payment.event_id)
 
 
 @handle.register
@@ -256,8 +286,10 @@ def can_earn(self_referral: bool, partner_status: str) -> bool:
     return not self_referral and partner_status == "active"
 
 
-def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer) -> None:
-    """Ask each referring program what `payment` earns, book it once, then apply adjustments."""
+def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer, *,
+                   cause_event_id: int | None = None) -> None:
+    """Ask each referring program what `payment` earns, book it once, withdraw what it no longer
+    earns (see `ledger.retract`), then apply adjustments."""
     history = None
     for referral, partner, program in _earning_referrals(hub, session, customer):
         if referral.effective_from and payment.occurred_at < referral.effective_from:
@@ -266,15 +298,29 @@ def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer:
             if partner is None:
                 continue
         history = history or history_for(session, customer.id, customer.ref)
-        drafts = hub.rules(program, "commissions_for_payment",
-                           payment=payment_view(payment, customer.ref),
-                           referral=referral_view(referral, partner, customer), history=history)
+        drafts = [d for d in hub.rules(program, "commissions_for_payment",
+                                       payment=payment_view(payment, customer.ref),
+                                       referral=referral_view(referral, partner, customer),
+                                       history=history) if d.amount]
         for draft in drafts:
-            if draft.amount:
-                ledger.book(session, program, partner.id, draft, referral_id=referral.id,
-                            payment_id=payment.id, event_id=payment.event_id,
-                            plugin_name=program.plugin)
+            ledger.book(session, program, partner.id, draft, referral_id=referral.id,
+                        payment_id=payment.id, event_id=payment.event_id,
+                        plugin_name=program.plugin)
+        _retract_stale(session, payment, program.name, partner.id, {d.key for d in drafts},
+                       cause_event_id or payment.event_id)
     reconcile(session, payment)
+
+
+def _retract_stale(session: Session, payment: PaymentRecord, program: str, partner_id: str,
+                   keys: set[str], event_id: int | None) -> None:
+    stale = session.scalars(select(Commission).where(
+        Commission.payment_id == payment.id, Commission.program == program,
+        Commission.partner_id == partner_id, Commission.reverses_id.is_(None),
+        Commission.key.not_in(keys) if keys else Commission.id.is_not(None))).all()
+    for line in stale:
+        ledger.retract(session, line, event_id=event_id, sentence=(
+            f"Payment {payment.ref} no longer earns this line: an earlier payment of the customer "
+            f"arrived later and changed its history"))
 
 
 def referral_view(referral: Referral, partner: Any, customer: Customer) -> Any:

@@ -4,8 +4,9 @@ Implement them in a plain module with ``@hub.hookimpl`` functions and register t
 the ``hub`` entry-point group (built-in programs and connectors are registered the same way).
 Hooks are called with keyword arguments; an implementation takes only the arguments it needs.
 
-Rule hooks (`commissions_for_*`, `payout_policy`, `new_partner_status`) are called only on the
-plugin that registered the program's kind, so an implementation never sees another plugin's
+Rule hooks (`commissions_for_*`, `payout_policy`, `new_partner_status`, `link_requirements`,
+`auto_enroll_kind`, `partner_kind_profile`) are called only on the plugin that registered the
+program's kind, so an implementation never sees another plugin's
 programs. They must be pure: no I/O, no clock; time comes from the fact or the tick.
 """
 
@@ -15,8 +16,8 @@ from typing import Any, Callable
 
 import pluggy
 
-from .programs import (Draft, History, Install, Payment, PayoutPolicy, Program, ProgramKind,
-                       Referral, TickContext)
+from .programs import (Draft, History, Install, KindProfile, Payment, PayoutPolicy, Program,
+                       ProgramKind, Referral, TickContext)
 
 hookspec = pluggy.HookspecMarker("hub")
 
@@ -51,7 +52,9 @@ def commissions_for_install(program: Program, install: Install, referral: Referr
 def commissions_for_tick(program: Program, referral: Referral, history: History,
                          tick: TickContext) -> list[Draft] | None:
     """Time passed (``hub tick``). Return lines that became due by ``tick.now`` (milestones such as
-    "90 days active"). Called for every referral of the program, so return quickly."""
+    "90 days active"). Called for every referral of the program, so return quickly. The key makes
+    a line idempotent (e.g. ``"bounty:<customer>"``): return it again on every later tick and the
+    core books it once. ``tick`` carries the partner's active referral counts per month."""
 
 
 @hookspec(firstresult=True)
@@ -65,6 +68,20 @@ def payout_policy(program: Program, partner_kind: str) -> PayoutPolicy | None:
 def new_partner_status(program: Program, partner_kind: str, invited: bool) -> str | None:
     """The status a new partner starts in: ``active``, or ``applied`` where an operator approves
     first. None leaves the core's default (``active``)."""
+
+
+@hookspec(firstresult=True)
+def auto_enroll_kind(program: Program) -> str | None:
+    """Asked when the hub first sees a customer (with an email). Return a partner kind to make
+    every customer of this program a referrer of that kind without applying (an "ambassador"),
+    or None. The membership is created once per customer, active, with the customer's own
+    reference, so that referring itself is caught as self-referral."""
+
+
+@hookspec(firstresult=True)
+def partner_kind_profile(program: Program, partner_kind: str) -> KindProfile | None:
+    """What partners of this kind see and are offered (customer names, public directory listing,
+    support routing) for the portal and public pages. None: the defaults of `KindProfile`."""
 
 
 @hookspec

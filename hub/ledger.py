@@ -3,7 +3,8 @@
 A partner has one account per (currency, state); states are ``pending`` (in the hold period),
 ``payable``, ``in_payout`` (reserved by a payout under way), ``paid`` and ``voided`` (reversed).
 Every movement is a transfer of two legs that sum to zero, except an earning, whose single leg
-brings new money into ``pending``. So the sum of all of a partner's accounts is what it earned.
+brings new money into ``pending``, and a retraction, which takes back a line booked on history
+that a late event changed. So the sum of all of a partner's accounts is what it earned.
 """
 
 from __future__ import annotations
@@ -164,6 +165,41 @@ def commission_event(line: Commission | None) -> dict[str, Any]:
             "amount": line.amount, "currency": line.currency, "reverses": line.reverses_id,
             "earned_at": line.earned_at.isoformat(), "key": line.key,
             "explanation": (line.rule or {}).get("sentence")}
+
+
+def retract(session: Session, commission: Commission, *, sentence: str,
+            event_id: int | None) -> Commission | None:
+    """Withdraw a line its rule no longer gives (an earlier payment arrived late and changed the
+    customer's history). Unlike a reversal, which records money that came back (into
+    ``voided``), this takes the earning out of every account it reached, its reversals
+    included, so the balances end exactly as if the line had never been booked. Money already
+    released is taken from ``payable`` (a clawback when it was paid out). Idempotent."""
+    net = dict(session.execute(
+        select(LedgerEntry.state, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.commission_id == commission.id).group_by(LedgerEntry.state)).all())
+    # Whatever of it went on to a payout is owed back: it comes out of payable, never `paid`.
+    owed = sum(int(net.get(state) or 0) for state in ("payable", "in_payout", "paid"))
+    legs = [(state, -amount) for state, amount in (
+        ("pending", int(net.get("pending") or 0)), ("payable", owed),
+        ("voided", int(net.get("voided") or 0))) if amount]
+    if not legs:
+        return None
+    line_id = new_id("com")
+    inserted = insert_ignore(session, Commission, dict(
+        id=line_id, program=commission.program, partner_id=commission.partner_id,
+        referral_id=commission.referral_id, key=f"{commission.key}:retract",
+        amount=-(commission.amount - reversed_so_far(session, commission)),
+        currency=commission.currency, earned_at=commission.earned_at,
+        available_at=commission.available_at, reverses_id=commission.id,
+        payment_id=commission.payment_id, event_id=event_id,
+        rule={"rule": "retracted", "reverses": commission.id, "sentence": sentence,
+              "inputs": {"of": commission.amount}},
+        created_at=utcnow()))
+    if not inserted:
+        return None
+    post(session, legs, partner_id=commission.partner_id, currency=commission.currency,
+         kind="retract", commission_id=commission.id, line_id=line_id, event_id=event_id)
+    return session.get(Commission, line_id)
 
 
 def release_due(session: Session, now: datetime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from typing import Any
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from .audit import record_action
 from .clock import utcnow
-from .db.models import Link, Partner
+from .db.models import Customer, Link, Partner
+from .db.upsert import insert_ignore
 from .errors import Conflict, NotFound, Unprocessable
 from .runtime import Hub
 
@@ -23,10 +25,39 @@ TRANSITIONS = {"approve": ({"applied", "invited"}, "active"),
                "reactivate": ({"suspended"}, "active")}
 
 
+# No vowels or look-alikes: codes are read aloud and typed into installers.
+CODE_ALPHABET = "bcdfghjkmnpqrstvwxz23456789"
+
+
 def new_code() -> str:
-    # No vowels or look-alikes: codes are read aloud and typed into installers.
-    alphabet = "bcdfghjkmnpqrstvwxz23456789"
-    return "".join(secrets.choice(alphabet) for _ in range(8))
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+
+
+def derived_code(seed: str, length: int = 10) -> str:
+    """A code that is a function of `seed`: an automatically enrolled customer gets the same
+    code on every hub that sees the same events (a replay, another host)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(CODE_ALPHABET[b % len(CODE_ALPHABET)] for b in digest[:length])
+
+
+def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Partner]:
+    """Memberships created now for `customer` in programs that make every customer a referrer
+    (`auto_enroll_kind`); once per program and customer, also under concurrent deliveries."""
+    if not customer.email or not EMAIL_RE.match(customer.email):
+        return []  # a membership needs an address; a later customer.updated brings it
+    created = []
+    for program in hub.programs.values():
+        kind = hub.first(program, "auto_enroll_kind")
+        if not kind:
+            continue
+        seed = f"{program.name}:{customer.provider}:{customer.ref}"
+        partner_id = "prt_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+        if insert_ignore(session, Partner, dict(
+                id=partner_id, program=program.name, kind=kind, status="active",
+                code=derived_code(seed), email=customer.email, name="",
+                customer_ref=customer.ref, created_at=utcnow())):
+            created.append(session.get(Partner, partner_id))
+    return [p for p in created if p is not None]
 
 
 def create_partner(hub: Hub, session: Session, *, program: str, email: str, name: str = "",

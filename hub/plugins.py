@@ -21,6 +21,10 @@ from .programs import ProgramKind
 
 BUILTIN_PLUGINS = (
     "plugins.crazycall",
+    "plugins.callpage",
+    "plugins.callbell",
+    "plugins.calltrackingmetrics",
+    "plugins.odoopbx",
     "connectors.stripe",
     "connectors.paypal",
 )

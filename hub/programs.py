@@ -7,15 +7,20 @@ lines. They never touch the database, the network or the clock.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 PayoutMode = Literal["automatic", "request", "monthly", "manual"]
+
+# A referred account is "active" (in good standing) unless it is cancelled or has an unpaid
+# invoice: trials count, as the programs define active as "not cancelled, in good standing".
+GOOD_STANDING = frozenset({"trial", "active"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,20 @@ class ProgramKind:
     settings: type[ProgramSettings]
     kinds: tuple[str, ...] = ("partner",)
     description: str = ""
+
+
+@dataclass(frozen=True)
+class KindProfile:
+    """What a kind of partner may see and is offered, for the portal and public pages.
+
+    sees_customer_names: the portal shows referred customers' names and emails (else masked).
+    listed_in_directory: the partner appears in the program's public partner directory.
+    receives_support: customer support requests of its customers are routed to the partner.
+    """
+
+    sees_customer_names: bool = True
+    listed_in_directory: bool = False
+    receives_support: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,10 +146,26 @@ class History:
     payments: tuple[Payment, ...] = ()
     statuses: tuple[StatusSpan, ...] = ()
     plan: str | None = None
+    plans: tuple[tuple[datetime, str], ...] = ()  # (since, plan), oldest first
 
     @property
     def first_payment_at(self) -> datetime | None:
         return self.payments[0].occurred_at if self.payments else None
+
+    def plan_at(self, when: datetime) -> str | None:
+        """The plan the account was on at `when` (the latest change at or before it); when no
+        plan was known by then, the first one known later (the events may have named it late)."""
+        current = self.plans[0][1] if self.plans else self.plan
+        for since, plan in self.plans:
+            if since > when:
+                break
+            current = plan
+        return current
+
+    def good_standing_reached(self, duration: timedelta) -> datetime | None:
+        """The moment the account's total time in good standing first reached `duration`
+        (counting every trial/active span, not only an unbroken one); None if it never does."""
+        return good_standing_reached(self.statuses, duration)
 
     def payment_number(self, payment: Payment) -> int:
         """1 for the first payment, 2 for the second, by provider time."""
@@ -139,10 +174,20 @@ class History:
 
 @dataclass(frozen=True)
 class TickContext:
-    """What a time tick knows beyond the referral: the moment and the partner's counts."""
+    """What a time tick knows beyond the referral: the moment and the partner's counts.
+
+    `active_referrals` is the partner's number of referral accounts in good standing at some
+    moment of the calendar month of `now`; `active_referrals_in(when)` gives it for the month of
+    any `when` (from `referral_statuses`, the status timelines of all the partner's referrals).
+    """
 
     now: datetime
     active_referrals: int = 0
+    referral_statuses: tuple[tuple[StatusSpan, ...], ...] = ()
+
+    def active_referrals_in(self, when: datetime) -> int:
+        start, end = month_bounds(when)
+        return sum(1 for spans in self.referral_statuses if in_good_standing_during(spans, start, end))
 
 
 @dataclass(frozen=True)
@@ -225,3 +270,71 @@ def tier_input(label: str, count: int, threshold: int | None = None) -> dict[str
     if threshold is not None:
         tier["threshold"] = threshold
     return tier
+
+
+def add_months(when: datetime, months: int) -> datetime:
+    """The same moment `months` calendar months later; the day is clamped to the month's last
+    (Jan 31 + 1 month = Feb 28 or 29)."""
+    index = when.month - 1 + months
+    year, month = when.year + index // 12, index % 12 + 1
+    return when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
+
+
+def within_months_of_first_payment(history: History, payment: Payment, months: int) -> bool:
+    """True when `payment` falls in the first `months` months counted from the customer's first
+    paid payment: from that moment (inclusive) to the same moment `months` calendar months later
+    (exclusive). With monthly billing the first 12 months hold payments 1 to 12; payment 13,
+    made exactly 12 months after the first, is outside."""
+    first = history.first_payment_at or payment.occurred_at
+    first = min(first, payment.occurred_at)
+    return payment.occurred_at < add_months(first, months)
+
+
+def month_bounds(when: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding `when`: [first moment, first moment of the next)."""
+    start = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, add_months(start, 1)
+
+
+def in_good_standing_during(spans: tuple[StatusSpan, ...], start: datetime, end: datetime) -> bool:
+    """True when some trial/active span overlaps [start, end)."""
+    return any(s.status in GOOD_STANDING and s.start < end and (s.end is None or s.end > start)
+               for s in spans)
+
+
+def good_standing_reached(spans: tuple[StatusSpan, ...], duration: timedelta) -> datetime | None:
+    left = duration
+    for span in spans:
+        if span.status not in GOOD_STANDING:
+            continue
+        if span.end is None or span.end - span.start >= left:
+            return span.start + left
+        left -= span.end - span.start
+    return None
+
+
+def percentage_draft(payment: Payment, rate: Decimal, history: History, *,
+                     rule: str = "recurring_percentage", note: str = "") -> Draft:
+    """The usual line of a percentage program: `rate` of the payment, in its currency, earned
+    when it was paid, keyed by the payment so replays book it once."""
+    from .money import percent_of
+
+    number = history.payment_number(payment)
+    what = f"{payment.ref}, payment {number}" + (f", {note}" if note else "")
+    return Draft(
+        key=f"pay:{payment.provider}:{payment.ref}", amount=percent_of(payment.amount, rate),
+        currency=payment.currency, earned_at=payment.occurred_at, rule=rule,
+        sentence=rate_sentence(rate, payment.amount, payment.currency, payment.occurred_at, what),
+        inputs={"base": payment.amount, "rate": str(rate), "payment_number": number,
+                "payment": payment.ref})
+
+
+def check_rate(name: str, rate: Decimal) -> None:
+    if not Decimal(0) <= rate <= Decimal(1):
+        raise ValueError(f"{name} must be between 0 and 1")
+
+
+def check_not_negative(**values: int) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise ValueError(f"{name} cannot be negative")

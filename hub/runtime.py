@@ -14,7 +14,7 @@ from .config import Config
 from .db.session import make_engine, session_factory, transaction, upgrade
 from .errors import StartupError
 from .plugins import Registry, load_registry
-from .programs import PayoutPolicy, Program
+from .programs import KindProfile, PayoutPolicy, Program
 from .settings import parse_table
 
 
@@ -61,6 +61,13 @@ class Hub:
     def payout_policy(self, program: Program, partner_kind: str) -> PayoutPolicy:
         policy = self.first(program, "payout_policy", partner_kind=partner_kind)
         return policy or PayoutPolicy(mode="request")
+
+    def kind_profile(self, program: Program, partner_kind: str) -> KindProfile:
+        return self.first(program, "partner_kind_profile", partner_kind=partner_kind) or KindProfile()
+
+    def implements(self, program: Program, hook: str) -> bool:
+        """True when the plugin owning `program` implements `hook` (so the core may skip it)."""
+        return bool(self.registry.rules(program.plugin, hook).get_hookimpls())
 
     def connector(self, name: str) -> Any:
         return self.registry.connectors.get(name)

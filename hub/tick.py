@@ -6,11 +6,19 @@ time, and several hosts may run it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from . import ledger
+from .db.models import Commission, Customer, Partner, Referral
+from .history import histories_of_program
+from .programs import History, Program, TickContext
+from .programs import Referral as ReferralView
 from .runtime import Hub
 
 TickJob = Callable[[Hub, datetime], dict[str, Any]]
@@ -35,7 +43,64 @@ def payout_sweep(hub: Hub, now: datetime) -> dict[str, Any]:
     return sweep(hub, now)
 
 
-JOBS: list[tuple[str, TickJob]] = [("holds", release_holds), ("payouts", payout_sweep)]
+
+def program_milestones(hub: Hub, now: datetime) -> dict[str, Any]:
+    """Ask `commissions_for_tick` about every earning referral of the programs that implement
+    it (milestones such as "90 days active") and book what is due by `now`. Per program: one
+    query for the referrals and two for their histories, then pure evaluation."""
+    programs = [p for p in hub.programs.values() if hub.implements(p, "commissions_for_tick")]
+    if not programs:
+        return {"booked": 0}
+    with hub.transaction() as session:
+        return {"booked": sum(_program_milestones(hub, session, p, now) for p in programs)}
+
+
+def _program_milestones(hub: Hub, session: Session, program: Program, now: datetime) -> int:
+    rows = session.execute(
+        select(Referral.id, Referral.source, Referral.attributed_at, Partner.id.label("partner_id"),
+               Partner.kind, Partner.status, Customer.id.label("customer_id"), Customer.ref)
+        .join(Partner, Partner.id == Referral.partner_id)
+        .join(Customer, Customer.id == Referral.customer_id)
+        .where(Referral.program == program.name, Referral.self_referral.is_(False),
+               Referral.attributed_at <= now)
+        .order_by(Referral.id)).all()
+    histories = histories_of_program(session, program.name, {r.customer_id: r.ref for r in rows})
+    ticks = _partner_ticks(rows, histories, now)
+    # A milestone stays due on every later tick; skip the ones booked before without a write.
+    done = set(session.execute(select(Commission.partner_id, Commission.key).where(
+        Commission.program == program.name, Commission.payment_id.is_(None),
+        Commission.install_id.is_(None), Commission.reverses_id.is_(None))).all())
+    booked = 0
+    for row in rows:
+        if row.status != "active":
+            continue
+        view = ReferralView(partner_id=row.partner_id, partner_kind=row.kind, customer_ref=row.ref,
+                            source=row.source, attributed_at=row.attributed_at)
+        drafts = hub.rules(program, "commissions_for_tick", referral=view,
+                           history=histories[row.customer_id], tick=ticks[row.partner_id])
+        for draft in drafts:
+            if (draft.amount and draft.earned_at <= now and (row.partner_id, draft.key) not in done
+                    and ledger.book(session, program, row.partner_id, draft, referral_id=row.id,
+                                    payment_id=None, event_id=None, plugin_name=program.plugin)):
+                booked += 1
+    return booked
+
+
+def _partner_ticks(rows: Sequence[Any], histories: dict[int, History],
+                   now: datetime) -> dict[str, TickContext]:
+    """One TickContext per partner, holding the status timelines of all its referrals."""
+    timelines: dict[str, list[Any]] = {}
+    for row in rows:
+        timelines.setdefault(row.partner_id, []).append(histories[row.customer_id].statuses)
+    out = {}
+    for partner_id, spans in timelines.items():
+        tick = TickContext(now=now, referral_statuses=tuple(spans))
+        out[partner_id] = dataclasses.replace(tick, active_referrals=tick.active_referrals_in(now))
+    return out
+
+
+JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds", release_holds),
+                                   ("payouts", payout_sweep)]
 
 
 def run_tick(hub: Hub, now: datetime) -> dict[str, dict[str, Any]]:

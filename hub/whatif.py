@@ -25,7 +25,7 @@ from .db.models import (Commission, Customer, InstallRecord, Partner, PaymentAdj
 from .db.session import read_only
 from .dispatch import can_earn
 from .errors import StartupError
-from .history import build_history, payment_view
+from .history import build_history
 from .programs import Draft, Install, Program
 from .programs import Referral as ReferralView
 from .progress import Progress
@@ -278,8 +278,8 @@ class Simulation:
             self.bar.advance(len(payments) + len(installs))
         if not can_earn(referral.self_referral, referral.status):
             return
-        views = tuple(payment_view(row, referral.customer_ref) for row in payments)
-        history = build_history(views, [(s.status, s.plan, s.occurred_at) for s in states])
+        history = build_history(payments, states, referral.customer_ref)
+        views = history.payments
         who = ReferralView(partner_id=referral.partner_id, partner_kind=referral.kind,
                            customer_ref=referral.customer_ref, source=referral.source,
                            attributed_at=referral.attributed_at)

@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Callable
 
 from hub import hookimpl
-from hub.money import percent_of
 from hub.programs import (Draft, History, Payment, PayoutPolicy, Program, ProgramKind,
-                          ProgramSettings, Referral, rate_sentence)
+                          ProgramSettings, Referral, check_not_negative, check_rate,
+                          percentage_draft)
 
 NAME = "crazycall"
 
@@ -27,10 +27,8 @@ class Settings(ProgramSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not Decimal(0) <= self.rate <= Decimal(1):
-            raise ValueError("rate must be between 0 and 1")
-        if self.minimum_payout < 0:
-            raise ValueError("minimum_payout cannot be negative")
+        check_rate("rate", self.rate)
+        check_not_negative(minimum_payout=self.minimum_payout)
 
 
 @hookimpl
@@ -42,15 +40,8 @@ def register_programs(register: Callable[[ProgramKind], None]) -> None:
 @hookimpl
 def commissions_for_payment(program: Program, payment: Payment, referral: Referral,
                             history: History) -> list[Draft]:
-    rate: Decimal = program.settings.rate
-    number = history.payment_number(payment)
-    return [Draft(
-        key=f"pay:{payment.provider}:{payment.ref}", amount=percent_of(payment.amount, rate),
-        currency=payment.currency, earned_at=payment.occurred_at, rule="recurring_percentage",
-        sentence=rate_sentence(rate, payment.amount, payment.currency, payment.occurred_at,
-                               f"{payment.ref}, payment {number}"),
-        inputs={"base": payment.amount, "rate": str(rate), "payment_number": number,
-                "payment": payment.ref})]
+    # Renewals, upgrades (proration invoices) and added seats are all payments: all earn.
+    return [percentage_draft(payment, program.settings.rate, history)]
 
 
 @hookimpl

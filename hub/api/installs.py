@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -10,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..clock import utcnow
-from ..errors import Unauthorized
+from ..clock import parse_instant, utcnow
+from ..errors import Unauthorized, Unprocessable
 from ..events import ingest
 from ..facts import InstallReported
 from ..http import field, hub_of, read_json
@@ -31,6 +32,21 @@ def check_installer_token(request: Request) -> None:
         raise Unauthorized("installer token required")
 
 
+def _occurred_at(raw: str | None) -> datetime:
+    """When the installation happened: an installer that reports late (offline, queued) says so,
+    because install rules count business time; never in the future."""
+    now = utcnow()
+    if raw is None:
+        return now
+    try:
+        when = parse_instant(raw)
+    except ValueError:
+        raise Unprocessable("occurred_at must be an ISO-8601 time", code="invalid_field") from None
+    if when > now + timedelta(minutes=5):
+        raise Unprocessable("occurred_at is in the future", code="invalid_field")
+    return when
+
+
 async def report_install(request: Request) -> JSONResponse:
     """An installation: 201 the first time, 200 for a repeat of the same install_id."""
     check_installer_token(request)
@@ -41,7 +57,7 @@ async def report_install(request: Request) -> JSONResponse:
         site=field(data, "site", required=False),
         customer_ref=field(data, "customer_ref", required=False),
         customer_provider=field(data, "provider", required=False, default="stripe"),
-        occurred_at=utcnow())
+        occurred_at=_occurred_at(field(data, "occurred_at", required=False)))
     hub = hub_of(request)
 
     def work() -> bool:
@@ -56,6 +72,7 @@ async def report_install(request: Request) -> JSONResponse:
 register_body("post", "/api/v1/installs", {
     "type": "object", "required": ["install_id", "product"],
     "properties": {k: {"type": "string"} for k in
-                   ("install_id", "partner_code", "product", "site", "customer_ref", "provider")}})
+                   ("install_id", "partner_code", "product", "site", "customer_ref", "provider",
+                    "occurred_at")}})
 
 ROUTES = [Route("/api/v1/installs", report_install, methods=["POST"])]
