@@ -33,8 +33,9 @@ class Frame:
 
     def y(self, value: int) -> float:
         inner = HEIGHT - PAD_TOP - PAD_BOTTOM
-        span = self.high - self.low or 1
-        return round(PAD_TOP + inner * (self.high - value) / span, 1)
+        if self.high == self.low:  # all zero: everything lies on the baseline at the bottom
+            return float(PAD_TOP + inner)
+        return round(PAD_TOP + inner * (self.high - value) / (self.high - self.low), 1)
 
 
 def frame_for(values: Sequence[int]) -> Frame:
