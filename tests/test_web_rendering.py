@@ -12,10 +12,10 @@ from hub.web.formatting import mask_email
 
 
 @pytest.mark.parametrize("values, points", [
-    ([0, 5, 10], [(56.0, 172.0), (322.0, 92.0), (588.0, 12.0)]),
-    ([3], [(322.0, 12.0)]),
-    ([0, 0], [(56.0, 172.0), (588.0, 172.0)]),  # a flat zero line sits on the baseline
-    ([-10, 10], [(56.0, 172.0), (588.0, 12.0)]),
+    ([0, 5, 10], [(90.0, 172.0), (339.0, 92.0), (588.0, 12.0)]),
+    ([3], [(339.0, 12.0)]),
+    ([0, 0], [(90.0, 172.0), (588.0, 172.0)]),  # a flat zero line sits on the baseline
+    ([-10, 10], [(90.0, 172.0), (588.0, 12.0)]),
 ])
 def test_line_points(values, points):
     assert charts.line_points(values) == points

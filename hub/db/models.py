@@ -200,7 +200,8 @@ class Commission(Base):
 
     __tablename__ = "commissions"
     __table_args__ = (UniqueConstraint("program", "partner_id", "key"),
-                      Index("ix_commissions_partner_earned", "partner_id", "earned_at"))
+                      Index("ix_commissions_partner_earned", "partner_id", "earned_at"),
+                      Index("ix_commissions_partner_created", "partner_id", "created_at"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("com"))
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)

@@ -14,7 +14,7 @@ from html import escape
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 600, 200
-PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 12, 28  # room for 20px tick labels
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 90, 12, 12, 28  # room for 20px tick labels
 
 
 @dataclass(frozen=True)

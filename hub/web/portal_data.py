@@ -283,10 +283,38 @@ def referral_detail(session: Session, partner: Partner, referral_id: int) -> dic
 # -- transactions, payouts, materials --------------------------------------------------------
 
 def commission_page(session: Session, partner: Partner, page: int) -> tuple[list[ledger.LineView], int]:
+    """One page of commission lines, newest first. The page's ids are picked first (an index walk
+    on partner + created_at), so the per-line state is derived for 50 lines, not for all."""
     total = int(session.scalar(select(func.count()).select_from(Commission).where(
         Commission.partner_id == partner.id)) or 0)
-    return ledger.commission_lines(session, partner.id, limit=PAGE_SIZE,
-                                   offset=max(page - 1, 0) * PAGE_SIZE), total
+    ids = list(session.scalars(select(Commission.id).where(Commission.partner_id == partner.id)
+                               .order_by(Commission.created_at.desc(), Commission.id)
+                               .limit(PAGE_SIZE).offset(max(page - 1, 0) * PAGE_SIZE)))
+    return _lines_with_state(session, partner, ids), total
+
+
+def _lines_with_state(session: Session, partner: Partner, ids: list[str]) -> list[ledger.LineView]:
+    from sqlalchemy.orm import aliased
+
+    from ..db.models import LedgerEntry, ProviderEvent
+
+    if not ids:
+        return []
+    reversal = aliased(Commission)
+    released_at = (select(func.min(LedgerEntry.created_at)).where(
+        LedgerEntry.commission_id == Commission.id, LedgerEntry.kind == "release")
+        .correlate(Commission).scalar_subquery())
+    reversed_total = (select(func.coalesce(func.sum(reversal.amount), 0))
+                      .where(reversal.reverses_id == Commission.id)
+                      .correlate(Commission).scalar_subquery())
+    rows = session.execute(
+        select(Commission, released_at, reversed_total, ProviderEvent.event_id)
+        .outerjoin(ProviderEvent, ProviderEvent.id == Commission.event_id)
+        .where(Commission.id.in_(ids))
+        .order_by(Commission.created_at.desc(), Commission.id)).all()
+    paid_since = ledger._paid_payout_times(session, partner.id)
+    return [ledger.LineView(c, ledger._line_state(c, rel, int(rev or 0), paid_since.get(c.currency)), ev)
+            for c, rel, rev, ev in rows]
 
 
 def payouts_of(session: Session, partner: Partner, limit: int = 200) -> list[Payout]:

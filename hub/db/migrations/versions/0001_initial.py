@@ -255,6 +255,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('commissions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_commissions_available_at'), ['available_at'], unique=False)
+        batch_op.create_index('ix_commissions_partner_created', ['partner_id', 'created_at'], unique=False)
         batch_op.create_index('ix_commissions_partner_earned', ['partner_id', 'earned_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_partner_id'), ['partner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_payment_id'), ['payment_id'], unique=False)
@@ -307,6 +308,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_commissions_payment_id'))
         batch_op.drop_index(batch_op.f('ix_commissions_partner_id'))
         batch_op.drop_index('ix_commissions_partner_earned')
+        batch_op.drop_index('ix_commissions_partner_created')
         batch_op.drop_index(batch_op.f('ix_commissions_available_at'))
 
     op.drop_table('commissions')
