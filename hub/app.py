@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import api
+from . import api, web
 from .errors import HTTPError
 from .http import error_response, hub_of
 from .metrics import METRICS
@@ -82,6 +82,7 @@ def collect_routes(hub: Hub) -> list[BaseRoute]:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
+        *web.routes(),
     ]
     for connector in hub.registry.connectors.values():
         routes.extend(connector.routes)

@@ -53,6 +53,7 @@ class ServerConfig:
     allowed_domains: tuple[str, ...] = ()
     default_landing: str = ""
     max_body_bytes: int = 1_048_576
+    materials_dir: str = "./materials"  # where operator-uploaded partner materials are kept
 
 
 @dataclass(frozen=True)

@@ -255,8 +255,9 @@ class LineView:
 
 
 def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
-                     offset: int = 0) -> list[LineView]:
-    """A partner's commission lines, newest first, each with its derived state."""
+                     offset: int = 0, ids: list[str] | None = None) -> list[LineView]:
+    """A partner's commission lines, newest first, each with its derived state; `ids` picks
+    given lines (a page chosen by a cheaper query first)."""
     from .db.models import ProviderEvent
 
     reversal = aliased(Commission)
@@ -270,9 +271,10 @@ def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
         select(Commission, released_at, reversed_total, ProviderEvent.event_id,
                _state_total("in_payout"), _state_total("paid"))
         .outerjoin(ProviderEvent, ProviderEvent.id == Commission.event_id)
-        .where(Commission.partner_id == partner_id)
+        .where(Commission.partner_id == partner_id,
+               Commission.id.in_(ids) if ids is not None else True)
         .order_by(Commission.created_at.desc(), Commission.id)
-        .limit(limit).offset(offset)).all()
+        .limit(limit).offset(0 if ids is not None else offset)).all()
     return [LineView(c, _line_state(c, rel, int(rev or 0), int(held or 0), int(paid or 0)), ev)
             for c, rel, rev, ev, held, paid in rows]
 

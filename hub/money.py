@@ -38,14 +38,29 @@ def to_minor(major: str | int | Decimal, currency: str) -> int:
     return int(value)
 
 
-def format_money(minor: int, currency: str) -> str:
-    """4900, 'USD' -> '$49.00'; negative amounts keep their sign in front: '-$9.80'."""
+# locale -> (thousands separator, decimal separator, symbol after the number)
+_LOCALES = {"en": (",", ".", False), "de": (".", ",", True), "fr": ("\u202f", ",", True),
+            "it": (".", ",", True), "es": (".", ",", True), "nl": (".", ",", False),
+            "pl": ("\u00a0", ",", True), "ch": ("'", ".", False)}
+
+
+def format_money(minor: int, currency: str, locale: str = "en") -> str:
+    """4900, 'USD' -> '$49.00'; negative amounts keep their sign in front: '-$9.80'.
+
+    `locale` picks the separators and where the symbol goes: 123456, 'EUR', 'de' -> '1.234,56 €'.
+    Unknown locales write like 'en'.
+    """
     exp = exponent(currency)
     sign = "-" if minor < 0 else ""
     major = Decimal(abs(minor)).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
+    group, point, after = _LOCALES.get(locale.split("-")[0].split("_")[0].lower(), _LOCALES["en"])
+    text = f"{major:,}".replace(",", "\0").replace(".", point).replace("\0", group)
     symbol = _SYMBOLS.get(currency.upper())
-    text = f"{major:,}"
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+    if symbol is None:
+        return f"{sign}{text} {currency.upper()}"
+    if after:
+        return f"{sign}{text}\u00a0{symbol.strip()}"
+    return f"{sign}{symbol}{text}"
 
 
 def format_rate(rate: Decimal) -> str:

@@ -32,6 +32,7 @@ class ProgramSettings:
     hold_days: int = 30
     cookie_days: int = 90
     self_signup: bool = True
+    locale: str = "en"  # how the portal writes amounts: "en" $1,234.56, "de" 1.234,56 €, ...
 
     def __post_init__(self) -> None:
         if len(self.currency) != 3 or not self.currency.isalpha():

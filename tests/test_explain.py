@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from hub import hookimpl, ledger
 from hub.app import create_app
-from hub.db.models import Commission, Customer, PaymentRecord, Referral
+from hub.db.models import Customer, PaymentRecord, Referral
 from hub.dispatch import referral_view
 from hub.history import history_for
 from hub.money import format_money, percent_of

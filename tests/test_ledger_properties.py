@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from hub.db.models import Commission, LedgerEntry, ProviderEvent
-from tests.conftest import operator_headers
 from tests.stripe_helpers import balance, commissions, create_partner, post_event
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

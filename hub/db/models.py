@@ -63,6 +63,7 @@ class Partner(Base):
     payout_method: Mapped[str] = mapped_column(String(32), default="paypal")
     customer_ref: Mapped[str | None] = mapped_column(String(128))
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    billing_details: Mapped[str | None] = mapped_column(Text)
     agreement_accepted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
@@ -90,7 +91,9 @@ class Referral(Base):
 
     __tablename__ = "referrals"
     __table_args__ = (UniqueConstraint("program", "customer_id"),
-                      Index("ix_referrals_link_time", "link_code", "attributed_at"))
+                      Index("ix_referrals_link_time", "link_code", "attributed_at"),
+                      # the portal lists a partner's referrals newest first, a page at a time
+                      Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -246,7 +249,8 @@ class SubscriptionState(Base):
     """The status timeline of a customer's subscription, one row per provider fact."""
 
     __tablename__ = "subscription_states"
-    __table_args__ = (UniqueConstraint("provider", "subscription_ref", "occurred_at", "status"),)
+    __table_args__ = (UniqueConstraint("provider", "subscription_ref", "occurred_at", "status"),
+                      Index("ix_subscription_states_customer_time", "customer_id", "occurred_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
     subscription_ref: Mapped[str] = mapped_column(String(128))
@@ -280,7 +284,9 @@ class Commission(Base):
     """
 
     __tablename__ = "commissions"
-    __table_args__ = (UniqueConstraint("program", "partner_id", "key"),)
+    __table_args__ = (UniqueConstraint("program", "partner_id", "key"),
+                      Index("ix_commissions_partner_earned", "partner_id", "earned_at"),
+                      Index("ix_commissions_partner_created", "partner_id", "created_at"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("com"))
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -409,3 +415,32 @@ class AuditLog(Base):
     subject: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     at: Mapped[datetime]
+
+
+class PasswordResetToken(Base):
+    """A one-time, expiring link an operator sends so a partner can set its portal password.
+
+    Only the SHA-256 of the token is stored: the link itself is shown once, to the operator."""
+
+    __tablename__ = "password_reset_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Material(Base):
+    """An advertising material (banner, logo, text) the operator uploaded for partners.
+
+    The file lives on disk under ``[server] materials_dir``; `program` None means every program."""
+
+    __tablename__ = "materials"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("mat"))
+    program: Mapped[str | None] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    created_at: Mapped[datetime]

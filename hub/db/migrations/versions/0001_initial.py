@@ -48,6 +48,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('link_code', 'visitor')
     )
+    op.create_table('materials',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('program', sa.String(length=64), nullable=True),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('materials', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_materials_program'), ['program'], unique=False)
+
     op.create_table('partners',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('program', sa.String(length=64), nullable=False),
@@ -61,6 +74,7 @@ def upgrade() -> None:
     sa.Column('payout_method', sa.String(length=32), nullable=False),
     sa.Column('customer_ref', sa.String(length=128), nullable=True),
     sa.Column('password_hash', sa.String(length=200), nullable=True),
+    sa.Column('billing_details', sa.Text(), nullable=True),
     sa.Column('agreement_accepted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
@@ -156,6 +170,20 @@ def upgrade() -> None:
     with op.batch_alter_table('links', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_links_partner_id'), ['partner_id'], unique=False)
         batch_op.create_index('uq_links_widget', ['partner_id'], unique=True, sqlite_where=sa.text("kind = 'widget'"), postgresql_where=sa.text("kind = 'widget'"))
+
+    op.create_table('password_reset_tokens',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_password_reset_tokens_partner_id'), ['partner_id'], unique=False)
 
     op.create_table('payment_adjustments',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -253,6 +281,7 @@ def upgrade() -> None:
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_referrals_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_referrals_link_time', ['link_code', 'attributed_at'], unique=False)
+        batch_op.create_index('ix_referrals_partner_attributed', ['partner_id', 'attributed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_partner_id'), ['partner_id'], unique=False)
 
     op.create_table('subscription_states',
@@ -271,6 +300,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subscription_states', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscription_states_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_subscription_states_customer_time', ['customer_id', 'occurred_at'], unique=False)
 
     op.create_table('webhook_deliveries',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -320,6 +350,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('commissions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_commissions_available_at'), ['available_at'], unique=False)
+        batch_op.create_index('ix_commissions_partner_created', ['partner_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_commissions_partner_earned', ['partner_id', 'earned_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_partner_id'), ['partner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_payment_id'), ['payment_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_commissions_referral_id'), ['referral_id'], unique=False)
@@ -390,6 +422,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_commissions_referral_id'))
         batch_op.drop_index(batch_op.f('ix_commissions_payment_id'))
         batch_op.drop_index(batch_op.f('ix_commissions_partner_id'))
+        batch_op.drop_index('ix_commissions_partner_earned')
+        batch_op.drop_index('ix_commissions_partner_created')
         batch_op.drop_index(batch_op.f('ix_commissions_available_at'))
 
     op.drop_table('commissions')
@@ -399,11 +433,13 @@ def downgrade() -> None:
 
     op.drop_table('webhook_deliveries')
     with op.batch_alter_table('subscription_states', schema=None) as batch_op:
+        batch_op.drop_index('ix_subscription_states_customer_time')
         batch_op.drop_index(batch_op.f('ix_subscription_states_customer_id'))
 
     op.drop_table('subscription_states')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referrals_partner_id'))
+        batch_op.drop_index('ix_referrals_partner_attributed')
         batch_op.drop_index('ix_referrals_link_time')
         batch_op.drop_index(batch_op.f('ix_referrals_customer_id'))
 
@@ -425,6 +461,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payment_adjustments_charge_ref'))
 
     op.drop_table('payment_adjustments')
+    with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_password_reset_tokens_partner_id'))
+
+    op.drop_table('password_reset_tokens')
     with op.batch_alter_table('links', schema=None) as batch_op:
         batch_op.drop_index('uq_links_widget', sqlite_where=sa.text("kind = 'widget'"), postgresql_where=sa.text("kind = 'widget'"))
         batch_op.drop_index(batch_op.f('ix_links_partner_id'))
@@ -450,6 +490,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_partners_email'))
 
     op.drop_table('partners')
+    with op.batch_alter_table('materials', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_materials_program'))
+
+    op.drop_table('materials')
     op.drop_table('link_visitors')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_email'))

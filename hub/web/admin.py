@@ -1,0 +1,294 @@
+"""The operator admin under /admin: the admin token, exchanged once for a session cookie, opens
+pages over every program's partners. Every action is recorded in the audit log."""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import ledger
+from ..audit import record_action
+from ..clock import utcnow
+from ..db.models import Commission, Material, Partner, new_id
+from ..errors import Forbidden, HTTPError, NotFound, Unprocessable
+from ..partners import TRANSITIONS, create_partner, get_partner, transition
+from . import admin_data as data, materials, passwords
+from .pages import Redirect, View, login_url, safe_next, serve
+from .security import ADMIN, fingerprint
+
+ACTOR = "operator"
+
+
+def _admin_token(view: View) -> str:
+    token = view.hub.config.server.admin_token
+    return str(getattr(token, "value", token) or "")
+
+
+def signed_in_operator(view: View) -> None:
+    token = _admin_token(view)
+    if not token:
+        raise Forbidden("operator access is disabled: set [server] admin_token (HUB_ADMIN_TOKEN)")
+    if not view.session.data.get("op") or view.session.data.get("tv") != fingerprint(token):
+        raise Redirect(login_url(ADMIN, view.request))
+
+
+def page(handler: Any, write: bool = False) -> Any:
+    return serve(ADMIN, handler, guard=signed_in_operator, write=write)
+
+
+def public(handler: Any) -> Any:
+    return serve(ADMIN, handler, guard=None)
+
+
+def _page_number(view: View) -> int:
+    raw = view.query("page", "1")
+    return max(int(raw), 1) if raw.isdigit() else 1
+
+
+def _pages(total: int) -> int:
+    return max((total + data.PAGE_SIZE - 1) // data.PAGE_SIZE, 1)
+
+
+def login_form(view: View) -> Response:
+    """The operator log-in: the admin token, once."""
+    return view.page("admin_login.html", title="Operator log-in", next=view.query("next"))
+
+
+def login(view: View) -> Response:
+    token = _admin_token(view)
+    if not token or not hmac.compare_digest(view.value("token").encode(), token.encode()):
+        view.flash("That is not the admin token.", "error")
+        return login_form(view)
+    view.session.restart(op=True, tv=fingerprint(token))
+    raise Redirect(safe_next(view.value("next"), ADMIN))
+
+
+def logout(view: View) -> Response:
+    view.session.restart()
+    raise Redirect("/admin/login")
+
+
+def overview(view: View) -> Response:
+    """Programs overview: partners by status, referrals, commission per currency."""
+    return view.page("admin_overview.html", title="Programs",
+                     programs=data.programs_overview(view.hub, view.db),
+                     applied=data.search_partners(view.db, status="applied")[1])
+
+
+def partners(view: View) -> Response:
+    """Partners with search and filters."""
+    filters = {k: view.query(k) for k in ("q", "program", "status", "kind")}
+    page_number = _page_number(view)
+    rows, total = data.search_partners(view.db, page=page_number, **filters)
+    return view.page("admin_partners.html", title="Partners", rows=rows, total=total,
+                     filters=filters, page_number=page_number, pages=_pages(total),
+                     programs=sorted(view.hub.programs),
+                     statuses=["active", "applied", "invited", "declined", "suspended"])
+
+
+def partner(view: View) -> Response:
+    """A partner's full picture: balances, commissions with their explanations, referrals."""
+    who = get_partner(view.db, view.request.path_params["partner_id"])
+    return view.page("admin_partner.html", title=who.name or who.email, who=who,
+                     balances=ledger.balances(view.db, who.id),
+                     lines=ledger.commission_lines(view.db, who.id, limit=100),
+                     referrals=data.partner_referrals(view.db, who.id),
+                     referral_count=data.referral_count(view.db, who.id),
+                     audit=data.audit_page(view.db, 1, subject=who.id)[0][:20],
+                     actions=[a for a, (allowed, _) in TRANSITIONS.items() if who.status in allowed],
+                     reset_link=view.session.pop("reset_link"))
+
+
+def partner_status(view: View) -> Response:
+    """approve / decline / suspend / reactivate (audited by `partners.transition`)."""
+    partner_id = view.request.path_params["partner_id"]
+    action = view.value("action")
+    if action not in TRANSITIONS:
+        raise Unprocessable("unknown action")
+    moved = transition(view.db, partner_id, action, ACTOR)
+    view.flash(f"{moved.email} is now {moved.status}.")
+    raise Redirect(safe_next(view.value("next"), ADMIN) if view.value("next")
+                   else f"/admin/partners/{partner_id}")
+
+
+def partner_reset_link(view: View) -> Response:
+    """A one-time password link for the partner, shown once to the operator to send."""
+    who = get_partner(view.db, view.request.path_params["partner_id"])
+    token, expires = passwords.create_reset_token(view.db, who.id)
+    record_action(view.db, ACTOR, "partner.password_reset_link", who.id,
+                  expires_at=expires.isoformat())
+    base = view.hub.config.server.base_url.rstrip("/")
+    view.session.set(reset_link={"url": f"{base}/portal/reset/{token}",
+                                 "expires": expires.strftime("%Y-%m-%d %H:%M UTC")})
+    raise Redirect(f"/admin/partners/{who.id}")
+
+
+def applications(view: View) -> Response:
+    """Partners who applied and wait for approval."""
+    rows, total = data.search_partners(view.db, status="applied", page=_page_number(view))
+    return view.page("admin_applications.html", title="Applications", rows=rows, total=total)
+
+
+def invitations(view: View) -> Response:
+    """Invite a partner (for programs that admit partners by invitation) and list the invited."""
+    rows, total = data.search_partners(view.db, status="invited", page=_page_number(view))
+    return view.page("admin_invitations.html", title="Invitations", rows=rows, total=total,
+                     programs=sorted(view.hub.programs))
+
+
+def invite(view: View) -> Response:
+    try:
+        invited = create_partner(view.hub, view.db, program=view.value("program"),
+                                 email=view.value("email"), name=view.value("name"),
+                                 kind=view.value("kind") or None, invited=True,
+                                 website=view.value("website") or None)
+    except HTTPError as exc:
+        view.flash(exc.message, "error")
+        return invitations(view)
+    record_action(view.db, ACTOR, "partner.invite", invited.id, status=invited.status)
+    view.flash(f"{invited.email} is invited ({invited.status}). Send a password link from "
+               "the partner's page.")
+    raise Redirect(f"/admin/partners/{invited.id}")
+
+
+def self_referrals(view: View) -> Response:
+    """Referrals flagged as a partner referring its own account."""
+    return view.page("admin_self_referrals.html", title="Flagged self-referrals",
+                     rows=data.flagged_referrals(view.db))
+
+
+def payouts(view: View) -> Response:
+    """Payouts and withdrawal requests (read-only until withdrawals are wired in)."""
+    status = view.query("status")
+    return view.page("admin_payouts.html", title="Payouts", rows=data.payouts_page(view.db, status),
+                     status=status)
+
+
+def audit(view: View) -> Response:
+    """Who did what, when."""
+    page_number = _page_number(view)
+    rows, total = data.audit_page(view.db, page_number, subject=view.query("subject"))
+    return view.page("admin_audit.html", title="Audit log", rows=rows, total=total,
+                     page_number=page_number, pages=_pages(total), subject=view.query("subject"))
+
+
+def materials_page(view: View) -> Response:
+    """Upload advertising materials for partners; delete old ones."""
+    rows = view.db.scalars(select(Material).order_by(Material.created_at.desc())).all()
+    return view.page("admin_materials.html", title="Materials", rows=rows,
+                     programs=sorted(view.hub.programs))
+
+
+def material_upload(view: View) -> Response:
+    upload = view.form.get("file") if view.form is not None else None
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        view.flash("Choose a file to upload.", "error")
+        return materials_page(view)
+    program = view.value("program") or None
+    if program is not None and program not in view.hub.programs:
+        raise Unprocessable("unknown program")
+    material_id = new_id("mat")
+    size = materials.store(view.hub, material_id, upload.file)
+    view.db.add(Material(id=material_id, program=program,
+                         title=view.value("title") or upload.filename,
+                         filename=materials.safe_filename(upload.filename),
+                         content_type=(upload.content_type or "application/octet-stream")[:100],
+                         size=size, created_at=utcnow()))
+    record_action(view.db, ACTOR, "material.upload", material_id, program=program, size=size)
+    view.flash("Uploaded.")
+    raise Redirect("/admin/materials")
+
+
+def material_delete(view: View) -> Response:
+    material = view.db.get(Material, view.request.path_params["material_id"])
+    if material is None:
+        raise NotFound("no such material")
+    view.db.delete(material)
+    materials.remove(view.hub, material.id)
+    record_action(view.db, ACTOR, "material.delete", material.id, title=material.title)
+    view.flash("Deleted.")
+    raise Redirect("/admin/materials")
+
+
+def exports(view: View) -> Response:
+    """CSV exports."""
+    return view.page("admin_exports.html", title="Exports", programs=sorted(view.hub.programs))
+
+
+def export_partners(view: View) -> Response:
+    program = view.query("program")
+    query = select(Partner).order_by(Partner.created_at)
+    if program:
+        query = query.where(Partner.program == program)
+    rows = ([p.id, p.program, p.kind, p.status, p.code, p.email, p.name, p.paypal_email or "",
+             p.website or "", p.created_at.isoformat()] for p in view.db.scalars(query))
+    record_action(view.db, ACTOR, "export.partners", program or "*")
+    header = ["id", "program", "kind", "status", "code", "email", "name", "paypal_email",
+              "website", "created_at"]
+    return _csv("partners.csv", header, list(rows))
+
+
+def export_commissions(view: View) -> Response:
+    program = view.query("program")
+    query = select(Commission).order_by(Commission.created_at, Commission.id)
+    if program:
+        query = query.where(Commission.program == program)
+    rows = [[c.id, c.program, c.partner_id, c.amount, c.currency, c.earned_at.isoformat(),
+             c.available_at.isoformat(), c.reverses_id or "", c.key, (c.rule or {}).get("sentence", "")]
+            for c in view.db.scalars(query)]
+    record_action(view.db, ACTOR, "export.commissions", program or "*")
+    header = ["id", "program", "partner_id", "amount_minor", "currency", "earned_at",
+              "available_at", "reverses", "key", "explanation"]
+    return _csv("commissions.csv", header, rows)
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        writer.writerows(rows)
+        yield buffer.getvalue()
+
+    stamp = utcnow().date().isoformat()
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name[:-4]}-{stamp}.csv"'})
+
+
+def home_redirect(view: View) -> Response:
+    raise Redirect("/admin/")
+
+
+ROUTES = [
+    Route("/admin", public(home_redirect), methods=["GET"]),
+    Route("/admin/login", public(login_form), methods=["GET"]),
+    Route("/admin/login", public(login), methods=["POST"]),
+    Route("/admin/logout", public(logout), methods=["POST"]),
+    Route("/admin/", page(overview), methods=["GET"]),
+    Route("/admin/partners", page(partners), methods=["GET"]),
+    Route("/admin/partners/{partner_id}", page(partner), methods=["GET"]),
+    Route("/admin/partners/{partner_id}/status", page(partner_status, write=True), methods=["POST"]),
+    Route("/admin/partners/{partner_id}/reset-link", page(partner_reset_link, write=True),
+          methods=["POST"]),
+    Route("/admin/applications", page(applications), methods=["GET"]),
+    Route("/admin/invitations", page(invitations), methods=["GET"]),
+    Route("/admin/invitations", page(invite, write=True), methods=["POST"]),
+    Route("/admin/self-referrals", page(self_referrals), methods=["GET"]),
+    Route("/admin/payouts", page(payouts), methods=["GET"]),
+    Route("/admin/audit", page(audit), methods=["GET"]),
+    Route("/admin/materials", page(materials_page), methods=["GET"]),
+    Route("/admin/materials", page(material_upload, write=True), methods=["POST"]),
+    Route("/admin/materials/{material_id}/delete", page(material_delete, write=True),
+          methods=["POST"]),
+    Route("/admin/exports", page(exports), methods=["GET"]),
+    Route("/admin/exports/partners.csv", page(export_partners, write=True), methods=["GET"]),
+    Route("/admin/exports/commissions.csv", page(export_commissions, write=True), methods=["GET"]),
+]

@@ -1,0 +1,85 @@
+"""Partner passwords (argon2) and the one-time reset links an operator sends.
+
+A reset token is 32 random bytes shown once in a link; only its SHA-256 is stored, with an expiry,
+and using it marks it used, so a leaked database or a replayed link sets no password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..clock import utcnow
+from ..db.models import Partner, PasswordResetToken
+from ..errors import Unprocessable
+
+HASHER = PasswordHasher()
+RESET_VALID_FOR = timedelta(hours=72)
+MIN_LENGTH = 10
+# Verified against when no partner matches, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    check_strength(password)
+    return HASHER.hash(password)
+
+
+def check_strength(password: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise Unprocessable(f"a password needs at least {MIN_LENGTH} characters",
+                            code="weak_password")
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    try:
+        return HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_reset_token(session: Session, partner_id: str, now: datetime | None = None) -> tuple[str, datetime]:
+    """A new reset token for the partner (earlier unused ones stay valid until they expire)."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    expires = now + RESET_VALID_FOR
+    session.add(PasswordResetToken(partner_id=partner_id, token_hash=_digest(token),
+                                   expires_at=expires, created_at=now))
+    return token, expires
+
+
+def find_reset_token(session: Session, token: str, now: datetime | None = None) -> PasswordResetToken | None:
+    row = session.scalars(select(PasswordResetToken).where(
+        PasswordResetToken.token_hash == _digest(token))).first()
+    if row is None or row.used_at is not None or row.expires_at <= (now or utcnow()):
+        return None
+    return row
+
+
+def use_reset_token(session: Session, token: str, password: str) -> Partner | None:
+    """Set the partner's password from a valid token and spend the token; None if invalid.
+
+    The UPDATE ... WHERE used_at IS NULL makes two concurrent uses spend it once."""
+    row = find_reset_token(session, token)
+    if row is None:
+        return None
+    new_hash = hash_password(password)
+    spent = session.execute(update(PasswordResetToken).where(
+        PasswordResetToken.id == row.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=utcnow()))
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    partner = session.get(Partner, row.partner_id)
+    if partner is not None:
+        partner.password_hash = new_hash
+    return partner

@@ -1,0 +1,167 @@
+"""The real pages in headless Chromium (Debian's `chromium`, driven by Playwright for Python).
+
+Each test starts the app with uvicorn on a free port, drives it like a person would, and saves a
+screenshot of every page it visits, at desktop and phone widths, under tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from connectors import stripe_trigger as st
+from hub.db.models import Partner, Referral
+from tests.conftest import LiveServer
+from tests.stripe_helpers import create_partner, post_event
+from tests.web_helpers import PASSWORD, give_password
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+T0 = 1_767_225_600
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does: apt-get install chromium)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(make_hub: Any, tmp_path: Path) -> Iterator[tuple[Any, LiveServer, httpx.Client]]:
+    hub = make_hub("sqlite", server={"materials_dir": str(tmp_path / "materials")})
+    with LiveServer(hub) as server, httpx.Client(base_url=server.url) as api:
+        yield hub, server, api
+
+
+def shoot(page: Any, name: str) -> None:
+    """A full-page screenshot at this width; then the same page at phone width."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for label, size in VIEWPORTS.items():
+        page.set_viewport_size(size)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORTS["desktop"])
+
+
+def log_in(page: Any, url: str, email: str) -> None:
+    page.goto(f"{url}/portal/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/portal/")
+
+
+def sale(api: httpx.Client, code: str, cus: str = "cus_b1") -> dict[str, Any]:
+    post_event(api, st.event("customer.created", st.customer(cus, email=f"{cus}@customer.test",
+                                                             partner_code=code)))
+    paid = st.event("invoice.paid", st.invoice(f"in_{cus}", customer_id=cus, amount=4900,
+                                               subscription_id=f"sub_{cus}", charge_id=f"ch_{cus}",
+                                               paid_at=T0, shape="legacy"))
+    post_event(api, paid)
+    return paid
+
+
+def test_partner_logs_in_and_sees_a_commission_after_a_webhook(browser, live):
+    hub, server, api = live
+    partner = create_partner(api)
+    give_password(hub, partner["id"])
+    page = browser.new_page(viewport=VIEWPORTS["desktop"], accept_downloads=True)
+    log_in(page, server.url, "ann@partners.test")
+    assert page.get_by_test_id("total").inner_text() == "$0.00"
+
+    paid = sale(api, partner["code"])
+    page.reload()
+    assert page.get_by_test_id("total").inner_text() == "$9.80"
+    assert page.get_by_test_id("pending").inner_text() == "$9.80"
+    assert page.get_by_role("button", name="Withdraw").is_disabled()
+    assert "below the $50.00 minimum" in page.locator("#withdraw-reason").inner_text()
+    page.get_by_label("Period").select_option("12m")  # the picker submits itself
+    page.wait_for_url("**period=12m")
+    assert page.get_by_test_id("chart-commission").locator("svg rect.chart-bar").count() == 12
+    shoot(page, "portal-dashboard")
+
+    page.get_by_role("link", name="Clients").click()
+    assert page.locator("table.rows tbody tr").count() == 1
+    shoot(page, "portal-clients")
+    page.locator("table.rows tbody tr a").first.click()
+    assert "20% of $49.00" in page.content()
+    shoot(page, "portal-client")
+
+    page.get_by_role("link", name="Transactions").click()
+    assert "20% of $49.00" in page.get_by_test_id("commissions").inner_text()
+    shoot(page, "portal-transactions")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    text = Path(download.value.path()).read_text()
+    assert paid["id"] in text and "9.80" in text
+
+    for name in ("Links", "Payouts", "Materials", "Settings"):
+        page.get_by_role("link", name=name, exact=True).click()
+        assert page.get_by_role("heading", level=1).inner_text() == name
+        shoot(page, f"portal-{name.lower()}")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/portal/login")
+    shoot(page, "portal-login")
+    page.close()
+
+
+def test_a_second_partner_cannot_open_the_first_ones_pages(browser, live):
+    hub, server, api = live
+    ann = create_partner(api)
+    bob = create_partner(api, email="bob@partners.test", name="Bob")
+    give_password(hub, ann["id"])
+    give_password(hub, bob["id"])
+    sale(api, ann["code"])
+    with hub.sessions() as session:
+        ann_referral = session.scalar(select(Referral.id).where(Referral.partner_id == ann["id"]))
+
+    page = browser.new_page(viewport=VIEWPORTS["desktop"])
+    log_in(page, server.url, "bob@partners.test")
+    response = page.goto(f"{server.url}/portal/referrals/{ann_referral}")
+    assert response.status == 404
+    shoot(page, "portal-forbidden")
+    page.goto(f"{server.url}/portal/referrals")
+    assert "No clients yet" in page.content()
+    assert page.goto(f"{server.url}/admin/").url.endswith("/admin/login?next=/admin/")
+    page.close()
+
+
+def test_operator_logs_in_and_approves_an_application(browser, live):
+    hub, server, api = live
+    applicant = create_partner(api, email="cleo@partners.test", name="Cleo")
+    with hub.transaction() as session:
+        session.get(Partner, applicant["id"]).status = "applied"
+    page = browser.new_page(viewport=VIEWPORTS["desktop"])
+    page.goto(f"{server.url}/admin/applications")
+    page.get_by_label("Admin token").fill("admin-test-token-0123456789")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/applications")
+    shoot(page, "admin-applications")
+    page.get_by_role("button", name="Approve cleo@partners.test").click()
+    page.wait_for_url("**/admin/applications")
+    assert "cleo@partners.test is now active" in page.content()
+    with hub.sessions() as session:
+        assert session.get(Partner, applicant["id"]).status == "active"
+
+    for name in ("Programs", "Partners", "Invitations", "Payouts", "Self-referrals", "Materials",
+                 "Exports", "Audit log"):
+        page.get_by_role("link", name=name, exact=True).click()
+        shoot(page, f"admin-{name.lower().replace(' ', '-')}")
+    assert "partner.approve" in page.content()
+    page.get_by_role("link", name="Partners", exact=True).click()
+    page.get_by_role("link", name="Cleo").click()
+    shoot(page, "admin-partner")
+    page.close()
