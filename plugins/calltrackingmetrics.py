@@ -31,6 +31,10 @@ def _default_bounties() -> dict[str, tuple[int, ...]]:
 
 @dataclass(frozen=True)
 class Settings(ProgramSettings):
+    # No refund window to wait out: a bounty is earned by an account that already stayed 90 days,
+    # and "earned in month M, paid at the end of M+1" is the program's own grace period. A
+    # 30-day hold would push bounties from the month's last days into the following payout.
+    hold_days: int = 0
     active_days: int = 90
     tier_threshold: int = 25
     bounties: dict[str, tuple[int, ...]] = field(default_factory=_default_bounties)

@@ -210,11 +210,11 @@ CTM = Plan(
     #   6 connect 44900, 8 and 10-25 (17 accounts) performance 17 x 5900 = 100300 -> 166000.
     # June (19: 20-25 cancelled May 31): 9, whose unpaid invoice paused it 10 days, 3900.
     # August (19): 26 (trial counts) growth 9900.  December (20): 27 connect 29900, booked by
-    # the 2026-01-01 tick and still held.  Y's account: nothing (never approved).
-    # released = 43700 + 166000 + 3900 + 9900 = 223500, all of it earned by August and so in the
-    # monthly payouts made at the ends of May, June, July and September (PayPal dry-run keeps
-    # each reserved in_payout).
-    expected={"ctm-x": (29900, 0, 223500, 0, 0), "ctm-y": (0, 0, 0, 0, 0)},
+    # the 2026-01-01 tick (no hold for bounties) and payable, waiting for December's payout at
+    # the end of January.  Y's account: nothing (never approved).
+    # Through August = 43700 + 166000 + 3900 + 9900 = 223500, in the monthly payouts made at
+    # the ends of May, June, July and September (PayPal dry-run keeps each reserved in_payout).
+    expected={"ctm-x": (0, 29900, 223500, 0, 0), "ctm-y": (0, 0, 0, 0, 0)},
 )
 
 
