@@ -16,8 +16,8 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
 from .. import ledger
-from ..db.models import (Commission, Customer, Material, Partner, PaymentRecord, Payout, Referral,
-                         SubscriptionState)
+from ..db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
+                         Payout, Referral, SubscriptionState)
 from ..errors import NotFound
 from ..runtime import Hub
 from . import trends
@@ -72,26 +72,58 @@ def total_commission(balance: dict[str, Any]) -> int:
     return int(sum(balance[s] for s in ("pending", "payable", "in_payout", "paid")))
 
 
-def timelines(session: Session, partner: Partner) -> dict[int, list[tuple[date, str, str | None]]]:
-    """Each referred customer's subscription changes (day, status, plan), oldest first."""
-    rows = session.execute(
-        select(SubscriptionState.customer_id, day_of(SubscriptionState.occurred_at, session),
-               SubscriptionState.status, SubscriptionState.plan)
-        .join(Referral, Referral.customer_id == SubscriptionState.customer_id)
-        .where(Referral.partner_id == partner.id, Referral.program == partner.program)
-        .order_by(SubscriptionState.customer_id, SubscriptionState.occurred_at,
-                  SubscriptionState.id)).all()
-    out: dict[int, list[tuple[date, str, str | None]]] = defaultdict(list)
-    for customer_id, day, status, plan in rows:
-        out[customer_id].append((_as_date(day), status, plan))
-    return out
+# Which subscription statuses each dashboard figure counts.
+STATUS_CLASSES = {"trial": ("trial",), "paying": ("active", "past_due"), "cancelled": ("cancelled",)}
 
 
-def current_counts(lines: dict[int, list[tuple[date, str, str | None]]]) -> dict[str, int]:
-    counts = {"trial": 0, "paying": 0, "cancelled": 0}
-    for changes in lines.values():
-        counts[CLIENT_STATUS.get(changes[-1][1], "paying")] += 1
-    return counts
+@dataclass(frozen=True)
+class Activity:
+    """Per status class, how many referred customers entered (+) and left (-) it on each UTC day.
+
+    A customer is in the class of its latest subscription change; the count on day D is the sum
+    of the changes up to and including D. Computed in the database from the status timelines, so
+    a page load moves a few hundred day rows, not every subscription change of every client."""
+
+    deltas: dict[str, dict[date, int]]
+
+    def current(self) -> dict[str, int]:
+        return {name: sum(days.values()) for name, days in self.deltas.items()}
+
+    def at_end_of(self, name: str, days: list[date]) -> list[int]:
+        changes = sorted(self.deltas.get(name, {}).items())
+        counts, running, i = [], 0, 0
+        for day in days:
+            while i < len(changes) and changes[i][0] <= day:
+                running += changes[i][1]
+                i += 1
+            counts.append(running)
+        return counts
+
+
+def activity(session: Session, partner: Partner) -> Activity:
+    """Status spans of the partner's referred customers (a status until the next change, via a
+    window function), turned into +1 / -1 per class and day, summed in SQL."""
+    day = day_of(SubscriptionState.occurred_at, session)
+    spans = (select(SubscriptionState.status.label("status"), day.label("start"),
+                    func.lead(day).over(partition_by=SubscriptionState.customer_id,
+                                        order_by=(SubscriptionState.occurred_at,
+                                                  SubscriptionState.id)).label("stop"))
+             .join(Referral, Referral.customer_id == SubscriptionState.customer_id)
+             .where(Referral.partner_id == partner.id, Referral.program == partner.program)
+             .subquery())
+    deltas: dict[str, dict[date, int]] = {name: defaultdict(int) for name in STATUS_CLASSES}
+    by_status = {status: name for name, statuses in STATUS_CLASSES.items() for status in statuses}
+    for column, sign in ((spans.c.start, 1), (spans.c.stop, -1)):
+        rows = session.execute(select(spans.c.status, column, func.count())
+                               .where(column.is_not(None)).group_by(spans.c.status, column)).all()
+        for status, when, n in rows:
+            if status in by_status:
+                deltas[by_status[status]][_as_date(when)] += sign * int(n)
+    return Activity({name: dict(days) for name, days in deltas.items()})
+
+
+def current_counts(active: Activity) -> dict[str, int]:
+    return active.current()
 
 
 def daily_commission(session: Session, partner: Partner, currency: str,
@@ -140,55 +172,93 @@ def link_counts(session: Session, partner: Partner, limit: int = 5) -> list[tupl
     return [(code, int(n)) for code, n in rows]
 
 
+def recent_links(session: Session, partner: Partner, limit: int = 5) -> list[tuple[Link, int]]:
+    """The partner's newest links with the number of clients registered through each."""
+    links = list(session.scalars(select(Link).where(Link.partner_id == partner.id)
+                                 .order_by(Link.created_at.desc(), Link.code).limit(limit)))
+    counts = dict(session.execute(
+        select(Referral.link_code, func.count())
+        .where(Referral.link_code.in_([link.code for link in links]),
+               Referral.partner_id == partner.id)
+        .group_by(Referral.link_code)).all()) if links else {}
+    return [(link, int(counts.get(link.code, 0))) for link in links]
+
+
+def unique_clicks(session: Session, partner: Partner, since: date) -> int:
+    return int(session.scalar(select(func.count()).select_from(Click).where(
+        Click.partner_id == partner.id, Click.day >= since.isoformat(),
+        Click.is_unique.is_(True))) or 0)
+
+
+def link_of(session: Session, partner: Partner, code: str) -> Link:
+    """One of this partner's links, or 404 (also when the code is someone else's)."""
+    link = session.scalars(select(Link).where(Link.code == code,
+                                              Link.partner_id == partner.id)).first()
+    if link is None:
+        raise NotFound("no such link")
+    return link
+
+
 @dataclass(frozen=True)
 class WithdrawState:
     allowed: bool
     reason: str
+    methods: tuple[str, ...] = ()
 
 
 def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
                    payable: int) -> WithdrawState:
-    """Whether the Withdraw button may be pressed, and if not, why (shown next to it)."""
+    """Whether the Withdraw button may be pressed, and if not, why (shown next to it). Only a
+    hint: the payouts core decides when the form is posted (`payouts.request_withdrawal`)."""
     from ..money import format_money
+    from ..payouts import OPEN, policy_for
 
     program = hub.program(partner.program)
     if program is None:
         return WithdrawState(False, "This program is no longer running.")
-    policy = hub.payout_policy(program, partner.kind)
-    minimum = format_money(policy.minimum, money.currency, money.locale)
+    policy = policy_for(hub, program, partner)
+    minimum = format_money(max(policy.minimum, 1), money.currency, money.locale)
     if policy.mode != "request":
         return WithdrawState(False, f"Payouts are made for you ({policy.mode}) once your balance "
                                     f"reaches {minimum}.")
-    if payable < policy.minimum:
+    if payable < max(policy.minimum, 1):
         return WithdrawState(False, f"Your balance is below the {minimum} minimum.")
     pending = session.scalar(select(func.count()).select_from(Payout).where(
-        Payout.partner_id == partner.id, Payout.status.in_(PENDING_PAYOUT)))
+        Payout.partner_id == partner.id, Payout.status.in_(OPEN)))
     if policy.one_pending and pending:
         return WithdrawState(False, "A withdrawal you requested is still being processed.")
-    # Second pass (issue 5): withdrawal requests. Until then the button stays disabled.
-    return WithdrawState(False, "Withdrawal requests are not open yet.")
+    return WithdrawState(True, f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
+                         tuple(policy.methods))
 
 
 def trend_series(session: Session, partner: Partner, money: Money, period: trends.Period,
-                 today: date, lines: dict[int, list[tuple[date, str, str | None]]]) -> dict[str, Any]:
+                 today: date, active: Activity) -> dict[str, Any]:
     since = trends.bucket_starts(period, today)[0]
     days = trends.sample_days(period, today)
-    spans = [[(d, s) for d, s, _ in changes] for changes in lines.values()]
     return {
         "commission": trends.fold(daily_commission(session, partner, money.currency, since),
                                   period, today),
         "new_trials": trends.fold(daily_referrals(session, partner, since), period, today),
         "new_subscriptions": trends.fold(daily_first_payments(session, partner, since),
                                          period, today),
-        "active_trials": _sampled(days, trends.counts_over_time(spans, {"trial"}, days), period),
-        "active_subscriptions": _sampled(days, trends.counts_over_time(
-            spans, {"active", "past_due"}, days), period),
+        "unique_clicks": trends.fold(daily_unique_clicks(session, partner, since, today),
+                                     period, today),
+        "active_trials": _sampled(days, active.at_end_of("trial", days), period),
+        "active_subscriptions": _sampled(days, active.at_end_of("paying", days), period),
     }
 
 
 def _sampled(days: list[date], counts: list[int], period: trends.Period) -> list[tuple[str, int]]:
     return [(trends.label(trends.bucket_start(d, period.unit), period.unit), n)
             for d, n in zip(days, counts)]
+
+
+def daily_unique_clicks(session: Session, partner: Partner, since: date,
+                        today: date) -> list[tuple[date, int]]:
+    from ..links import daily_clicks
+
+    return [(date.fromisoformat(row["day"]), row["unique_clicks"])
+            for row in daily_clicks(session, partner.id, since, today)]
 
 
 # -- referrals -------------------------------------------------------------------------------
