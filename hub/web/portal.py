@@ -180,13 +180,14 @@ def reset(view: View) -> Response:
 def dashboard(view: View) -> Response:
     """Balances, totals, trends for a chosen period, the Withdraw button and its reason."""
     partner, money = view.partner, view.extra["money"]
-    balance = data.balance_for(view.db, partner, money.currency)
-    active = data.activity(view.db, partner)
+    balances = ledger.balances(view.db, partner.id)
+    balance = data.balance_for(balances, money.currency)
+    counts = data.current_counts(view.db, partner)
     today = data.today_utc()
     period = trends.period_of(view.query("period", trends.DEFAULT_PERIOD))
-    series = data.trend_series(view.db, partner, money, period, today, active)
+    series = data.trend_series(view.db, partner, money, period, today, counts)
     return view.page("portal_dashboard.html", title="Dashboard", balance=balance,
-                     total=data.total_commission(balance), counts=data.current_counts(active),
+                     total=data.total_commission(balance), counts=counts,
                      clicks_30d=data.unique_clicks(view.db, partner, today - timedelta(days=29)),
                      withdraw=data.withdraw_state(view.hub, view.db, partner, money,
                                                   balance["payable"]),
@@ -194,8 +195,7 @@ def dashboard(view: View) -> Response:
                      last_links=data.recent_links(view.db, partner), period=period,
                      periods=trends.PERIODS.values(), series=series,
                      charts=_charts(series, _fmt(view)),
-                     other_balances=[b for b in ledger.balances(view.db, partner.id)
-                                     if b["currency"] != money.currency])
+                     other_balances=[b for b in balances if b["currency"] != money.currency])
 
 
 CHARTS = (("commission", "Commission", "bar"), ("new_trials", "New trials", "bar"),
@@ -347,7 +347,7 @@ def _major(minor: int, exp: int) -> str:
 def payouts(view: View) -> Response:
     """Withdrawal and payout history with pending / paid / rejected / failed; the Withdraw form."""
     partner, money = view.partner, view.extra["money"]
-    balance = data.balance_for(view.db, partner, money.currency)
+    balance = data.balance_for(ledger.balances(view.db, partner.id), money.currency)
     return view.page("portal_payouts.html", title="Payouts", payouts=data.payouts_of(view.db, partner),
                      counts=data.payout_counts(view.db, partner), shown_as=data.PAYOUT_SHOWN_AS,
                      balance=balance, withdraw=data.withdraw_state(view.hub, view.db, partner, money,

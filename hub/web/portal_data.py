@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from .. import ledger
+from .. import ledger, statuses
 from ..db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
                          Payout, Referral, SubscriptionState)
 from ..errors import NotFound
@@ -60,8 +60,9 @@ def _as_date(value: Any) -> date:
 
 # -- dashboard -------------------------------------------------------------------------------
 
-def balance_for(session: Session, partner: Partner, currency: str) -> dict[str, int]:
-    for entry in ledger.balances(session, partner.id):
+def balance_for(balances: list[dict[str, Any]], currency: str) -> dict[str, int]:
+    """The partner's balance in its program's currency, from `ledger.balances`."""
+    for entry in balances:
         if entry["currency"] == currency:
             return entry
     return {"currency": currency, **{state: 0 for state in ledger.STATES}}  # type: ignore[dict-item]
@@ -72,58 +73,30 @@ def total_commission(balance: dict[str, Any]) -> int:
     return int(sum(balance[s] for s in ("pending", "payable", "in_payout", "paid")))
 
 
-# Which subscription statuses each dashboard figure counts.
-STATUS_CLASSES = {"trial": ("trial",), "paying": ("active", "past_due"), "cancelled": ("cancelled",)}
+def current_counts(session: Session, partner: Partner) -> dict[str, int]:
+    """Clients by where they stand now (the `customer_statuses` projection)."""
+    counts = {"trial": 0, "paying": 0, "cancelled": 0}
+    for status, n in statuses.current_counts(session, partner.id, partner.program).items():
+        counts[CLIENT_STATUS.get(status, "paying")] += n
+    return counts
 
 
-@dataclass(frozen=True)
-class Activity:
-    """Per status class, how many referred customers entered (+) and left (-) it on each UTC day.
-
-    A customer is in the class of its latest subscription change; the count on day D is the sum
-    of the changes up to and including D. Computed in the database from the status timelines, so
-    a page load moves a few hundred day rows, not every subscription change of every client."""
-
-    deltas: dict[str, dict[date, int]]
-
-    def current(self) -> dict[str, int]:
-        return {name: sum(days.values()) for name, days in self.deltas.items()}
-
-    def at_end_of(self, name: str, days: list[date]) -> list[int]:
-        changes = sorted(self.deltas.get(name, {}).items())
-        counts, running, i = [], 0, 0
-        for day in days:
-            while i < len(changes) and changes[i][0] <= day:
-                running += changes[i][1]
-                i += 1
-            counts.append(running)
-        return counts
-
-
-def activity(session: Session, partner: Partner) -> Activity:
-    """Status spans of the partner's referred customers (a status until the next change, via a
-    window function), turned into +1 / -1 per class and day, summed in SQL."""
-    day = day_of(SubscriptionState.occurred_at, session)
-    spans = (select(SubscriptionState.status.label("status"), day.label("start"),
-                    func.lead(day).over(partition_by=SubscriptionState.customer_id,
-                                        order_by=(SubscriptionState.occurred_at,
-                                                  SubscriptionState.id)).label("stop"))
-             .join(Referral, Referral.customer_id == SubscriptionState.customer_id)
-             .where(Referral.partner_id == partner.id, Referral.program == partner.program)
-             .subquery())
-    deltas: dict[str, dict[date, int]] = {name: defaultdict(int) for name in STATUS_CLASSES}
-    by_status = {status: name for name, statuses in STATUS_CLASSES.items() for status in statuses}
-    for column, sign in ((spans.c.start, 1), (spans.c.stop, -1)):
-        rows = session.execute(select(spans.c.status, column, func.count())
-                               .where(column.is_not(None)).group_by(spans.c.status, column)).all()
-        for status, when, n in rows:
-            if status in by_status:
-                deltas[by_status[status]][_as_date(when)] += sign * int(n)
-    return Activity({name: dict(days) for name, days in deltas.items()})
-
-
-def current_counts(active: Activity) -> dict[str, int]:
-    return active.current()
+def active_over_time(session: Session, partner: Partner, days: list[date], today: date,
+                     now_counts: dict[str, int]) -> dict[str, list[int]]:
+    """Trials and paying clients at the end of each of `days`: closed days from the snapshots
+    `hub tick` writes, today from the live projection. Missing snapshots (tick has not run
+    yet) are computed from the timelines instead: correct, only slower."""
+    past = [d for d in days if d < today]
+    stored = statuses.snapshots(session, partner.id, past)
+    if len(stored) < len(past):
+        deltas = statuses.status_deltas(session, partner.id).get(partner.id)
+        empty: dict[date, int] = {}
+        stored = {d: {"trials": t, "paying": p} for d, t, p in zip(
+            past, statuses.counts_on(deltas["trials"] if deltas else empty, past),
+            statuses.counts_on(deltas["paying"] if deltas else empty, past))}
+    now = {"trials": now_counts["trial"], "paying": now_counts["paying"]}
+    return {name: [stored[d][name] if d < today else now[name] for d in days]
+            for name in ("trials", "paying")}
 
 
 def daily_commission(session: Session, partner: Partner, currency: str,
@@ -232,9 +205,10 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
 
 
 def trend_series(session: Session, partner: Partner, money: Money, period: trends.Period,
-                 today: date, active: Activity) -> dict[str, Any]:
+                 today: date, now_counts: dict[str, int]) -> dict[str, Any]:
     since = trends.bucket_starts(period, today)[0]
     days = trends.sample_days(period, today)
+    active = active_over_time(session, partner, days, today, now_counts)
     return {
         "commission": trends.fold(daily_commission(session, partner, money.currency, since),
                                   period, today),
@@ -243,8 +217,8 @@ def trend_series(session: Session, partner: Partner, money: Money, period: trend
                                          period, today),
         "unique_clicks": trends.fold(daily_unique_clicks(session, partner, since, today),
                                      period, today),
-        "active_trials": _sampled(days, active.at_end_of("trial", days), period),
-        "active_subscriptions": _sampled(days, active.at_end_of("paying", days), period),
+        "active_trials": _sampled(days, active["trials"], period),
+        "active_subscriptions": _sampled(days, active["paying"], period),
     }
 
 
