@@ -200,8 +200,11 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
         Payout.partner_id == partner.id, Payout.status.in_(OPEN)))
     if policy.one_pending and pending:
         return WithdrawState(False, "A withdrawal you requested is still being processed.")
+    methods = tuple(m for m in policy.methods if m != "paypal" or partner.paypal_email)
+    if not methods:
+        return WithdrawState(False, "Add your PayPal e-mail in Settings to withdraw.")
     return WithdrawState(True, f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
-                         tuple(policy.methods))
+                         methods)
 
 
 def trend_series(session: Session, partner: Partner, money: Money, period: trends.Period,
