@@ -51,8 +51,14 @@ def can_attribute(hub: Hub, partner: Partner) -> bool:
     program = hub.program(partner.program)
     if program is None or partner.status != "active":
         return False
-    needs = hub.rules(program, "link_requirements")
-    return not ("agreement" in needs and partner.agreement_accepted_at is None)
+    return not missing_requirements(hub, partner)
+
+
+def missing_requirements(hub: Hub, partner: Partner) -> list[str]:
+    """What the partner still has to do before its links credit anyone (``["agreement"]``)."""
+    program = hub.program(partner.program)
+    needs = hub.rules(program, "link_requirements") if program is not None else []
+    return ["agreement"] if "agreement" in needs and partner.agreement_accepted_at is None else []
 
 
 def self_referral_reason(partner: Partner, customer: Customer) -> str | None:

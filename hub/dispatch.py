@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from . import ledger
 from .attribution import attribute, claim_by_code, ensure_customer, referrals_of
 from .db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, PaymentRecord,
-                        Referral, SubscriptionState)
+                        Referral)
 from .db.upsert import insert_ignore
 from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallReported,
                     PaymentAdjusted, PaymentFailed, PaymentSucceeded, PayoutStatusChanged,
@@ -27,6 +27,7 @@ from .partners import enroll_customer
 from .referrals import owner_before
 from .reversals import Adjustment, PaidAmount, reversal_target
 from .runtime import Hub
+from .statuses import record_state
 
 
 def apply(hub: Hub, session: Session, fact: Any, event_id: int | None) -> None:
@@ -85,7 +86,7 @@ def _subscription_changed(fact: SubscriptionChanged, hub: Hub, session: Session,
                           event_id: int | None) -> None:
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                partner_code=fact.partner_code, install_id=fact.install_id)
-    insert_ignore(session, SubscriptionState, dict(
+    record_state(session, dict(
         provider=fact.provider, subscription_ref=fact.subscription_ref, customer_id=customer.id,
         status=fact.status, plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id))
     if fact.partner_code:
@@ -97,7 +98,7 @@ def _subscription_changed(fact: SubscriptionChanged, hub: Hub, session: Session,
 @handle.register
 def _payment_failed(fact: PaymentFailed, hub: Hub, session: Session, event_id: int | None) -> None:
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at)
-    insert_ignore(session, SubscriptionState, dict(
+    record_state(session, dict(
         provider=fact.provider, subscription_ref=fact.subscription_ref or fact.customer_ref,
         customer_id=customer.id, status="past_due", occurred_at=fact.occurred_at,
         event_id=event_id))
@@ -118,7 +119,7 @@ def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
         occurred_at=fact.occurred_at, event_id=event_id))
     if fact.subscription_ref:
         # A paid invoice means the account is in good standing from now on.
-        insert_ignore(session, SubscriptionState, dict(
+        record_state(session, dict(
             provider=fact.provider, subscription_ref=fact.subscription_ref, customer_id=customer.id,
             status="active", plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id))
     code = fact.partner_code or customer.partner_code

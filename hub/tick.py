@@ -20,6 +20,7 @@ from .history import histories_of_program
 from .programs import History, Program, TickContext
 from .programs import Referral as ReferralView
 from .runtime import Hub
+from .statuses import snapshot_activity
 
 TickJob = Callable[[Hub, datetime], dict[str, Any]]
 
@@ -100,7 +101,7 @@ def _partner_ticks(rows: Sequence[Any], histories: dict[int, History],
 
 
 JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds", release_holds),
-                                   ("payouts", payout_sweep)]
+                                   ("payouts", payout_sweep), ("activity", snapshot_activity)]
 
 
 def run_tick(hub: Hub, now: datetime) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -15,9 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from connectors import stripe_trigger as st
-from hub.db.models import Partner, Referral
+from hub.db.models import Partner, Payout, Referral
+from hub.tick import run_tick
 from tests.conftest import LiveServer
-from tests.stripe_helpers import create_partner, post_event
+from tests.stripe_helpers import create_partner, operator_headers, post_event
 from tests.web_helpers import PASSWORD, give_password
 
 pytestmark = pytest.mark.browser
@@ -165,3 +167,97 @@ def test_operator_logs_in_and_approves_an_application(browser, live):
     page.get_by_role("link", name="Cleo").click()
     shoot(page, "admin-partner")
     page.close()
+
+
+def test_partner_builds_a_link_earns_withdraws_and_the_operator_approves(browser, live):
+    """The whole flow: log in, build a link, a webhook books a commission, the hold passes, the
+    partner asks to be paid, the operator approves; another partner sees none of it."""
+    hub, server, api = live
+    ann = create_partner(api, paypal_email="ann@pay.test")
+    bob = create_partner(api, email="bob@partners.test", name="Bob")
+    give_password(hub, ann["id"])
+    give_password(hub, bob["id"])
+    page = browser.new_page(viewport=VIEWPORTS["desktop"])
+    log_in(page, server.url, "ann@partners.test")
+    page.get_by_role("link", name="Links", exact=True).click()
+    page.get_by_label("Destination").fill("https://example.com/pricing")
+    page.get_by_label("Description").fill("newsletter")
+    page.get_by_role("button", name="Create link").click()
+    page.wait_for_url("**/portal/links#built")
+    built = page.locator("li.built input[readonly]").input_value()
+    assert "/r/" in built and "&lt;a href=" not in page.locator("li.built textarea").input_value()
+    shoot(page, "portal-link-built")
+
+    code = built.rsplit("/r/", 1)[1]
+    for cus in ("cus_f1",):  # a visitor signs up with the link's code, then pays
+        assert api.post("/api/v1/signups", json={"code": code, "email": f"{cus}@c.test",
+                                                 "customer_ref": cus,
+                                                 "signed_up_at": "2025-12-31T00:00:00Z"},
+                        headers=operator_headers()).status_code in (200, 201)
+        post_event(api, st.event("invoice.paid", st.invoice(
+            f"in_{cus}", customer_id=cus, amount=30000, subscription_id=f"sub_{cus}",
+            charge_id=f"ch_{cus}", paid_at=T0, shape="legacy")))
+    page.get_by_role("link", name="Dashboard").click()
+    assert page.get_by_test_id("total").inner_text() == "$60.00"
+    run_tick(hub, datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=90))
+    page.get_by_role("link", name="Payouts", exact=True).click()
+    page.get_by_role("button", name="Withdraw").click()
+    page.wait_for_url("**/portal/payouts")
+    assert "Withdrawal of $60.00 requested" in page.content()
+    assert page.get_by_role("button", name="Withdraw").is_disabled()
+    shoot(page, "portal-withdrawal-requested")
+    with hub.sessions() as session:
+        payout_id = session.scalars(select(Payout.id)).one()
+
+    operator = browser.new_page(viewport=VIEWPORTS["desktop"])
+    operator.goto(f"{server.url}/admin/payouts")
+    operator.get_by_label("Admin token").fill("admin-test-token-0123456789")
+    operator.get_by_role("button", name="Log in").click()
+    operator.wait_for_url("**/admin/payouts")
+    shoot(operator, "admin-payouts-request")
+    operator.locator(f'[data-testid="requests"] tr[data-payout="{payout_id}"]').get_by_role(
+        "button", name="Approve").click()
+    operator.wait_for_url("**/admin/payouts")
+    assert f"Payout {payout_id} is now" in operator.content()
+    with hub.sessions() as session:
+        assert session.get(Payout, payout_id).status in ("queued", "dry_run")
+    for name in ("Attribution", "Webhooks"):
+        operator.get_by_role("link", name=name, exact=True).click()
+        shoot(operator, f"admin-{name.lower()}")
+    operator.goto(f"{server.url}/admin/partners/{ann['id']}")
+    shoot(operator, "admin-partner-derivation")
+    operator.close()
+
+    page.context.clear_cookies()
+    log_in(page, server.url, "bob@partners.test")
+    page.goto(f"{server.url}/portal/links")
+    assert code not in page.content()
+    page.goto(f"{server.url}/portal/payouts")
+    assert "$60.00" not in page.content()
+    assert "below the $50.00 minimum" in page.locator("#withdraw-reason").inner_text()
+    page.close()
+
+
+def test_public_directory_and_agreement_pages(browser, make_hub, tmp_path):
+    hub = make_hub("sqlite", programs={"odoopbx": {"plugin": "odoopbx"},
+                                       "ctm": {"plugin": "calltrackingmetrics"}})
+    with LiveServer(hub) as server, httpx.Client(base_url=server.url) as api:
+        listed = create_partner(api, program="odoopbx", kind="partner", name="PBX Experts",
+                                website="https://pbx.example.com", email="p@pbx.test")
+        ctm = create_partner(api, program="ctm", email="ctm@partners.test")
+        for who in (listed, ctm):
+            api.post(f"/api/v1/partners/{who['id']}/approve", headers=operator_headers())
+        give_password(hub, ctm["id"])
+        page = browser.new_page(viewport=VIEWPORTS["desktop"])
+        page.goto(f"{server.url}/partners/odoopbx")
+        assert "PBX Experts" in page.content()
+        shoot(page, "public-directory")
+        page.goto(f"{server.url}/portal/login")
+        page.get_by_role("textbox", name="E-mail").fill("ctm@partners.test")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/portal/agreement")
+        shoot(page, "portal-agreement")
+        page.get_by_role("button", name="Accept the agreement").click()
+        page.wait_for_url(f"{server.url}/portal/")
+        page.close()

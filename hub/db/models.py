@@ -261,6 +261,28 @@ class SubscriptionState(Base):
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
 
 
+class CustomerStatus(Base):
+    """A customer's latest subscription state (a projection of `subscription_states`, kept by
+    `hub.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive in."""
+
+    __tablename__ = "customer_statuses"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+
+
+class ActivityDay(Base):
+    """How many of a partner's referred customers were in trial and paying at the end of a closed
+    UTC day; written by `hub tick` (`hub.statuses.snapshot_activity`) for the portal's charts."""
+
+    __tablename__ = "activity_days"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    trials: Mapped[int] = mapped_column(Integer)
+    paying: Mapped[int] = mapped_column(Integer)
+
+
 class InstallRecord(Base):
     """An installation reported by a module installer or widget (once per install id)."""
 

@@ -15,7 +15,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def routes() -> list[BaseRoute]:
-    from . import admin, portal
+    from . import admin, directory, portal
 
-    return [*portal.ROUTES, *admin.ROUTES,
+    return [*portal.ROUTES, *admin.ROUTES, *directory.ROUTES,
             Mount("/static", app=StaticFiles(directory=STATIC), name="static")]

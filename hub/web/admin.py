@@ -17,14 +17,21 @@ from starlette.routing import Route
 from .. import ledger
 from ..audit import record_action
 from ..clock import utcnow
-from ..db.models import Commission, Material, Partner, new_id
+from ..db.models import Commission, Material, Partner, Payout, new_id
 from ..errors import Forbidden, HTTPError, NotFound, Unprocessable
+from ..api.signups import PROVIDERS
+from ..clock import parse_instant
+from ..explain import explain_commission
 from ..partners import TRANSITIONS, create_partner, get_partner, transition
+from ..payouts import operator_action
+from ..referrals import assign
+from ..webhooks_out import replay as replay_delivery
 from . import admin_data as data, materials, passwords
 from .pages import Redirect, View, login_url, safe_next, serve
 from .security import ADMIN, fingerprint
 
 ACTOR = "operator"
+EXPLAINED = 20  # newest lines shown with their whole derivation inline; the rest link to it
 
 
 def _admin_token(view: View) -> str:
@@ -97,9 +104,11 @@ def partners(view: View) -> Response:
 def partner(view: View) -> Response:
     """A partner's full picture: balances, commissions with their explanations, referrals."""
     who = get_partner(view.db, view.request.path_params["partner_id"])
+    lines = ledger.commission_lines(view.db, who.id, limit=100)
     return view.page("admin_partner.html", title=who.name or who.email, who=who,
                      balances=ledger.balances(view.db, who.id),
-                     lines=ledger.commission_lines(view.db, who.id, limit=100),
+                     lines=lines, explained={v.commission.id: explain_commission(
+                         view.hub, view.db, v.commission.id) for v in lines[:EXPLAINED]},
                      referrals=data.partner_referrals(view.db, who.id),
                      referral_count=data.referral_count(view.db, who.id),
                      audit=data.audit_page(view.db, 1, subject=who.id)[0][:20],
@@ -166,10 +175,93 @@ def self_referrals(view: View) -> Response:
 
 
 def payouts(view: View) -> Response:
-    """Payouts and withdrawal requests (read-only until withdrawals are wired in)."""
+    """Withdrawal requests to approve / reject / mark paid, failures to retry, the manual list."""
     status = view.query("status")
     return view.page("admin_payouts.html", title="Payouts", rows=data.payouts_page(view.db, status),
-                     status=status)
+                     status=status, statuses=PAYOUT_STATUSES,
+                     waiting=data.payouts_page(view.db, "requested"),
+                     dead=data.dead_letters(view.db), manual=data.manual_list(view.db),
+                     actions=PAYOUT_ACTIONS)
+
+
+PAYOUT_STATUSES = ["requested", "approved", "queued", "sent", "paid", "failed", "returned",
+                   "unclaimed", "rejected", "dry_run"]
+PAYOUT_ACTIONS = ("approve", "reject", "mark-paid", "retry")
+
+
+def payout_action(view: View) -> Response:
+    """approve / reject / mark-paid (with a reference) / retry, through the payouts core."""
+    action = view.request.path_params["action"]
+    if action not in PAYOUT_ACTIONS:
+        raise NotFound("no such action")
+    try:
+        payout = operator_action(view.db, view.request.path_params["payout_id"], action, ACTOR,
+                                 reference=view.value("reference") or None,
+                                 reason=view.value("reason") or None)
+    except HTTPError as exc:  # refused before anything changed: say why on the same page
+        view.flash(exc.message, "error")
+        raise Redirect("/admin/payouts") from None
+    view.flash(f"Payout {payout.id} is now {payout.status}.")
+    raise Redirect("/admin/payouts")
+
+
+def attribution(view: View) -> Response:
+    """Attach a customer to a partner by hand, or reassign it from a moment on."""
+    return view.page("admin_attribution.html", title="Manual attribution",
+                     providers=PROVIDERS, recent=data.manual_referrals(view.db))
+
+
+def attribute(view: View) -> Response:
+    try:
+        partner = get_partner(view.db, view.value("partner_id"))
+        at = _instant(view.value("effective_from"))
+        provider = view.value("provider") or "stripe"
+        if provider not in PROVIDERS:
+            raise Unprocessable("unknown provider")
+        if not view.value("customer_ref"):
+            raise Unprocessable("the customer reference is required")
+        referral, outcome = assign(view.hub, view.db, partner, provider=provider,
+                                   customer_ref=view.value("customer_ref"), at=at, actor=ACTOR,
+                                   email=view.value("email") or None)
+    except HTTPError as exc:
+        view.db.rollback()
+        view.flash(exc.message, "error")
+        return attribution(view)
+    view.flash(f"Customer {view.value('customer_ref')}: {outcome} to {partner.email}.")
+    raise Redirect("/admin/attribution")
+
+
+def _instant(raw: str) -> Any:
+    if not raw:
+        return utcnow()
+    try:
+        at = parse_instant(raw if len(raw) > 16 or "T" not in raw else raw + ":00")
+    except ValueError:
+        raise Unprocessable("effective from must be a date and time") from None
+    return at
+
+
+def webhooks(view: View) -> Response:
+    """Outgoing webhook endpoints and the delivery log, with replay."""
+    status = view.query("status")
+    return view.page("admin_webhooks.html", title="Webhooks", status=status,
+                     endpoints=data.webhook_endpoints(view.db),
+                     rows=data.deliveries_page(view.db, status))
+
+
+def webhook_replay(view: View) -> Response:
+    delivery = replay_delivery(view.db, view.request.path_params["delivery_id"])
+    if delivery is None:
+        raise NotFound("no such delivery")
+    record_action(view.db, ACTOR, "webhook.replay", delivery.id, event_id=delivery.event_id)
+    view.flash(f"Delivery {delivery.id} ({delivery.event_type}) is queued again.")
+    raise Redirect("/admin/webhooks")
+
+
+def commission(view: View) -> Response:
+    """One commission line's whole derivation (the explain function behind the JSON API)."""
+    explained = explain_commission(view.hub, view.db, view.request.path_params["commission_id"])
+    return view.page("admin_commission.html", title="Commission", x=explained)
 
 
 def audit(view: View) -> Response:
@@ -250,6 +342,21 @@ def export_commissions(view: View) -> Response:
     return _csv("commissions.csv", header, rows)
 
 
+def export_payouts(view: View) -> Response:
+    program = view.query("program")
+    query = select(Payout).order_by(Payout.created_at, Payout.id)
+    if program:
+        query = query.where(Payout.program == program)
+    rows = [[p.id, p.program, p.partner_id, p.amount, p.currency, p.status, p.method,
+             p.receiver or "", p.reference or "", p.period or "", p.failure_reason or "",
+             p.created_at.isoformat(), p.settled_at.isoformat() if p.settled_at else ""]
+            for p in view.db.scalars(query)]
+    record_action(view.db, ACTOR, "export.payouts", program or "*")
+    header = ["id", "program", "partner_id", "amount_minor", "currency", "status", "method",
+              "receiver", "reference", "period", "failure_reason", "created_at", "settled_at"]
+    return _csv("payouts.csv", header, rows)
+
+
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -283,6 +390,14 @@ ROUTES = [
     Route("/admin/invitations", page(invite, write=True), methods=["POST"]),
     Route("/admin/self-referrals", page(self_referrals), methods=["GET"]),
     Route("/admin/payouts", page(payouts), methods=["GET"]),
+    Route("/admin/payouts/{payout_id}/{action}", page(payout_action, write=True), methods=["POST"]),
+    Route("/admin/attribution", page(attribution), methods=["GET"]),
+    Route("/admin/attribution", page(attribute, write=True), methods=["POST"]),
+    Route("/admin/webhooks", page(webhooks), methods=["GET"]),
+    Route("/admin/webhooks/{delivery_id}/replay", page(webhook_replay, write=True),
+          methods=["POST"]),
+    Route("/admin/commissions/{commission_id}", page(commission), methods=["GET"]),
+    Route("/admin/exports/payouts.csv", page(export_payouts, write=True), methods=["GET"]),
     Route("/admin/audit", page(audit), methods=["GET"]),
     Route("/admin/materials", page(materials_page), methods=["GET"]),
     Route("/admin/materials", page(material_upload, write=True), methods=["POST"]),

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..db.models import AuditLog, Commission, Customer, Partner, Payout, Referral
+from ..db.models import (AuditLog, Commission, Customer, Partner, Payout, Referral,
+                         WebhookDelivery, WebhookEndpoint)
 from ..runtime import Hub
 
 PAGE_SIZE = 50
@@ -99,4 +100,43 @@ def payouts_page(session: Session, status: str = "", limit: int = 200) -> list[P
     query = select(Payout).order_by(Payout.created_at.desc()).limit(limit)
     if status:
         query = query.where(Payout.status == status)
+    return list(session.scalars(query))
+
+
+def dead_letters(session: Session) -> list[Payout]:
+    """Payouts the send job gave up on: the operator retries (same batch id) or rejects them."""
+    return list(session.scalars(select(Payout).where(Payout.status == "failed",
+                                                     Payout.dead_letter.is_(True))
+                                .order_by(Payout.updated_at.desc()).limit(200)))
+
+
+def manual_list(session: Session) -> list[tuple[Payout, Partner]]:
+    """Payouts to make by hand (no PayPal address, or a manual method such as bank transfer):
+    the periodic manual list and approved requests, with the partner's billing details."""
+    rows = session.execute(select(Payout, Partner).join(Partner, Partner.id == Payout.partner_id)
+                           .where(Payout.method != "paypal",
+                                  Payout.status.in_(("requested", "approved")))
+                           .order_by(Payout.created_at).limit(500)).all()
+    return [(p, who) for p, who in rows]
+
+
+def manual_referrals(session: Session, limit: int = 50) -> list[Any]:
+    return list(session.execute(
+        select(Referral.id, Referral.program, Referral.partner_id, Referral.attributed_at,
+               Referral.effective_from, Customer.ref, Customer.provider,
+               Partner.email.label("partner_email"))
+        .join(Customer, Customer.id == Referral.customer_id)
+        .join(Partner, Partner.id == Referral.partner_id)
+        .where(Referral.source == "manual")
+        .order_by(Referral.attributed_at.desc()).limit(limit)).all())
+
+
+def webhook_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at)))
+
+
+def deliveries_page(session: Session, status: str = "", limit: int = 200) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(WebhookDelivery.status == status)
     return list(session.scalars(query))

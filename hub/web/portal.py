@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,12 +22,17 @@ from ..clock import utcnow
 from ..db.models import Partner
 from ..errors import HTTPError, NotFound, Unprocessable
 from ..money import format_money
-from ..partners import EMAIL_RE, create_partner
+from ..attribution import missing_requirements
+from ..links import (CREATIVES, build_link, default_link, link_json, links_of, performance,
+                     trial_choices)
+from ..partners import EMAIL_RE, accept_agreement, create_partner
+from ..payouts import request_withdrawal
 from . import charts, materials, passwords, portal_data as data, trends
 from .pages import Redirect, View, login_url, safe_next, serve
 from .security import PORTAL, fingerprint
 
 LOGIN_STATUSES = {"active"}
+AGREEMENT_PATH = "/portal/agreement"
 STATUS_MESSAGES = {"applied": "Your application is being reviewed; we will e-mail you once it "
                               "is approved.",
                    "invited": "Your invitation is waiting for the operator's approval.",
@@ -46,6 +52,8 @@ def signed_in_partner(view: View) -> None:
     view.partner = partner
     money = data.money_of(view.hub, partner)
     view.extra.update(money=money, currency=money.currency, locale=money.locale)
+    if missing_requirements(view.hub, partner) and view.request.url.path != AGREEMENT_PATH:
+        raise Redirect(AGREEMENT_PATH)  # the agreement comes before anything else
 
 
 def page(handler: Any, write: bool = False) -> Any:
@@ -172,35 +180,93 @@ def reset(view: View) -> Response:
 def dashboard(view: View) -> Response:
     """Balances, totals, trends for a chosen period, the Withdraw button and its reason."""
     partner, money = view.partner, view.extra["money"]
-    balance = data.balance_for(view.db, partner, money.currency)
-    lines = data.timelines(view.db, partner)
+    balances = ledger.balances(view.db, partner.id)
+    balance = data.balance_for(balances, money.currency)
+    counts = data.current_counts(view.db, partner)
+    today = data.today_utc()
     period = trends.period_of(view.query("period", trends.DEFAULT_PERIOD))
-    series = data.trend_series(view.db, partner, money, period, data.today_utc(), lines)
-    fmt = _fmt(view)
-    chart_svgs = {
-        "commission": charts.bar_chart(series["commission"], "Commission", fmt),
-        "new_trials": charts.bar_chart(series["new_trials"], "New trials"),
-        "new_subscriptions": charts.bar_chart(series["new_subscriptions"], "New subscriptions"),
-        "active_trials": charts.line_chart(series["active_trials"], "Active trials"),
-        "active_subscriptions": charts.line_chart(series["active_subscriptions"],
-                                                  "Active subscriptions"),
-    }
+    series = data.trend_series(view.db, partner, money, period, today, counts)
     return view.page("portal_dashboard.html", title="Dashboard", balance=balance,
-                     total=data.total_commission(balance), counts=data.current_counts(lines),
+                     total=data.total_commission(balance), counts=counts,
+                     clicks_30d=data.unique_clicks(view.db, partner, today - timedelta(days=29)),
                      withdraw=data.withdraw_state(view.hub, view.db, partner, money,
                                                   balance["payable"]),
-                     top_links=data.link_counts(view.db, partner), period=period,
-                     periods=trends.PERIODS.values(), series=series, charts=chart_svgs,
-                     other_balances=[b for b in ledger.balances(view.db, partner.id)
-                                     if b["currency"] != money.currency])
+                     top_links=data.link_counts(view.db, partner),
+                     last_links=data.recent_links(view.db, partner), period=period,
+                     periods=trends.PERIODS.values(), series=series,
+                     charts=_charts(series, _fmt(view)),
+                     other_balances=[b for b in balances if b["currency"] != money.currency])
+
+
+CHARTS = (("commission", "Commission", "bar"), ("new_trials", "New trials", "bar"),
+          ("new_subscriptions", "New subscriptions", "bar"),
+          ("unique_clicks", "Unique clicks", "bar"), ("active_trials", "Active trials", "line"),
+          ("active_subscriptions", "Active subscriptions", "line"))
+
+
+def _charts(series: dict[str, Any], fmt: Any) -> dict[str, str]:
+    out = {}
+    for key, caption, kind in CHARTS:
+        draw = charts.bar_chart if kind == "bar" else charts.line_chart
+        out[key] = draw(series[key], caption, fmt) if key == "commission" else draw(series[key], caption)
+    return out
+
+
+# -- links -----------------------------------------------------------------------------------
+
+def _range(view: View) -> tuple[date, date]:
+    """The `from` / `to` query (UTC days), default the last 30 days; nonsense falls back."""
+    today = data.today_utc()
+    end = _day(view.query("to"), today)
+    start = _day(view.query("from"), end - timedelta(days=29))
+    return (start, end) if start <= end else (end, end)
+
+
+def _day(raw: str, default: date) -> date:
+    try:
+        return date.fromisoformat(raw) if raw else default
+    except ValueError:
+        return default
 
 
 def links(view: View) -> Response:
-    """The partner's code and default link; per-link counts of registered clients."""
-    base = view.hub.config.server.base_url.rstrip("/")
-    default_url = f"{base}/r/{view.partner.code}"
-    return view.page("portal_links.html", title="Links", default_url=default_url,
-                     link_counts=data.link_counts(view.db, view.partner, limit=100))
+    """The link builder and every link with clicks, trials and subscriptions over a date range."""
+    partner, config = view.partner, view.hub.config
+    start, end = _range(view)
+    default_link(view.db, partner)
+    stats = performance(view.db, partner.id, start, end)
+    rows = [(link_json(config, link), stats.get(link.code, {}))
+            for link in reversed(links_of(view.db, partner.id))]
+    program = view.hub.program(partner.program)
+    return view.page("portal_links.html", title="Links", rows=rows, start=start, end=end,
+                     creatives=[c for c in CREATIVES if _creative_ready(config, c)],
+                     trials=trial_choices(program) if program else (),
+                     built=view.session.pop("built_link"))
+
+
+def _creative_ready(config: Any, creative: str) -> bool:
+    return creative in ("plain", "text") or bool(getattr(config.links, f"{creative}_url", ""))
+
+
+def build(view: View) -> Response:
+    """The builder's form: a new link through the same core function the JSON API calls."""
+    partner = view.partner
+    program = view.hub.program(partner.program)
+    if program is None:
+        raise Unprocessable("this program is no longer running")
+    trial = view.value("trial_days")
+    try:
+        link = build_link(view.hub.config, program, view.db, partner,
+                          destination=view.value("destination") or None,
+                          trial_days=int(trial) if trial.isdigit() else None,
+                          creative=view.value("creative") or "plain",
+                          description=view.value("description"))
+    except HTTPError as exc:
+        view.flash(exc.message, "error")
+        return links(view)
+    view.session.set(built_link=link.code)
+    view.flash("Your link is ready: copy it or its HTML below.")
+    raise Redirect("/portal/links#built")
 
 
 def referrals(view: View) -> Response:
@@ -213,11 +279,10 @@ def referrals(view: View) -> Response:
 
 
 def customer_names_visible(view: View) -> bool:
-    """Whether this partner may see its customers' e-mail addresses unmasked.
-
-    Second pass: ask the program plugin (issue 3's "partner kind sees customer names" hook).
-    Until then names are masked for everyone, the safe default."""
-    return False
+    """Whether this partner's kind sees its customers' e-mail addresses unmasked (the program's
+    kind profile; e.g. odoopbx referrals do not)."""
+    program = view.hub.program(view.partner.program)
+    return program is not None and view.hub.kind_profile(program, view.partner.kind).sees_customer_names
 
 
 def referral(view: View) -> Response:
@@ -280,9 +345,41 @@ def _major(minor: int, exp: int) -> str:
 
 
 def payouts(view: View) -> Response:
-    """Withdrawal and payout history with pending / paid / rejected / failed."""
-    return view.page("portal_payouts.html", title="Payouts", payouts=data.payouts_of(view.db, view.partner),
-                     counts=data.payout_counts(view.db, view.partner), shown_as=data.PAYOUT_SHOWN_AS)
+    """Withdrawal and payout history with pending / paid / rejected / failed; the Withdraw form."""
+    partner, money = view.partner, view.extra["money"]
+    balance = data.balance_for(ledger.balances(view.db, partner.id), money.currency)
+    return view.page("portal_payouts.html", title="Payouts", payouts=data.payouts_of(view.db, partner),
+                     counts=data.payout_counts(view.db, partner), shown_as=data.PAYOUT_SHOWN_AS,
+                     balance=balance, withdraw=data.withdraw_state(view.hub, view.db, partner, money,
+                                                                   balance["payable"]))
+
+
+def withdraw(view: View) -> Response:
+    """Ask to be paid: the payouts core decides (its 422 reasons are shown as they are)."""
+    partner, currency = view.partner, view.extra["currency"]
+    try:
+        payout = request_withdrawal(view.hub, view.db, partner.id, currency,
+                                    view.value("method") or None, actor=f"partner:{partner.id}")
+    except HTTPError as exc:
+        view.flash(f"No withdrawal: {exc.message}.", "error")
+        raise Redirect("/portal/payouts") from None
+    view.flash(f"Withdrawal of {_fmt(view)(payout.amount)} requested; we will let you know "
+               "when it is paid.")
+    raise Redirect("/portal/payouts")
+
+
+def agreement(view: View) -> Response:
+    """The program's partner agreement, to accept before anything else (e.g. CTM)."""
+    if not missing_requirements(view.hub, view.partner):
+        raise Redirect("/portal/")
+    return view.page("portal_agreement.html", title="Partner agreement")
+
+
+def accept(view: View) -> Response:
+    """Record the acceptance with a timestamp (audited), then on to the dashboard."""
+    accept_agreement(view.db, view.partner.id, actor=f"partner:{view.partner.id}")
+    view.flash("Thank you: the agreement is accepted and your links work now.")
+    raise Redirect("/portal/")
 
 
 def settings_form(view: View) -> Response:
@@ -374,7 +471,11 @@ ROUTES = [
     Route("/portal/reset/{token}", public(reset_form), methods=["GET"]),
     Route("/portal/reset/{token}", public(reset, write=True), methods=["POST"]),
     Route("/portal/", page(dashboard), methods=["GET"]),
-    Route("/portal/links", page(links), methods=["GET"]),
+    Route("/portal/links", page(links, write=True), methods=["GET"]),
+    Route("/portal/links", page(build, write=True), methods=["POST"]),
+    Route("/portal/withdrawals", page(withdraw, write=True), methods=["POST"]),
+    Route(AGREEMENT_PATH, page(agreement), methods=["GET"]),
+    Route(AGREEMENT_PATH, page(accept, write=True), methods=["POST"]),
     Route("/portal/referrals", page(referrals), methods=["GET"]),
     Route("/portal/referrals/{referral_id}", page(referral), methods=["GET"]),
     Route("/portal/transactions", page(transactions), methods=["GET"]),

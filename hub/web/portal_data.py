@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from .. import ledger
-from ..db.models import (Commission, Customer, Material, Partner, PaymentRecord, Payout, Referral,
-                         SubscriptionState)
+from .. import ledger, statuses
+from ..db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
+                         Payout, Referral, SubscriptionState)
 from ..errors import NotFound
 from ..runtime import Hub
 from . import trends
@@ -60,8 +60,9 @@ def _as_date(value: Any) -> date:
 
 # -- dashboard -------------------------------------------------------------------------------
 
-def balance_for(session: Session, partner: Partner, currency: str) -> dict[str, int]:
-    for entry in ledger.balances(session, partner.id):
+def balance_for(balances: list[dict[str, Any]], currency: str) -> dict[str, int]:
+    """The partner's balance in its program's currency, from `ledger.balances`."""
+    for entry in balances:
         if entry["currency"] == currency:
             return entry
     return {"currency": currency, **{state: 0 for state in ledger.STATES}}  # type: ignore[dict-item]
@@ -72,26 +73,30 @@ def total_commission(balance: dict[str, Any]) -> int:
     return int(sum(balance[s] for s in ("pending", "payable", "in_payout", "paid")))
 
 
-def timelines(session: Session, partner: Partner) -> dict[int, list[tuple[date, str, str | None]]]:
-    """Each referred customer's subscription changes (day, status, plan), oldest first."""
-    rows = session.execute(
-        select(SubscriptionState.customer_id, day_of(SubscriptionState.occurred_at, session),
-               SubscriptionState.status, SubscriptionState.plan)
-        .join(Referral, Referral.customer_id == SubscriptionState.customer_id)
-        .where(Referral.partner_id == partner.id, Referral.program == partner.program)
-        .order_by(SubscriptionState.customer_id, SubscriptionState.occurred_at,
-                  SubscriptionState.id)).all()
-    out: dict[int, list[tuple[date, str, str | None]]] = defaultdict(list)
-    for customer_id, day, status, plan in rows:
-        out[customer_id].append((_as_date(day), status, plan))
-    return out
-
-
-def current_counts(lines: dict[int, list[tuple[date, str, str | None]]]) -> dict[str, int]:
+def current_counts(session: Session, partner: Partner) -> dict[str, int]:
+    """Clients by where they stand now (the `customer_statuses` projection)."""
     counts = {"trial": 0, "paying": 0, "cancelled": 0}
-    for changes in lines.values():
-        counts[CLIENT_STATUS.get(changes[-1][1], "paying")] += 1
+    for status, n in statuses.current_counts(session, partner.id, partner.program).items():
+        counts[CLIENT_STATUS.get(status, "paying")] += n
     return counts
+
+
+def active_over_time(session: Session, partner: Partner, days: list[date], today: date,
+                     now_counts: dict[str, int]) -> dict[str, list[int]]:
+    """Trials and paying clients at the end of each of `days`: closed days from the snapshots
+    `hub tick` writes, today from the live projection. Missing snapshots (tick has not run
+    yet) are computed from the timelines instead: correct, only slower."""
+    past = [d for d in days if d < today]
+    stored = statuses.snapshots(session, partner.id, past)
+    if len(stored) < len(past):
+        deltas = statuses.status_deltas(session, partner.id).get(partner.id)
+        empty: dict[date, int] = {}
+        stored = {d: {"trials": t, "paying": p} for d, t, p in zip(
+            past, statuses.counts_on(deltas["trials"] if deltas else empty, past),
+            statuses.counts_on(deltas["paying"] if deltas else empty, past))}
+    now = {"trials": now_counts["trial"], "paying": now_counts["paying"]}
+    return {name: [stored[d][name] if d < today else now[name] for d in days]
+            for name in ("trials", "paying")}
 
 
 def daily_commission(session: Session, partner: Partner, currency: str,
@@ -140,55 +145,97 @@ def link_counts(session: Session, partner: Partner, limit: int = 5) -> list[tupl
     return [(code, int(n)) for code, n in rows]
 
 
+def recent_links(session: Session, partner: Partner, limit: int = 5) -> list[tuple[Link, int]]:
+    """The partner's newest links with the number of clients registered through each."""
+    links = list(session.scalars(select(Link).where(Link.partner_id == partner.id)
+                                 .order_by(Link.created_at.desc(), Link.code).limit(limit)))
+    counts = dict(session.execute(
+        select(Referral.link_code, func.count())
+        .where(Referral.link_code.in_([link.code for link in links]),
+               Referral.partner_id == partner.id)
+        .group_by(Referral.link_code)).all()) if links else {}
+    return [(link, int(counts.get(link.code, 0))) for link in links]
+
+
+def unique_clicks(session: Session, partner: Partner, since: date) -> int:
+    return int(session.scalar(select(func.count()).select_from(Click).where(
+        Click.partner_id == partner.id, Click.day >= since.isoformat(),
+        Click.is_unique.is_(True))) or 0)
+
+
+def link_of(session: Session, partner: Partner, code: str) -> Link:
+    """One of this partner's links, or 404 (also when the code is someone else's)."""
+    link = session.scalars(select(Link).where(Link.code == code,
+                                              Link.partner_id == partner.id)).first()
+    if link is None:
+        raise NotFound("no such link")
+    return link
+
+
 @dataclass(frozen=True)
 class WithdrawState:
     allowed: bool
     reason: str
+    methods: tuple[str, ...] = ()
 
 
 def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
                    payable: int) -> WithdrawState:
-    """Whether the Withdraw button may be pressed, and if not, why (shown next to it)."""
+    """Whether the Withdraw button may be pressed, and if not, why (shown next to it). Only a
+    hint: the payouts core decides when the form is posted (`payouts.request_withdrawal`)."""
     from ..money import format_money
+    from ..payouts import OPEN, policy_for
 
     program = hub.program(partner.program)
     if program is None:
         return WithdrawState(False, "This program is no longer running.")
-    policy = hub.payout_policy(program, partner.kind)
-    minimum = format_money(policy.minimum, money.currency, money.locale)
+    policy = policy_for(hub, program, partner)
+    minimum = format_money(max(policy.minimum, 1), money.currency, money.locale)
     if policy.mode != "request":
         return WithdrawState(False, f"Payouts are made for you ({policy.mode}) once your balance "
                                     f"reaches {minimum}.")
-    if payable < policy.minimum:
+    if payable < max(policy.minimum, 1):
         return WithdrawState(False, f"Your balance is below the {minimum} minimum.")
     pending = session.scalar(select(func.count()).select_from(Payout).where(
-        Payout.partner_id == partner.id, Payout.status.in_(PENDING_PAYOUT)))
+        Payout.partner_id == partner.id, Payout.status.in_(OPEN)))
     if policy.one_pending and pending:
         return WithdrawState(False, "A withdrawal you requested is still being processed.")
-    # Second pass (issue 5): withdrawal requests. Until then the button stays disabled.
-    return WithdrawState(False, "Withdrawal requests are not open yet.")
+    methods = tuple(m for m in policy.methods if m != "paypal" or partner.paypal_email)
+    if not methods:
+        return WithdrawState(False, "Add your PayPal e-mail in Settings to withdraw.")
+    return WithdrawState(True, f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
+                         methods)
 
 
 def trend_series(session: Session, partner: Partner, money: Money, period: trends.Period,
-                 today: date, lines: dict[int, list[tuple[date, str, str | None]]]) -> dict[str, Any]:
+                 today: date, now_counts: dict[str, int]) -> dict[str, Any]:
     since = trends.bucket_starts(period, today)[0]
     days = trends.sample_days(period, today)
-    spans = [[(d, s) for d, s, _ in changes] for changes in lines.values()]
+    active = active_over_time(session, partner, days, today, now_counts)
     return {
         "commission": trends.fold(daily_commission(session, partner, money.currency, since),
                                   period, today),
         "new_trials": trends.fold(daily_referrals(session, partner, since), period, today),
         "new_subscriptions": trends.fold(daily_first_payments(session, partner, since),
                                          period, today),
-        "active_trials": _sampled(days, trends.counts_over_time(spans, {"trial"}, days), period),
-        "active_subscriptions": _sampled(days, trends.counts_over_time(
-            spans, {"active", "past_due"}, days), period),
+        "unique_clicks": trends.fold(daily_unique_clicks(session, partner, since, today),
+                                     period, today),
+        "active_trials": _sampled(days, active["trials"], period),
+        "active_subscriptions": _sampled(days, active["paying"], period),
     }
 
 
 def _sampled(days: list[date], counts: list[int], period: trends.Period) -> list[tuple[str, int]]:
     return [(trends.label(trends.bucket_start(d, period.unit), period.unit), n)
             for d, n in zip(days, counts)]
+
+
+def daily_unique_clicks(session: Session, partner: Partner, since: date,
+                        today: date) -> list[tuple[date, int]]:
+    from ..links import daily_clicks
+
+    return [(date.fromisoformat(row["day"]), row["unique_clicks"])
+            for row in daily_clicks(session, partner.id, since, today)]
 
 
 # -- referrals -------------------------------------------------------------------------------

@@ -105,6 +105,14 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('activity_days',
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('trials', sa.Integer(), nullable=False),
+    sa.Column('paying', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('partner_id', 'day')
+    )
     op.create_table('clicks',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('link_code', sa.String(length=64), nullable=False),
@@ -135,6 +143,14 @@ def upgrade() -> None:
     with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_coupon_codes_partner_id'), ['partner_id'], unique=False)
 
+    op.create_table('customer_statuses',
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('plan', sa.String(length=64), nullable=True),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.PrimaryKeyConstraint('customer_id')
+    )
     op.create_table('installs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('install_id', sa.String(length=128), nullable=False),
@@ -474,6 +490,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_installs_customer_ref'))
 
     op.drop_table('installs')
+    op.drop_table('customer_statuses')
     with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_coupon_codes_partner_id'))
 
@@ -483,6 +500,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_clicks_link_day')
 
     op.drop_table('clicks')
+    op.drop_table('activity_days')
     op.drop_table('webhook_endpoints')
     op.drop_table('provider_events')
     with op.batch_alter_table('partners', schema=None) as batch_op:

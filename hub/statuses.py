@@ -1,0 +1,155 @@
+"""Where referred customers stand: the latest subscription status per customer, and daily counts of
+each partner's customers in trial and paying, so the portal never replays every status change.
+
+`record_state` is how a subscription fact is stored: the timeline row (once per provider fact) and
+the `customer_statuses` projection, where the newest `occurred_at` wins whatever order facts
+arrive in (on an exact tie, the later status in `TIE_ORDER`). `snapshot_activity` is a `hub tick`
+job: per partner, the counts at the end of each closed UTC day, from the timelines, set-based.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from .db.models import ActivityDay, CustomerStatus, Referral, SubscriptionState
+from .db.upsert import insert_ignore
+from .runtime import Hub
+
+# Which statuses each count holds (the portal's "active trials" and "active subscriptions").
+CLASSES = {"trials": ("trial",), "paying": ("active", "past_due")}
+# Two facts at the same instant: the one further along the life of a subscription wins.
+TIE_ORDER = ("trial", "active", "past_due", "cancelled")
+# Days kept per partner, and closed days recomputed on every tick (late facts change them).
+SNAPSHOT_DAYS = 400
+RECOMPUTED_DAYS = 35
+
+
+def record_state(session: Session, values: dict[str, Any]) -> bool:
+    """Store one subscription fact (a `subscription_states` row); True when it is new. Keeps
+    `customer_statuses` on the newest fact: idempotent and order-safe."""
+    if not insert_ignore(session, SubscriptionState, values):
+        return False
+    customer_id, status, at = values["customer_id"], values["status"], values["occurred_at"]
+    row = dict(status=status, occurred_at=at, **({"plan": values["plan"]} if values.get("plan") else {}))
+    if insert_ignore(session, CustomerStatus, dict(customer_id=customer_id, **row)):
+        return True
+    rank = case({s: i for i, s in enumerate(TIE_ORDER)}, value=CustomerStatus.status, else_=-1)
+    mine = TIE_ORDER.index(status) if status in TIE_ORDER else -1
+    session.execute(update(CustomerStatus).where(
+        CustomerStatus.customer_id == customer_id,
+        or_(CustomerStatus.occurred_at < at,
+            and_(CustomerStatus.occurred_at == at, rank < mine))).values(**row))
+    return True
+
+
+def current_counts(session: Session, partner_id: str, program: str) -> dict[str, int]:
+    """The partner's referred customers by their latest status (one grouped join)."""
+    rows = session.execute(
+        select(CustomerStatus.status, func.count())
+        .join(Referral, Referral.customer_id == CustomerStatus.customer_id)
+        .where(Referral.partner_id == partner_id, Referral.program == program)
+        .group_by(CustomerStatus.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
+def snapshots(session: Session, partner_id: str, days: list[date]) -> dict[date, dict[str, int]]:
+    """The stored end-of-day counts for `days` (missing days are left out)."""
+    keys = [d.isoformat() for d in days]
+    rows = session.scalars(select(ActivityDay).where(ActivityDay.partner_id == partner_id,
+                                                     ActivityDay.day.in_(keys)))
+    return {date.fromisoformat(r.day): {"trials": r.trials, "paying": r.paying} for r in rows}
+
+
+def _day(column: Any, session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def status_deltas(session: Session, partner_id: str | None = None) -> dict[str, dict[str, dict[date, int]]]:
+    """Per partner and count, +1 on the day a customer entered a counted status and -1 on the day
+    it left: each status lasts until the customer's next change (a window function). The count at
+    the end of day D is the sum of the changes up to D."""
+    day = _day(SubscriptionState.occurred_at, session)
+    spans = (select(Referral.partner_id.label("partner"), SubscriptionState.status.label("status"),
+                    day.label("start"),
+                    func.lead(day).over(partition_by=SubscriptionState.customer_id,
+                                        order_by=(SubscriptionState.occurred_at,
+                                                  SubscriptionState.id)).label("stop"))
+             .join(Referral, Referral.customer_id == SubscriptionState.customer_id)
+             .where(Referral.partner_id == partner_id if partner_id else True).subquery())
+    by_status = {s: name for name, statuses in CLASSES.items() for s in statuses}
+    out: dict[str, dict[str, dict[date, int]]] = defaultdict(
+        lambda: {name: defaultdict(int) for name in CLASSES})
+    for column, sign in ((spans.c.start, 1), (spans.c.stop, -1)):
+        for partner, status, when, n in session.execute(
+                select(spans.c.partner, spans.c.status, column, func.count())
+                .where(column.is_not(None), spans.c.status.in_(list(by_status)))
+                .group_by(spans.c.partner, spans.c.status, column)):
+            day_of = when if isinstance(when, date) else date.fromisoformat(str(when))
+            out[partner][by_status[status]][day_of] += sign * int(n)
+    return out
+
+
+def counts_on(deltas: dict[date, int], days: list[date]) -> list[int]:
+    """Running sums of `deltas` at the end of each of `days` (ascending)."""
+    changes = sorted(deltas.items())
+    counts, running, i = [], 0, 0
+    for day in days:
+        while i < len(changes) and changes[i][0] <= day:
+            running += changes[i][1]
+            i += 1
+        counts.append(running)
+    return counts
+
+
+def snapshot_activity(hub: Hub, now: datetime) -> dict[str, Any]:
+    """`hub tick` job: write each partner's end-of-day counts for the closed days since its last
+    snapshot (the last `RECOMPUTED_DAYS` again, for facts that arrived late; `SNAPSHOT_DAYS` the
+    first time). Idempotent: a day's rows are replaced, never added to."""
+    yesterday = now.date() - timedelta(days=1)
+    with hub.transaction() as session:
+        last = dict(session.execute(select(ActivityDay.partner_id, func.max(ActivityDay.day))
+                                    .group_by(ActivityDay.partner_id)).all())
+        written, partners = 0, status_deltas(session)
+        for partner_id, deltas in partners.items():
+            first = yesterday - timedelta(days=SNAPSHOT_DAYS - 1)
+            if partner_id in last:
+                first = max(first, date.fromisoformat(last[partner_id]) - timedelta(days=RECOMPUTED_DAYS))
+            written += _write_days(session, partner_id, deltas, first, yesterday)
+    return {"partners": len(partners), "days": written}
+
+
+def _write_days(session: Session, partner_id: str, deltas: dict[str, dict[date, int]],
+                first: date, last: date) -> int:
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if not days:
+        return 0
+    trials, paying = counts_on(deltas["trials"], days), counts_on(deltas["paying"], days)
+    session.execute(delete(ActivityDay).where(ActivityDay.partner_id == partner_id,
+                                              ActivityDay.day >= first.isoformat()))
+    session.execute(insert(ActivityDay), [dict(partner_id=partner_id, day=d.isoformat(), trials=t,
+                                               paying=p) for d, t, p in zip(days, trials, paying)])
+    return len(days)
+
+
+def rebuild_statuses(session: Session) -> int:
+    """Fill `customer_statuses` from the timelines (for data stored before the projection)."""
+    rank = case({s: i for i, s in enumerate(TIE_ORDER)}, value=SubscriptionState.status, else_=-1)
+    ordered = select(SubscriptionState.customer_id, SubscriptionState.status,
+                     SubscriptionState.plan, SubscriptionState.occurred_at,
+                     func.row_number().over(partition_by=SubscriptionState.customer_id,
+                                            order_by=(SubscriptionState.occurred_at.desc(),
+                                                      rank.desc())).label("n")).subquery()
+    rows = session.execute(select(ordered.c.customer_id, ordered.c.status, ordered.c.plan,
+                                  ordered.c.occurred_at).where(ordered.c.n == 1)).all()
+    session.execute(delete(CustomerStatus))
+    if rows:
+        session.execute(insert(CustomerStatus), [dict(customer_id=c, status=s, plan=p, occurred_at=a)
+                                                 for c, s, p, a in rows])
+    return len(rows)
