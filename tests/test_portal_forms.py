@@ -20,7 +20,7 @@ from hub.statuses import record_state, snapshot_activity
 from hub.tick import run_tick
 from hub.web import trends
 from tests.stripe_helpers import create_partner, operator_headers, post_event
-from tests.web_helpers import admin_login, csrf_of, give_password, portal_login, post_form
+from tests.web_helpers import admin_login, give_password, portal_login, post_form
 
 T0 = 1_767_225_600  # 2026-01-01
 
