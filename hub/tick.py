@@ -15,7 +15,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .db.models import Commission, Customer, Partner, Referral, ReferralHandover
+from .db.models import (Commission, Customer, Partner, Referral, ReferralHandover,
+                        SubscriptionState)
 from .history import histories_of_program
 from .programs import Draft, History, Program, TickContext
 from .programs import Referral as ReferralView
@@ -68,9 +69,19 @@ def _program_milestones(hub: Hub, session: Session, program: Program, now: datet
     for m in milestone_drafts(hub, program, referrals, histories, now):
         if (m.partner_id, m.draft.key) not in done and ledger.book(
                 session, program, m.partner_id, m.draft, referral_id=m.referral.referral_id,
-                payment_id=None, event_id=None, plugin_name=program.plugin):
+                payment_id=None, plugin_name=program.plugin,
+                event_id=status_event(session, m.referral.customer_id, m.draft.earned_at)):
             booked += 1
     return booked
+
+
+def status_event(session: Session, customer_id: int, at: datetime) -> int | None:
+    """The provider event behind the account's status in force at `at` (what a milestone line
+    names as its cause, for explanations)."""
+    return session.scalar(select(SubscriptionState.event_id).where(
+        SubscriptionState.customer_id == customer_id, SubscriptionState.occurred_at <= at,
+        SubscriptionState.event_id.is_not(None))
+        .order_by(SubscriptionState.occurred_at.desc(), SubscriptionState.id.desc()).limit(1))
 
 
 @dataclasses.dataclass(frozen=True)
