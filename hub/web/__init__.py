@@ -15,7 +15,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def routes() -> list[BaseRoute]:
-    from . import admin, portal
+    from . import admin, admin_explain, admin_whatif, portal
 
-    return [*portal.ROUTES, *admin.ROUTES,
+    return [*portal.ROUTES, *admin.ROUTES, *admin_whatif.ROUTES, *admin_explain.ROUTES,
             Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
