@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from hub.web.admin_whatif import parse_settings
-from tests.stripe_helpers import commissions, create_partner
-from tests.test_browser import VIEWPORTS, browser, live, sale, shoot  # noqa: F401 (fixtures)
+from connectors import stripe_trigger as st
+from tests.stripe_helpers import commissions, create_partner, post_event
+from tests.test_browser import (T0, VIEWPORTS, browser, live, sale,  # noqa: F401 (fixtures)
+                                shoot)
 from tests.test_whatif import crazycall_history, dump
 from tests.web_helpers import admin_login, csrf_of, post_form
 
@@ -131,6 +133,9 @@ def test_operator_simulates_a_rate_change_in_the_browser(browser, live):  # noqa
     partner = create_partner(api, email="ann@partners.test", name="Ann")
     sale(api, partner["code"], "cus_w1")
     sale(api, partner["code"], "cus_w2")
+    post_event(api, st.event("invoice.paid", st.invoice(  # a second month for the chart
+        "in_feb", customer_id="cus_w1", amount=9900, subscription_id="sub_cus_w1",
+        charge_id="ch_feb", paid_at=T0 + 31 * 86400, shape="legacy")))
     page = browser.new_page(viewport=VIEWPORTS["desktop"])
     page.goto(f"{server.url}/admin/whatif")
     page.get_by_label("Admin token").fill("admin-test-token-0123456789")
@@ -141,8 +146,10 @@ def test_operator_simulates_a_rate_change_in_the_browser(browser, live):  # noqa
     page.get_by_role("button", name="Simulate").click()
     page.wait_for_selector("#whatif-table")
     table = page.locator("#whatif-table").inner_text()
-    assert "$19.60" in table and "$24.50" in table and "+$4.90" in table
+    # 2 x 20% of $49.00 + 20% of $99.00 = $39.40; at 25%: $49.25
+    assert "$39.40" in table and "$49.25" in table and "+$9.85" in table
     assert page.locator("svg.chart polyline.chart-line.simulated").count() == 1
+    assert page.locator("svg.chart circle.chart-dot.current").count() == 2
     shoot(page, "admin-whatif")
     page.get_by_label("Changed settings").fill("rat=0.3")
     page.get_by_role("button", name="Simulate").click()

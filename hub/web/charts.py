@@ -131,5 +131,8 @@ def comparison_chart(labels: Sequence[str], lines: Sequence[tuple[str, Sequence[
     body = "".join(
         f'<polyline class="chart-line {escape(name)}" fill="none" points="'
         + " ".join(f"{frame.x(i)},{frame.y(v)}" for i, v in enumerate(series)) + '"/>'
+        + "".join(f'<circle class="chart-dot {escape(name)}" cx="{frame.x(i)}" cy="{frame.y(v)}" '
+                  f'r="5"><title>{escape(labels[i])} {escape(name)}: {escape(fmt(v))}</title>'
+                  f'</circle>' for i, v in enumerate(series))
         for name, series in lines)
     return _svg(title, [(label, 0) for label in labels], fmt, body, frame)
