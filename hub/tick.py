@@ -158,12 +158,13 @@ def milestone_drafts(hub: Hub, program: Program, referrals: Sequence[MilestoneRe
         for draft in _ask_tick(hub, program, referral, referral.current, histories, ticks, now):
             holder = holder_at(referral.current, referral.effective_from, referral.earlier,
                                draft.earned_at)
+            line: Draft | None = draft
             if holder is not None and holder is not referral.current:
                 # the earlier holder's own kind and counts decide its line
                 again = _ask_tick(hub, program, referral, holder, histories, ticks, now)
-                draft = next((d for d in again if d.key == draft.key), None)
-            if holder is not None and draft is not None and draft.amount and draft.earned_at <= now:
-                out.append(Milestone(referral, holder.partner_id, draft))
+                line = next((d for d in again if d.key == draft.key), None)
+            if holder is not None and line is not None and line.amount and line.earned_at <= now:
+                out.append(Milestone(referral, holder.partner_id, line))
     return out
 
 

@@ -27,7 +27,8 @@ def cells(html: str) -> list[list[str]]:
     """The what-if table's rows as lists of cell texts."""
     table = html[html.index('id="whatif-table"'):]
     table = table[:table.index("</table>")]
-    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+    cell = re.compile(r"<t[dh][^>]*>(.*?)</t[dh]>")
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in cell.findall(row)]
             for row in re.findall(r"<tr>(.*?)</tr>", table)]
 
 

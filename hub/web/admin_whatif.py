@@ -104,16 +104,19 @@ def _names(view: View, result: WhatIfResult) -> dict[str, str]:
 def month_charts(result: WhatIfResult) -> list[tuple[str, Markup]]:
     """Per currency: current vs simulated commission per month, earned in the window."""
     currencies = sorted({currency for _, currency in result.months})
-    out = []
-    for currency in currencies:
-        months = sorted(m for m, c in result.months if c == currency)
-        totals = [result.months[(m, currency)] for m in months]
-        out.append((currency, comparison_chart(
-            months, [("current", [t.current for t in totals]),
-                     ("simulated", [t.simulated for t in totals])],
-            f"Commission per month in {currency}: current and simulated",
-            lambda v, c=currency: format_money(v, c))))
-    return out
+    return [(currency, _month_chart(result, currency)) for currency in currencies]
+
+
+def _month_chart(result: WhatIfResult, currency: str) -> Markup:
+    months = sorted(m for m, c in result.months if c == currency)
+    totals = [result.months[(m, currency)] for m in months]
+
+    def fmt(amount: int) -> str:
+        return format_money(amount, currency)
+
+    return comparison_chart(months, [("current", [t.current for t in totals]),
+                                     ("simulated", [t.simulated for t in totals])],
+                            f"Commission per month in {currency}: current and simulated", fmt)
 
 
 ROUTES = [
