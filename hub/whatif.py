@@ -20,7 +20,7 @@ reversals, against the real ledger's lines of the program earned in the same win
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -304,37 +304,43 @@ class Simulation:
         if not current.earns:
             return
         history = build_history(payments, states, referral.customer_ref)
-        earlier = self.handovers.get(referral.id, ()) if referral.effective_from else ()
-        views: dict[str, ReferralView] = {}
+        who = self.holders(referral, current)
+        for row, view in zip(payments, history.payments):
+            holder = who(view.occurred_at)
+            if holder is not None:
+                for draft in self.hub.rules(self.program, "commissions_for_payment", payment=view,
+                                            referral=holder, history=history):
+                    self.book(holder.partner_id, draft, row)
+        for row in installs:
+            install = Install(install_id=row.install_id, product=row.product, site=row.site,
+                              customer_ref=referral.customer_ref, occurred_at=row.occurred_at)
+            holder = who(row.occurred_at)
+            if holder is not None:
+                for draft in self.hub.rules(self.program, "commissions_for_install",
+                                            install=install, referral=holder, history=history):
+                    self.book(holder.partner_id, draft, None)
+
+    def holders(self, referral: Any, current: Holder) -> Callable[[datetime], ReferralView | None]:
+        """The referral as the rules see it for something dated `at`: its holder then
+        (`referrals.holder_at`), None when nobody earns."""
+        def view(holder: Holder) -> ReferralView:
+            return ReferralView(partner_id=holder.partner_id, partner_kind=holder.partner_kind,
+                                customer_ref=referral.customer_ref, source=referral.source,
+                                attributed_at=referral.attributed_at)
+
+        now_held = view(current)
+        if referral.effective_from is None:
+            return lambda at: now_held  # never reassigned: holder_at is `current` at any date
+        earlier = self.handovers.get(referral.id, ())
+        earlier_views = {h.partner_id: view(h) for h in earlier}
 
         def who(at: datetime) -> ReferralView | None:
             holder = holder_at(current, referral.effective_from, earlier, at)
             if holder is None:
                 return None
-            view = views.get(holder.partner_id)
-            if view is None:
-                view = views[holder.partner_id] = ReferralView(
-                    partner_id=holder.partner_id, partner_kind=holder.partner_kind,
-                    customer_ref=referral.customer_ref, source=referral.source,
-                    attributed_at=referral.attributed_at)
-            return view
+            return now_held if holder is current else earlier_views[holder.partner_id]
 
-        for row, view in zip(payments, history.payments):
-            self.ask("commissions_for_payment", who(view.occurred_at), row, payment=view,
-                     history=history)
-        for row in installs:
-            install = Install(install_id=row.install_id, product=row.product, site=row.site,
-                              customer_ref=referral.customer_ref, occurred_at=row.occurred_at)
-            self.ask("commissions_for_install", who(row.occurred_at), None, install=install,
-                     history=history)
-
-    def ask(self, hook: str, referral: ReferralView | None, row: Any, **kwargs: Any) -> None:
-        """Ask a rule hook for `referral`'s holder and book what it gives (`row`: the payment
-        whose adjustments reverse it, None for an install)."""
-        if referral is None:
-            return
-        for draft in self.hub.rules(self.program, hook, referral=referral, **kwargs):
-            self.book(referral.partner_id, draft, row)
+        return who
 
     def book(self, partner_id: str, draft: Draft, payment: Any) -> None:
         """`ledger.book` then `dispatch.reconcile`, on the scratch ledger: once per (partner,
