@@ -279,8 +279,6 @@ def _earning_referrals(hub: Hub, session: Session, customer: Customer) -> list[A
     return out
 
 
-
-
 def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer, *,
                    cause_event_id: int | None = None) -> None:
     """Ask each referring program what `payment` earns, book it once, withdraw what it no longer
