@@ -68,8 +68,9 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
     changes = _settings_changes(args.set or [])
     since, until = _instant(args.since, "--since"), _instant(args.until, "--until")
+    now = _instant(args.now, "--now")
     hub = _hub(args, migrate=False)  # a what-if never writes, not even a migration
-    result = run_whatif(hub, args.program, changes, since=since, until=until,
+    result = run_whatif(hub, args.program, changes, since=since, until=until, now=now,
                         progress=not args.quiet)
     print(json.dumps(result.to_json(), indent=2) if args.json else render_text(result))
     return 0
@@ -152,6 +153,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a changed setting of the program's plugin, e.g. rate=0.25 (repeatable)")
     h.add_argument("--since", help="only commissions earned from this date (inclusive)")
     h.add_argument("--until", help="only commissions earned before this date")
+    h.add_argument("--now", help="milestone rules are evaluated as `hub tick --now` would "
+                   "(ISO-8601); default: now")
     h.add_argument("--json", action="store_true", help="print the result as JSON")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
     command("migrate", cmd_migrate, "upgrade the database schema")

@@ -24,7 +24,7 @@ from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallRepo
                     SignupReported, SubscriptionChanged)
 from .history import history_for, payment_view
 from .partners import enroll_customer
-from .referrals import owner_before
+from .referrals import can_earn, earning_partner
 from .reversals import Adjustment, PaidAmount, reversal_target
 from .runtime import Hub
 from .statuses import record_state
@@ -258,10 +258,9 @@ def settle_install(hub: Hub, session: Session, install: InstallRecord, customer:
     view = Install(install_id=install.install_id, product=install.product, site=install.site,
                    customer_ref=customer.ref, occurred_at=install.occurred_at)
     for referral, partner, program in _earning_referrals(hub, session, customer):
-        if referral.effective_from and install.occurred_at < referral.effective_from:
-            partner = owner_before(session, referral, install.occurred_at)
-            if partner is None:
-                continue
+        partner = earning_partner(session, referral, partner, install.occurred_at)
+        if partner is None:
+            continue
         history = history_for(session, customer.id, customer.ref)
         for draft in hub.rules(program, "commissions_for_install", install=view,
                                referral=referral_view(referral, partner, customer), history=history):
@@ -281,23 +280,16 @@ def _earning_referrals(hub: Hub, session: Session, customer: Customer) -> list[A
     return out
 
 
-def can_earn(self_referral: bool, partner_status: str) -> bool:
-    """Whether a referral earns at all: never a self-referral, only while the partner is active.
-    (The what-if simulation applies the same test.)"""
-    return not self_referral and partner_status == "active"
-
-
 def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer, *,
                    cause_event_id: int | None = None) -> None:
     """Ask each referring program what `payment` earns, book it once, withdraw what it no longer
     earns (see `ledger.retract`), then apply adjustments."""
     history = None
     for referral, partner, program in _earning_referrals(hub, session, customer):
-        if referral.effective_from and payment.occurred_at < referral.effective_from:
-            # Before an operator's reassignment: it earns for whoever held the customer then.
-            partner = owner_before(session, referral, payment.occurred_at)
-            if partner is None:
-                continue
+        # Before an operator's reassignment it earns for whoever held the customer then.
+        partner = earning_partner(session, referral, partner, payment.occurred_at)
+        if partner is None:
+            continue
         history = history or history_for(session, customer.id, customer.ref)
         drafts = [d for d in hub.rules(program, "commissions_for_payment",
                                        payment=payment_view(payment, customer.ref),

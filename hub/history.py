@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from .db.models import PaymentRecord, Referral, SubscriptionState
@@ -31,7 +31,7 @@ def history_for(session: Session, customer_id: int, customer_ref: str) -> Histor
     return build_history(list(payments), list(states), customer_ref)
 
 
-def histories_of_program(session: Session, program: str,
+def histories_of_program(session: Session | Connection, program: str,
                          refs: dict[int, str]) -> dict[int, History]:
     """The history of every customer referred in `program`, in two queries (for `hub tick`).
     `refs` maps customer id to customer ref."""

@@ -315,19 +315,35 @@ def good_standing_reached(spans: tuple[StatusSpan, ...], duration: timedelta) ->
 
 
 def percentage_draft(payment: Payment, rate: Decimal, history: History, *,
-                     rule: str = "recurring_percentage", note: str = "") -> Draft:
+                     rule: str = "recurring_percentage", note: str = "",
+                     position: str = "") -> Draft:
     """The usual line of a percentage program: `rate` of the payment, in its currency, earned
-    when it was paid, keyed by the payment so replays book it once."""
+    when it was paid, keyed by the payment so replays book it once. `position` follows the
+    payment number in the sentence (" of the first 12 months")."""
     from .money import percent_of
 
     number = history.payment_number(payment)
-    what = f"{payment.ref}, payment {number}" + (f", {note}" if note else "")
+    what = f"{payment.ref}, payment {number}{position}" + (f", {note}" if note else "")
     return Draft(
         key=f"pay:{payment.provider}:{payment.ref}", amount=percent_of(payment.amount, rate),
         currency=payment.currency, earned_at=payment.occurred_at, rule=rule,
         sentence=rate_sentence(rate, payment.amount, payment.currency, payment.occurred_at, what),
         inputs={"base": payment.amount, "rate": str(rate), "payment_number": number,
                 "payment": payment.ref})
+
+
+def first_months_percentage_draft(payment: Payment, rate: Decimal, history: History, months: int,
+                                  *, rule: str, note: str = "") -> Draft | None:
+    """`rate` of a payment in the first `months` months from the customer's first paid payment
+    (see `within_months_of_first_payment`), None outside them. The line says where the payment
+    falls: "payment 3 of the first 12 months", with `window_input` in its inputs."""
+    if not within_months_of_first_payment(history, payment, months):
+        return None
+    start = min(history.first_payment_at or payment.occurred_at, payment.occurred_at)
+    draft = percentage_draft(payment, rate, history, rule=rule, note=note,
+                             position=f" of the first {months} months")
+    window = window_input(history.payment_number(payment), months, start, add_months(start, months))
+    return dataclasses.replace(draft, inputs={**draft.inputs, "window": window})
 
 
 def check_rate(name: str, rate: Decimal) -> None:

@@ -7,18 +7,20 @@ time, and several hosts may run it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .db.models import Commission, Customer, Partner, Referral
+from .db.models import (Commission, Customer, Partner, Referral, ReferralHandover,
+                        SubscriptionState)
 from .history import histories_of_program
-from .programs import History, Program, TickContext
+from .programs import Draft, History, Program, TickContext
 from .programs import Referral as ReferralView
+from .referrals import Holder, can_earn, holder_at
 from .runtime import Hub
 from .statuses import snapshot_activity
 
@@ -57,42 +59,133 @@ def program_milestones(hub: Hub, now: datetime) -> dict[str, Any]:
 
 
 def _program_milestones(hub: Hub, session: Session, program: Program, now: datetime) -> int:
-    rows = session.execute(
-        select(Referral.id, Referral.source, Referral.attributed_at, Partner.id.label("partner_id"),
-               Partner.kind, Partner.status, Customer.id.label("customer_id"), Customer.ref)
-        .join(Partner, Partner.id == Referral.partner_id)
-        .join(Customer, Customer.id == Referral.customer_id)
-        .where(Referral.program == program.name, Referral.self_referral.is_(False),
-               Referral.attributed_at <= now)
-        .order_by(Referral.id)).all()
-    histories = histories_of_program(session, program.name, {r.customer_id: r.ref for r in rows})
-    ticks = _partner_ticks(rows, histories, now)
+    referrals = milestone_referrals(session, program.name, now)
+    histories = histories_of_program(session, program.name,
+                                     {r.customer_id: r.customer_ref for r in referrals})
     # A milestone stays due on every later tick; skip the ones booked before without a write.
     done = set(session.execute(select(Commission.partner_id, Commission.key).where(
         Commission.program == program.name, Commission.payment_id.is_(None),
         Commission.install_id.is_(None), Commission.reverses_id.is_(None))).all())
     booked = 0
-    for row in rows:
-        if row.status != "active":
-            continue
-        view = ReferralView(partner_id=row.partner_id, partner_kind=row.kind, customer_ref=row.ref,
-                            source=row.source, attributed_at=row.attributed_at)
-        drafts = hub.rules(program, "commissions_for_tick", referral=view,
-                           history=histories[row.customer_id], tick=ticks[row.partner_id])
-        for draft in drafts:
-            if (draft.amount and draft.earned_at <= now and (row.partner_id, draft.key) not in done
-                    and ledger.book(session, program, row.partner_id, draft, referral_id=row.id,
-                                    payment_id=None, event_id=None, plugin_name=program.plugin)):
-                booked += 1
+    for m in milestone_drafts(hub, program, referrals, histories, now):
+        if (m.partner_id, m.draft.key) not in done and ledger.book(
+                session, program, m.partner_id, m.draft, referral_id=m.referral.referral_id,
+                payment_id=None, plugin_name=program.plugin,
+                event_id=status_event(session, m.referral.customer_id, m.draft.earned_at)):
+            booked += 1
     return booked
 
 
-def _partner_ticks(rows: Sequence[Any], histories: dict[int, History],
-                   now: datetime) -> dict[str, TickContext]:
+def status_event(session: Session, customer_id: int, at: datetime) -> int | None:
+    """The provider event behind the account's status in force at `at` (what a milestone line
+    names as its cause, for explanations)."""
+    return session.scalar(select(SubscriptionState.event_id).where(
+        SubscriptionState.customer_id == customer_id, SubscriptionState.occurred_at <= at,
+        SubscriptionState.event_id.is_not(None))
+        .order_by(SubscriptionState.occurred_at.desc(), SubscriptionState.id.desc()).limit(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class MilestoneReferral:
+    """A referral as the milestone rules see it: the customer, who holds it now (`current`)
+    and, when an operator reassigned it, since when and who held it before."""
+
+    referral_id: int
+    customer_id: int
+    customer_ref: str
+    source: str
+    attributed_at: datetime
+    current: Holder
+    effective_from: datetime | None = None
+    earlier: tuple[Holder, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Milestone:
+    """A line a milestone rule gives: `draft`, for `partner_id`."""
+
+    referral: MilestoneReferral
+    partner_id: str
+    draft: Draft
+
+
+def milestone_referrals(db: Session | Connection, program: str,
+                        now: datetime) -> list[MilestoneReferral]:
+    """The program's referrals the milestones job evaluates at `now` (self-referrals neither
+    earn nor count): one query for them and one for their handovers. Works on a session and on
+    the what-if's read-only connection alike."""
+    rows = db.execute(
+        select(Referral.id, Referral.source, Referral.attributed_at, Referral.effective_from,
+               Partner.id.label("partner_id"), Partner.kind, Partner.status,
+               Customer.id.label("customer_id"), Customer.ref)
+        .join(Partner, Partner.id == Referral.partner_id)
+        .join(Customer, Customer.id == Referral.customer_id)
+        .where(Referral.program == program, Referral.self_referral.is_(False),
+               Referral.attributed_at <= now)
+        .order_by(Referral.id)).all()
+    earlier = handover_holders(db, program)
+    return [MilestoneReferral(
+        referral_id=r.id, customer_id=r.customer_id, customer_ref=r.ref, source=r.source,
+        attributed_at=r.attributed_at, effective_from=r.effective_from,
+        current=Holder(r.partner_id, r.kind, can_earn(False, r.status)),
+        earlier=tuple(earlier.get(r.id, ()))) for r in rows]
+
+
+def handover_holders(db: Session | Connection, program: str) -> dict[int, list[Holder]]:
+    """Every handover of the program's referrals, as `Holder`s per referral id."""
+    rows = db.execute(
+        select(ReferralHandover.referral_id, ReferralHandover.partner_id, ReferralHandover.until,
+               ReferralHandover.self_referral, Partner.kind, Partner.status)
+        .join(Partner, Partner.id == ReferralHandover.partner_id)
+        .join(Referral, Referral.id == ReferralHandover.referral_id)
+        .where(Referral.program == program).order_by(ReferralHandover.until)).all()
+    out: dict[int, list[Holder]] = {}
+    for r in rows:
+        out.setdefault(r.referral_id, []).append(
+            Holder(r.partner_id, r.kind, can_earn(r.self_referral, r.status), r.until))
+    return out
+
+
+def milestone_drafts(hub: Hub, program: Program, referrals: Sequence[MilestoneReferral],
+                     histories: Mapping[int, History], now: datetime) -> list[Milestone]:
+    """What `commissions_for_tick` gives at `now` for every referral, each line for the holder
+    at its moment (`referrals.holder_at`: a milestone reached before a reassignment earns for
+    the earlier holder). Pure: the tick job books the result, the what-if simulates it."""
+    ticks = partner_ticks(referrals, histories, now)
+    out = []
+    for referral in referrals:
+        if not referral.current.earns:
+            continue
+        for draft in _ask_tick(hub, program, referral, referral.current, histories, ticks, now):
+            holder = holder_at(referral.current, referral.effective_from, referral.earlier,
+                               draft.earned_at)
+            line: Draft | None = draft
+            if holder is not None and holder is not referral.current:
+                # the earlier holder's own kind and counts decide its line
+                again = _ask_tick(hub, program, referral, holder, histories, ticks, now)
+                line = next((d for d in again if d.key == draft.key), None)
+            if holder is not None and line is not None and line.amount and line.earned_at <= now:
+                out.append(Milestone(referral, holder.partner_id, line))
+    return out
+
+
+def _ask_tick(hub: Hub, program: Program, referral: MilestoneReferral, holder: Holder,
+              histories: Mapping[int, History], ticks: Mapping[str, TickContext],
+              now: datetime) -> list[Draft]:
+    view = ReferralView(partner_id=holder.partner_id, partner_kind=holder.partner_kind,
+                        customer_ref=referral.customer_ref, source=referral.source,
+                        attributed_at=referral.attributed_at)
+    return list(hub.rules(program, "commissions_for_tick", referral=view,
+                          history=histories[referral.customer_id],
+                          tick=ticks.get(holder.partner_id) or TickContext(now=now)))
+
+
+def partner_ticks(referrals: Sequence[MilestoneReferral], histories: Mapping[int, History],
+                  now: datetime) -> dict[str, TickContext]:
     """One TickContext per partner, holding the status timelines of all its referrals."""
     timelines: dict[str, list[Any]] = {}
-    for row in rows:
-        timelines.setdefault(row.partner_id, []).append(histories[row.customer_id].statuses)
+    for r in referrals:
+        timelines.setdefault(r.current.partner_id, []).append(histories[r.customer_id].statuses)
     out = {}
     for partner_id, spans in timelines.items():
         tick = TickContext(now=now, referral_statuses=tuple(spans))

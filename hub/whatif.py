@@ -3,9 +3,15 @@
 The simulation reads the projections the provider events left (payments, refunds and disputes,
 subscription states, installs, referrals) in one streaming pass, one referred customer at a
 time, and asks the program's plugin the same hooks live processing asks, with the same views
-(`history.build_history`, `dispatch.referral_view`-shaped referrals), the same earning test
-(`dispatch.can_earn`) and the same reversal rule (`reversals.reversal_target`). What the rules
-return goes to a scratch ledger in memory; the real database is opened read-only.
+(`history.build_history`, `dispatch.referral_view`-shaped referrals), the same earning test and
+ownership rule (`referrals.can_earn`, `referrals.holder_at`: before an operator's reassignment
+the earlier holder earns), the same milestone evaluation as `hub tick`
+(`tick.milestone_drafts`) and the same reversal rule (`reversals.reversal_target`). What the
+rules return goes to a scratch ledger in memory; the real database is opened read-only.
+
+Live processing retracts a line its rule no longer gives once an earlier payment arrives late,
+so the real ledger always holds what the rules give on the full history: with unchanged
+settings the simulation reproduces it exactly.
 
 Compared are commissions *earned* in the window (by their `earned_at`) together with all their
 reversals, against the real ledger's lines of the program earned in the same window.
@@ -14,7 +20,7 @@ reversals, against the real ledger's lines of the program earned in the same win
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -23,15 +29,17 @@ from sqlalchemy import Connection, and_, func, select
 from .db.models import (Commission, Customer, InstallRecord, Partner, PaymentAdjustment,
                         PaymentRecord, Referral, SubscriptionState)
 from .db.session import read_only
-from .dispatch import can_earn
+from .clock import utcnow
 from .errors import StartupError
-from .history import build_history
+from .history import build_history, histories_of_program
 from .programs import Draft, Install, Program
 from .programs import Referral as ReferralView
 from .progress import Progress
+from .referrals import Holder, can_earn, holder_at
 from .reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all
 from .runtime import Hub
 from .settings import replace_from_strings
+from .tick import handover_holders, milestone_drafts, milestone_referrals
 
 BATCH = 5000
 
@@ -130,9 +138,10 @@ def simulated_program(hub: Hub, name: str, changes: dict[str, str]) -> Program:
 
 def run_whatif(hub: Hub, program_name: str, changes: dict[str, str], *,
                since: datetime | None = None, until: datetime | None = None,
-               progress: bool = False) -> WhatIfResult:
+               now: datetime | None = None, progress: bool = False) -> WhatIfResult:
     """Simulate `program_name` with `changes` (setting name -> string value, as `--set`) over
-    commissions earned in [since, until); never writes to the database."""
+    commissions earned in [since, until); never writes to the database. Milestone rules
+    (`commissions_for_tick`) are evaluated as a `hub tick` at `now` would (default: the clock)."""
     program = simulated_program(hub, program_name, changes)
     real = hub.programs[program_name]
     result = WhatIfResult(program=program_name, changes=dict(changes),
@@ -143,7 +152,7 @@ def run_whatif(hub: Hub, program_name: str, changes: dict[str, str], *,
         add_current(conn, result)
         bar = Progress(count_rows(conn, program_name), "whatif") if progress else None
         try:
-            Simulation(hub, conn, program, result, bar).run()
+            Simulation(hub, conn, program, result, bar).run(now or utcnow())
         finally:
             if bar:
                 bar.close()
@@ -236,8 +245,9 @@ class Simulation:
         self.hub, self.conn, self.program, self.result, self.bar = hub, conn, program, result, bar
         self.booked: set[int] = set()
         self.adjustments = AdjustmentIndex(conn)
+        self.handovers = handover_holders(conn, program.name)
 
-    def run(self) -> None:
+    def run(self, now: datetime) -> None:
         name = self.program.name
         payments = GroupCursor(_stream(self.conn, select(
             PaymentRecord.customer_id, PaymentRecord.provider, PaymentRecord.ref,
@@ -260,39 +270,77 @@ class Simulation:
             .where(_referred(name)).order_by(Customer.id, InstallRecord.occurred_at,
                                              InstallRecord.id)))
         for referral in _stream(self.conn, select(
-                Referral.customer_id, Referral.partner_id, Referral.source,
-                Referral.attributed_at, Referral.self_referral, Partner.kind, Partner.status,
-                Customer.ref.label("customer_ref"))
+                Referral.id, Referral.customer_id, Referral.partner_id, Referral.source,
+                Referral.attributed_at, Referral.effective_from, Referral.self_referral,
+                Partner.kind, Partner.status, Customer.ref.label("customer_ref"))
                 .join(Partner, Partner.id == Referral.partner_id)
                 .join(Customer, Customer.id == Referral.customer_id)
                 .where(_referred(name)).order_by(Referral.customer_id)):
             cid = referral.customer_id
             self.customer(referral, payments.take(cid), states.take(cid), installs.take(cid))
+        self.milestones(now)
+
+    def milestones(self, now: datetime) -> None:
+        """What `hub tick` at `now` books for the program, through the tick job's own pure
+        evaluation (`tick.milestone_drafts`)."""
+        if not self.hub.implements(self.program, "commissions_for_tick"):
+            return
+        referrals = milestone_referrals(self.conn, self.program.name, now)
+        histories = histories_of_program(self.conn, self.program.name,
+                                         {r.customer_id: r.customer_ref for r in referrals})
+        for m in milestone_drafts(self.hub, self.program, referrals, histories, now):
+            self.book(m.partner_id, m.draft, None)
 
     def customer(self, referral: Any, payments: list[Any], states: list[Any],
                  installs: list[Any]) -> None:
-        """Settle one referred customer the way `dispatch.settle_customer` does."""
+        """Settle one referred customer the way `dispatch.settle_customer` does, each payment
+        and install for its holder at that moment (`referrals.holder_at`)."""
         self.result.customers += 1
         self.result.rows += len(payments) + len(installs)
         if self.bar:
             self.bar.advance(len(payments) + len(installs))
-        if not can_earn(referral.self_referral, referral.status):
+        current = Holder(referral.partner_id, referral.kind,
+                         can_earn(referral.self_referral, referral.status))
+        if not current.earns:
             return
         history = build_history(payments, states, referral.customer_ref)
-        views = history.payments
-        who = ReferralView(partner_id=referral.partner_id, partner_kind=referral.kind,
-                           customer_ref=referral.customer_ref, source=referral.source,
-                           attributed_at=referral.attributed_at)
-        for row, view in zip(payments, views):
-            for draft in self.hub.rules(self.program, "commissions_for_payment", payment=view,
-                                        referral=who, history=history):
-                self.book(who.partner_id, draft, row)
+        who = self.holders(referral, current)
+        for row, view in zip(payments, history.payments):
+            holder = who(view.occurred_at)
+            if holder is not None:
+                for draft in self.hub.rules(self.program, "commissions_for_payment", payment=view,
+                                            referral=holder, history=history):
+                    self.book(holder.partner_id, draft, row)
         for row in installs:
-            view = Install(install_id=row.install_id, product=row.product, site=row.site,
-                           customer_ref=referral.customer_ref, occurred_at=row.occurred_at)
-            for draft in self.hub.rules(self.program, "commissions_for_install", install=view,
-                                        referral=who, history=history):
-                self.book(who.partner_id, draft, None)
+            install = Install(install_id=row.install_id, product=row.product, site=row.site,
+                              customer_ref=referral.customer_ref, occurred_at=row.occurred_at)
+            holder = who(row.occurred_at)
+            if holder is not None:
+                for draft in self.hub.rules(self.program, "commissions_for_install",
+                                            install=install, referral=holder, history=history):
+                    self.book(holder.partner_id, draft, None)
+
+    def holders(self, referral: Any, current: Holder) -> Callable[[datetime], ReferralView | None]:
+        """The referral as the rules see it for something dated `at`: its holder then
+        (`referrals.holder_at`), None when nobody earns."""
+        def view(holder: Holder) -> ReferralView:
+            return ReferralView(partner_id=holder.partner_id, partner_kind=holder.partner_kind,
+                                customer_ref=referral.customer_ref, source=referral.source,
+                                attributed_at=referral.attributed_at)
+
+        now_held = view(current)
+        if referral.effective_from is None:
+            return lambda at: now_held  # never reassigned: holder_at is `current` at any date
+        earlier = self.handovers.get(referral.id, ())
+        earlier_views = {h.partner_id: view(h) for h in earlier}
+
+        def who(at: datetime) -> ReferralView | None:
+            holder = holder_at(current, referral.effective_from, earlier, at)
+            if holder is None:
+                return None
+            return now_held if holder is current else earlier_views[holder.partner_id]
+
+        return who
 
     def book(self, partner_id: str, draft: Draft, payment: Any) -> None:
         """`ledger.book` then `dispatch.reconcile`, on the scratch ledger: once per (partner,

@@ -15,7 +15,7 @@ from typing import Callable
 from hub import hookimpl
 from hub.programs import (Draft, History, Payment, PayoutPolicy, Program, ProgramKind,
                           ProgramSettings, Referral, check_not_negative, check_rate,
-                          percentage_draft, within_months_of_first_payment)
+                          first_months_percentage_draft)
 
 NAME = "callpage"
 
@@ -43,11 +43,9 @@ def register_programs(register: Callable[[ProgramKind], None]) -> None:
 @hookimpl
 def commissions_for_payment(program: Program, payment: Payment, referral: Referral,
                             history: History) -> list[Draft]:
-    months = program.settings.months
-    if not within_months_of_first_payment(history, payment, months):
-        return []
-    return [percentage_draft(payment, program.settings.rate, history, rule="first_months_percentage",
-                             note=f"within {months} months of the first payment")]
+    draft = first_months_percentage_draft(payment, program.settings.rate, history,
+                                          program.settings.months, rule="first_months_percentage")
+    return [draft] if draft is not None else []
 
 
 @hookimpl

@@ -18,7 +18,8 @@ from typing import Callable
 from hub import hookimpl
 from hub.money import format_money
 from hub.programs import (Draft, History, PayoutPolicy, Program, ProgramKind, ProgramSettings,
-                          Referral, TickContext, check_not_negative, month_bounds)
+                          Referral, TickContext, check_not_negative, month_bounds,
+                          tier_input)
 
 NAME = "calltrackingmetrics"
 AFFILIATE = "affiliate"
@@ -91,6 +92,9 @@ def commissions_for_tick(program: Program, referral: Referral, history: History,
     upper = active >= settings.tier_threshold
     amount, currency = settings.bounties[plan][1 if upper else 0], program.currency
     month = crossed.strftime("%Y-%m")
+    threshold = settings.tier_threshold
+    label = (f"{threshold} or more active referral accounts" if upper
+             else f"under {threshold} active referral accounts")
     return [Draft(
         key=f"bounty:{referral.customer_ref}", amount=amount, currency=currency, earned_at=crossed,
         rule="active_days_bounty",
@@ -98,8 +102,9 @@ def commissions_for_tick(program: Program, referral: Referral, history: History,
                   f"{settings.active_days} days active on {crossed.date().isoformat()}, with "
                   f"{active} active referral accounts in {month} "
                   f"({'at or over' if upper else 'under'} {settings.tier_threshold})"),
-        inputs={"plan": plan, "active_referrals": active, "month": month,
-                "crossed_at": crossed.isoformat(), "threshold": settings.tier_threshold})]
+        inputs={"plan": plan, "bounty": amount, "tier": tier_input(label, active, threshold),
+                "active_referrals": active, "month": month, "crossed_at": crossed.isoformat(),
+                "threshold": threshold})]
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from typing import Callable
 from hub import hookimpl
 from hub.programs import (Draft, History, KindProfile, Payment, PayoutPolicy, Program, ProgramKind,
                           ProgramSettings, Referral, check_not_negative, check_rate,
-                          percentage_draft, within_months_of_first_payment)
+                          first_months_percentage_draft, percentage_draft)
 
 NAME = "odoopbx"
 PARTNER, REFERRAL = "partner", "referral"
@@ -64,11 +64,10 @@ def commissions_for_payment(program: Program, payment: Payment, referral: Referr
     if referral.partner_kind == PARTNER:
         return [percentage_draft(payment, settings.partner_rate, history,
                                  rule="partner_percentage", note="partner, whole subscription")]
-    months = settings.referral_months
-    if not within_months_of_first_payment(history, payment, months):
-        return []
-    return [percentage_draft(payment, settings.referral_rate, history, rule="referral_percentage",
-                             note=f"referral, within {months} months of the first payment")]
+    draft = first_months_percentage_draft(payment, settings.referral_rate, history,
+                                          settings.referral_months, rule="referral_percentage",
+                                          note="referral")
+    return [draft] if draft is not None else []
 
 
 @hookimpl

@@ -1,28 +1,18 @@
-"""GET /api/v1/commissions/{id}/explain: every line says which rule, inputs and event made it.
-
-The callpage (capped window) and CTM (tiered bounty) cases use test-local plugins that book
-through the real path until those plugins land; switch them to the real programs at merge.
-"""
+"""GET /api/v1/commissions/{id}/explain: every line says which rule, inputs and event made it,
+on the real programs: crazycall's percentage and its pro-rata refund, callpage's capped window,
+calltrackingmetrics' tiered bounty booked by `hub tick`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
-from hub import hookimpl, ledger
 from hub.app import create_app
-from hub.db.models import Customer, PaymentRecord, Referral
-from hub.dispatch import referral_view
-from hub.history import history_for
-from hub.money import format_money, percent_of
-from hub.plugins import load_registry, plugin_manager
-from hub.programs import (Draft, ProgramKind, ProgramSettings, TickContext, rate_sentence,
-                          tier_input, window_input)
+from hub.tick import run_tick
 from tests.conftest import operator_headers
 from tests.stripe_helpers import commissions, create_partner, post_event
 
@@ -131,151 +121,87 @@ def test_explanation_flags_settings_changed_since_booking(client, hub):
 
 # --- callpage: 25% of payments in the first 12 months (a capped window) ----------------------
 
-@dataclass(frozen=True)
-class WindowSettings(ProgramSettings):
-    rate: Decimal = Decimal("0.25")
-    months: int = 12
+def _month(n: int) -> int:
+    """The first of the n-th month from 2026-01 (0-based), as a Stripe timestamp."""
+    year, month = divmod(n, 12)
+    return int(datetime(2026 + year, month + 1, 1, tzinfo=timezone.utc).timestamp())
 
 
-def _months_later(start: datetime, months: int) -> datetime:
-    year, month = divmod(start.month - 1 + months, 12)
-    return start.replace(year=start.year + year, month=month + 1)
-
-
-class CappedWindow:
-    """Stands in for callpage until its plugin lands."""
-
-    @hookimpl
-    def register_programs(self, register):
-        register(ProgramKind(name="capped_window", settings=WindowSettings))
-
-    @hookimpl
-    def commissions_for_payment(self, program, payment, referral, history):
-        s = program.settings
-        start = history.first_payment_at
-        end = _months_later(start, s.months)
-        if payment.occurred_at >= end:
-            return []
-        number = history.payment_number(payment)
-        return [Draft(
-            key=f"pay:{payment.provider}:{payment.ref}", amount=percent_of(payment.amount, s.rate),
-            currency=payment.currency, earned_at=payment.occurred_at, rule="percentage_in_window",
-            sentence=rate_sentence(s.rate, payment.amount, payment.currency, payment.occurred_at,
-                                   f"{payment.ref}, payment {number} of the first {s.months} months"),
-            inputs={"base": payment.amount, "rate": str(s.rate), "payment": payment.ref,
-                    "payment_number": number, "window": window_input(number, s.months, start, end)})]
-
-
-def test_explain_callpage_capped_window_payment_3_of_12(make_hub, backend):
-    pm = plugin_manager()
-    pm.register(CappedWindow(), name="capped_window")
-    hub = make_hub(backend, programs={"callpage": {"plugin": "capped_window"}},
-                   registry=load_registry(pm))
+def test_explain_callpage_capped_window_payment_3_of_12_and_the_13th_earns_nothing(make_hub,
+                                                                                 backend):
+    hub = make_hub(backend, programs={"callpage": {"plugin": "callpage"}})
     with TestClient(create_app(hub)) as c:
         partner = create_partner(c, program="callpage")
         post_event(c, st.event("customer.created", st.customer(
             "cus_w", email="w@x.test", partner_code=partner["code"])))
-        for i, day in enumerate((0, 31, 59, 366)):
-            pay(c, f"in_w{i}", "cus_w", 4900, T0 + day * DAY)
+        for i in range(13):  # monthly on the 1st: payment 13 is 2027-01-01, 12 months after
+            pay(c, f"in_w{i + 1}", "cus_w", 4900, _month(i))
         items = commissions(c, partner["id"])
-        assert sorted(i["key"] for i in items) == [f"pay:stripe:in_w{i}" for i in range(3)]
-        third = next(i for i in items if i["key"] == "pay:stripe:in_w2")
+        keys = sorted(i["key"] for i in items)
+        assert keys == sorted(f"pay:stripe:in_w{i}" for i in range(1, 13))  # not the 13th
+        third = next(i for i in items if i["key"] == "pay:stripe:in_w3")
         body = explain(c, third["id"])
+        last = explain(c, next(i for i in items if i["key"] == "pay:stripe:in_w12")["id"])
 
     assert body["sentence"] == ("25% of $49.00 paid on 2026-03-01 "
-                                "(in_w2, payment 3 of the first 12 months) = $12.25")
-    window = body["derivation"]["inputs"]["window"]
+                                "(in_w3, payment 3 of the first 12 months) = $12.25")
+    assert last["sentence"] == ("25% of $49.00 paid on 2026-12-01 "
+                                "(in_w12, payment 12 of the first 12 months) = $12.25")
+    d = body["derivation"]
+    assert (d["plugin"], d["rule"]) == ("callpage", "first_months_percentage")
+    assert d["settings_hash"] == hub.programs["callpage"].settings_hash
+    window = d["inputs"]["window"]
     assert (window["payment"], window["months"]) == (3, 12)
     assert window["start"].startswith("2026-01-01") and window["end"].startswith("2027-01-01")
-    assert ("payment 3 within the first 12 months (2026-01-01 to 2027-01-01)"
-            in body["derivation"]["details"])
-    assert body["derivation"]["plugin"] == "capped_window"
-    assert body["event"]["object"]["id"] == "in_w2"
+    assert (d["inputs"]["base"], d["inputs"]["rate"], d["inputs"]["payment"]) == (4900, "0.25",
+                                                                                 "in_w3")
+    assert ("payment 3 within the first 12 months (2026-01-01 to 2027-01-01)" in d["details"])
+    assert body["event"]["type"] == "invoice.paid" and body["event"]["object"]["id"] == "in_w3"
 
 
 # --- calltrackingmetrics: a one-time bounty whose tier depends on active referrals -----------
 
-@dataclass(frozen=True)
-class TierSettings(ProgramSettings):
-    bounty: int = 9900
-    bounty_high: int = 14900
-    threshold: int = 25
-
-
-class TieredBounty:
-    """Stands in for the CTM plugin until it lands: the bounty at the 90-day mark."""
-
-    @hookimpl
-    def register_programs(self, register):
-        register(ProgramKind(name="tiered_bounty", settings=TierSettings))
-
-    @hookimpl
-    def commissions_for_tick(self, program, referral, history, tick):
-        s = program.settings
-        high = tick.active_referrals >= s.threshold
-        amount = s.bounty_high if high else s.bounty
-        label = (f"{s.threshold} or more active referrals" if high
-                 else f"under {s.threshold} active referrals")
-        return [Draft(
-            key=f"bounty:{referral.customer_ref}", amount=amount, currency=program.currency,
-            earned_at=tick.now, rule="bounty_90_days_active",
-            sentence=(f"{history.plan} plan, 90 days active on {tick.now.date().isoformat()}, "
-                      f"{label} that month: bounty {format_money(amount, program.currency)}"),
-            inputs={"bounty": amount, "plan": history.plan,
-                    "tier": tier_input(label, tick.active_referrals, s.threshold)})]
-
-
-def _book_tick(hub: Any, program_name: str, now: datetime, active: int) -> str:
-    """What the tick job does for one referral: ask the rule, book through `ledger.book`."""
-    program = hub.programs[program_name]
-    with hub.transaction() as session:
-        referral = session.query(Referral).one()
-        customer = session.get(Customer, referral.customer_id)
-        partner = referral_partner(session, referral)
-        last_payment = session.query(PaymentRecord).order_by(PaymentRecord.occurred_at.desc()).first()
-        drafts = hub.rules(program, "commissions_for_tick",
-                           referral=referral_view(referral, partner, customer),
-                           history=history_for(session, customer.id, customer.ref),
-                           tick=TickContext(now=now, active_referrals=active))
-        line = ledger.book(session, program, partner.id, drafts[0], referral_id=referral.id,
-                           payment_id=None, event_id=last_payment.event_id,
-                           plugin_name=program.plugin)
-        assert line is not None
-        return line.id
-
-
-def referral_partner(session: Any, referral: Referral) -> Any:
-    from hub.db.models import Partner
-
-    return session.get(Partner, referral.partner_id)
-
-
-def test_explain_calltrackingmetrics_bounty_with_a_tier(make_hub, backend):
-    pm = plugin_manager()
-    pm.register(TieredBounty(), name="tiered_bounty")
-    hub = make_hub(backend, programs={"calltrackingmetrics": {"plugin": "tiered_bounty"}},
-                   registry=load_registry(pm))
+def test_explain_calltrackingmetrics_bounty_with_a_tier_booked_by_hub_tick(make_hub, backend):
+    """25 accounts active all through April 2026; one of them, on growth, reaches 90 days
+    active on 2026-04-01: the upper growth bounty, booked by the first tick after April."""
+    hub = make_hub(backend, programs={"calltrackingmetrics": {"plugin": "calltrackingmetrics"}})
     with TestClient(create_app(hub)) as c:
         partner = create_partner(c, program="calltrackingmetrics")
-        paid = pay(c, "in_b", "cus_b", 9900, T0, partner_code=partner["code"], plan="Growth")
-        mark = datetime(2026, 4, 1, tzinfo=timezone.utc)
-        line_id = _book_tick(hub, "calltrackingmetrics", mark, active=25)
-        body = explain(c, line_id)
+        for action in ("approve", "agreement"):
+            assert c.post(f"/api/v1/partners/{partner['id']}/{action}",
+                          headers=operator_headers()).status_code == 200
+        started = {}
+        for n in range(25):  # account 0 from 2026-01-01 (90 days: 2026-04-01), the rest later
+            at = T0 + (0 if n == 0 else 10 * DAY)
+            post_event(c, st.event("customer.created", st.customer(
+                f"cus_t{n}", email=f"t{n}@c.test", partner_code=partner["code"], created=at),
+                created=at))
+            started[n] = st.event("customer.subscription.created", st.subscription(
+                f"sub_t{n}", customer_id=f"cus_t{n}", plan="growth" if n == 0 else "performance"),
+                created=at)
+            post_event(c, started[n])
+        run_tick(hub, datetime(2026, 4, 30, tzinfo=timezone.utc))   # April still open: nothing
+        assert not commissions(c, partner["id"])
+        run_tick(hub, datetime(2026, 5, 1, tzinfo=timezone.utc))
+        line = next(i for i in commissions(c, partner["id"]) if i["key"] == "bounty:cus_t0")
+        body = explain(c, line["id"])
 
     assert body["amount"] == 14900
-    assert body["sentence"] == ("Growth plan, 90 days active on 2026-04-01, 25 or more active "
-                                "referrals that month: bounty $149.00")
-    inputs = body["derivation"]["inputs"]
-    assert inputs["tier"] == {"label": "25 or more active referrals", "count": 25,
-                              "threshold": 25}
-    assert inputs["plan"] == "Growth" and inputs["bounty"] == 14900
-    details = body["derivation"]["details"]
-    assert "tier: 25 or more active referrals (25 counted, threshold 25)" in details
-    assert "bounty $149.00" in details and "plan Growth" in details
-    assert body["event"]["id"] == paid["id"]
+    assert body["sentence"] == ("$149.00 for cus_t0 on growth: 90 days active on 2026-04-01, "
+                                "with 25 active referral accounts in 2026-04 (at or over 25)")
+    d = body["derivation"]
+    assert (d["plugin"], d["rule"]) == ("calltrackingmetrics", "active_days_bounty")
+    assert d["inputs"]["tier"] == {"label": "25 or more active referral accounts", "count": 25,
+                                   "threshold": 25}
+    assert d["inputs"]["plan"] == "growth" and d["inputs"]["bounty"] == 14900
+    assert "tier: 25 or more active referral accounts (25 counted, threshold 25)" in d["details"]
+    assert "bounty $149.00" in d["details"] and "plan growth" in d["details"]
+    # the cause: the subscription event that put the account in good standing
+    assert body["event"]["id"] == started[0]["id"]
+    assert body["event"]["type"] == "customer.subscription.created"
     assert body["payment"] is None
     assert body["earned_at"].startswith("2026-04-01")
-    assert mark + timedelta(days=30) == datetime.fromisoformat(body["available_at"])
+    assert datetime(2026, 5, 1, tzinfo=timezone.utc) == datetime.fromisoformat(body["available_at"])
 
 
 def test_fields_used_reads_any_provider_shape():

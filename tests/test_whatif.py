@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
-from hub import hookimpl
 from hub.app import create_app
 from hub.cli import main
 from hub.db.models import AuditLog, Base
 from hub.errors import StartupError
-from hub.plugins import load_registry, plugin_manager
-from hub.programs import Draft, ProgramKind, ProgramSettings
 from hub.db.session import read_only
 from hub.whatif import run_whatif
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.stripe_helpers import create_partner, post_event
-from tests.test_explain import CappedWindow
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 DAY = 86400
@@ -125,10 +120,7 @@ def test_window_keeps_commissions_earned_in_it_with_their_reversals(client, hub)
 
 
 def test_callpage_window_shortened_to_one_month(make_hub, backend):
-    pm = plugin_manager()
-    pm.register(CappedWindow(), name="capped_window")
-    hub = make_hub(backend, programs={"callpage": {"plugin": "capped_window"}},
-                   registry=load_registry(pm))
+    hub = make_hub(backend, programs={"callpage": {"plugin": "callpage"}})
     with TestClient(create_app(hub)) as c:
         partner = create_partner(c, program="callpage")
         for i, day in enumerate((0, 20, 40, 400)):
@@ -193,36 +185,14 @@ def test_the_simulation_connection_cannot_write(hub):
         session.execute(insert(AuditLog).values(**row))
 
 
-@dataclass(frozen=True)
-class InstallSettings(ProgramSettings):
-    bounty: int = 1000
-
-
-class InstallBounty:
-    """Stands in for callbell's install rule: a bounty once per referred account and site."""
-
-    @hookimpl
-    def register_programs(self, register):
-        register(ProgramKind(name="install_bounty", settings=InstallSettings))
-
-    @hookimpl
-    def commissions_for_install(self, program, install, referral, history):
-        return [Draft(key=f"install:{referral.customer_ref}:{install.site}",
-                      amount=program.settings.bounty, currency=program.currency,
-                      earned_at=install.occurred_at, rule="install_bounty", sentence="bounty")]
-
-
 def test_callbell_install_bounty_once_per_account_and_site(make_hub, backend):
-    pm = plugin_manager()
-    pm.register(InstallBounty(), name="install_bounty")
-    hub = make_hub(backend, programs={"callbell": {"plugin": "install_bounty", "currency": "EUR"}},
-                   registry=load_registry(pm))
+    hub = make_hub(backend, programs={"callbell": {"plugin": "callbell"}})
     with TestClient(create_app(hub)) as c:
         partner = create_partner(c, program="callbell")
         for install_id, site in (("i1", "a.example"), ("i2", "a.example"), ("i3", "b.example")):
             assert c.post("/api/v1/installs", json={
                 "install_id": install_id, "product": "widget", "site": site,
                 "partner_code": partner["code"], "customer_ref": "cus_i"}).status_code == 201
-    result = run_whatif(hub, "callbell", {"bounty": "1500"}).to_json()
+    result = run_whatif(hub, "callbell", {"install_bounty": "1500"}).to_json()
     assert by_partner(result) == {(partner["id"], "EUR"): (2000, 3000, 1000)}
     assert result["stats"]["rows"] == 3 and result["stats"]["lines"] == 2

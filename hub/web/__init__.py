@@ -15,7 +15,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def routes() -> list[BaseRoute]:
-    from . import admin, directory, portal
+    from . import admin, admin_explain, admin_whatif, directory, portal
 
-    return [*portal.ROUTES, *admin.ROUTES, *directory.ROUTES,
+    return [*portal.ROUTES, *admin.ROUTES, *admin_whatif.ROUTES, *admin_explain.ROUTES,
+            *directory.ROUTES,
             Mount("/static", app=StaticFiles(directory=STATIC), name="static")]

@@ -258,12 +258,6 @@ def webhook_replay(view: View) -> Response:
     raise Redirect("/admin/webhooks")
 
 
-def commission(view: View) -> Response:
-    """One commission line's whole derivation (the explain function behind the JSON API)."""
-    explained = explain_commission(view.hub, view.db, view.request.path_params["commission_id"])
-    return view.page("admin_commission.html", title="Commission", x=explained)
-
-
 def audit(view: View) -> Response:
     """Who did what, when."""
     page_number = _page_number(view)
@@ -396,7 +390,6 @@ ROUTES = [
     Route("/admin/webhooks", page(webhooks), methods=["GET"]),
     Route("/admin/webhooks/{delivery_id}/replay", page(webhook_replay, write=True),
           methods=["POST"]),
-    Route("/admin/commissions/{commission_id}", page(commission), methods=["GET"]),
     Route("/admin/exports/payouts.csv", page(export_payouts, write=True), methods=["GET"]),
     Route("/admin/audit", page(audit), methods=["GET"]),
     Route("/admin/materials", page(materials_page), methods=["GET"]),

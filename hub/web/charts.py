@@ -87,8 +87,8 @@ def bar_chart(series: Sequence[tuple[str, int]], title: str,
 
 
 def _svg(title: str, series: Sequence[tuple[str, int]], fmt: Callable[[int], str],
-         body: str) -> Markup:
-    frame = frame_for([v for _, v in series])
+         body: str, frame: Frame | None = None) -> Markup:
+    frame = frame or frame_for([v for _, v in series])
     axis = (f'<line class="chart-axis" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" '
             f'y1="{frame.y(0)}" y2="{frame.y(0)}"/>'
             f'<text class="chart-tick" x="{PAD_LEFT - 6}" y="{frame.y(frame.high) + 4}" '
@@ -116,3 +116,23 @@ def _x_labels(series: Sequence[tuple[str, int]], frame: Frame) -> str:
 
 def _empty(title: str) -> Markup:
     return Markup(f'<p class="chart-empty">{escape(title)}: no data for this period yet.</p>')
+
+
+
+def comparison_chart(labels: Sequence[str], lines: Sequence[tuple[str, Sequence[int]]],
+                     title: str, fmt: Callable[[int], str] = str) -> Markup:
+    """Several series over the same labels in one frame (e.g. current vs simulated commission
+    per month): one polyline each, classed ``chart-line <name>`` so the stylesheet tells them
+    apart; the page names them in a legend and shows the numbers as a table."""
+    values = [v for _, series in lines for v in series]
+    if not labels or not values:
+        return _empty(title)
+    frame = Frame(low=min(0, *values), high=max(0, *values), count=len(labels))
+    body = "".join(
+        f'<polyline class="chart-line {escape(name)}" fill="none" points="'
+        + " ".join(f"{frame.x(i)},{frame.y(v)}" for i, v in enumerate(series)) + '"/>'
+        + "".join(f'<circle class="chart-dot {escape(name)}" cx="{frame.x(i)}" cy="{frame.y(v)}" '
+                  f'r="5"><title>{escape(labels[i])} {escape(name)}: {escape(fmt(v))}</title>'
+                  f'</circle>' for i, v in enumerate(series))
+        for name, series in lines)
+    return _svg(title, [(label, 0) for label in labels], fmt, body, frame)
