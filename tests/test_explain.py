@@ -201,7 +201,8 @@ def test_explain_calltrackingmetrics_bounty_with_a_tier_booked_by_hub_tick(make_
     assert body["event"]["type"] == "customer.subscription.created"
     assert body["payment"] is None
     assert body["earned_at"].startswith("2026-04-01")
-    assert datetime(2026, 5, 1, tzinfo=timezone.utc) == datetime.fromisoformat(body["available_at"])
+    # bounties have no hold by default (calltrackingmetrics hold_days = 0): available when earned
+    assert datetime.fromisoformat(body["available_at"]) == datetime.fromisoformat(body["earned_at"])
 
 
 def test_fields_used_reads_any_provider_shape():
