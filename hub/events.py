@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .attribution import EVENT_CACHE
 from .clock import utcnow
 from .db.models import ProviderEvent
 from .db.upsert import insert_ignore
@@ -26,13 +26,10 @@ def record(session: Session, provider: str, event_id: str, type_: str, occurred_
            payload: str | dict[str, Any], outcome: str = "processed") -> int | None:
     """Store the event; its row id, or None when it was stored before (a duplicate)."""
     text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    inserted = insert_ignore(session, ProviderEvent, dict(
+    row_id = insert_ignore(session, ProviderEvent, dict(
         provider=provider, event_id=event_id, type=type_, occurred_at=occurred_at,
         received_at=utcnow(), payload=text, outcome=outcome))
-    if not inserted:
-        return None
-    return session.scalar(select(ProviderEvent.id).where(ProviderEvent.provider == provider,
-                                                         ProviderEvent.event_id == event_id))
+    return None if row_id is None else int(row_id)
 
 
 def ingest(hub: Hub, provider: str, event_id: str, type_: str, occurred_at: datetime,
@@ -44,6 +41,10 @@ def ingest(hub: Hub, provider: str, event_id: str, type_: str, occurred_at: date
                         outcome="processed" if facts else "ignored")
         if row_id is None:
             return False
-        for fact in facts:
-            apply(hub, session, fact, row_id)
+        session.info[EVENT_CACHE] = {}
+        try:
+            for fact in facts:
+                apply(hub, session, fact, row_id)
+        finally:
+            session.info.pop(EVENT_CACHE, None)
     return True

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from . import webhooks_out
 from .clock import utcnow
 from .db.models import Commission, LedgerEntry, new_id
-from .db.upsert import insert_ignore
+from .db.upsert import insert_ignore, insert_ignore_row
 from .programs import Draft, Program
 
 STATES = ("pending", "payable", "in_payout", "paid", "voided")
@@ -97,19 +97,18 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
     rule = {"plugin": plugin_name, "program": program.name, "rule": draft.rule,
             "settings_hash": program.settings_hash, "inputs": draft.inputs,
             "sentence": draft.sentence}
-    inserted = insert_ignore(session, Commission, dict(
+    line = insert_ignore_row(session, Commission, dict(
         id=line_id, program=program.name, partner_id=partner_id, referral_id=referral_id,
         key=draft.key, amount=draft.amount, currency=draft.currency, earned_at=draft.earned_at,
         available_at=draft.earned_at + hold, payment_id=payment_id, install_id=install_id,
         event_id=event_id,
         rule=rule, created_at=utcnow()))
-    if not inserted:
+    if line is None:
         return None
     post(session, [("pending", draft.amount)], partner_id=partner_id, currency=draft.currency,
          kind="earn", commission_id=line_id, line_id=line_id, event_id=event_id)
-    line = session.get(Commission, line_id)
     webhooks_out.emit(session, "commission.created", line_id, commission_event(line))
-    return line
+    return line  # type: ignore[no-any-return]
 
 
 def reversed_so_far(session: Session, commission: Commission) -> int:
