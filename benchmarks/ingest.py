@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -69,7 +69,7 @@ def write_bodies(path: Path, count: int, customers: int, tag: str) -> None:
             cus = f"cus_{i % customers}"
             evt = st.event("invoice.paid", st.invoice(
                 f"in_{tag}_{i}", customer_id=cus, amount=4900, subscription_id=f"sub_{cus}",
-                charge_id=f"ch_{tag}_{i}", paid_at=now, shape="legacy"))
+                charge_id=f"ch_{tag}_{i}", paid_at=now - count + i, shape="legacy"))
             body, headers = st.signed_request(evt, SECRET, now)
             fh.write(f"{headers['Stripe-Signature']}\t{body}\n")
 
@@ -103,7 +103,7 @@ def seed_hub(url: str, config: Path, customers: int, partners: int) -> None:
     subprocess.run([sys.executable, "-m", "hub.cli", "migrate", "--config", str(config)],
                    check=True, env=env, cwd=ROOT, capture_output=True)
     engine = create_engine(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc) - timedelta(days=2)  # known before the benchmark's invoices
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO partners (id, program, kind, status, code, email, name, "
                           "payout_method, created_at) VALUES (:id, 'crazycall', 'partner', "
@@ -136,6 +136,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--customers", type=int, default=2000)
     ap.add_argument("--events", type=int, default=60000)
+    ap.add_argument("--py-spy", metavar="FILE",
+                    help="profile `hub serve` under the load with py-spy (raw collapsed stacks)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -143,7 +145,9 @@ def main() -> None:
     ref_url = schema_url(args.database, "bench_ref")
     hub_url = schema_url(args.database, "bench_hub")
     config = tmp / "hub.toml"
-    config.write_text(f'[database]\nurl = "{hub_url}"\n[connectors.stripe]\n'
+    # Both apps keep one pooled connection per concurrent request (no connect/close churn).
+    config.write_text(f'[database]\nurl = "{hub_url}"\npool_size = {args.connections}\n'
+                      f'[connectors.stripe]\n'
                       f'webhook_secret = "{SECRET}"\n[programs.crazycall]\nplugin = "crazycall"\n')
     seed_hub(hub_url, config, args.customers, max(args.customers // 20, 1))
     results = {}
@@ -151,14 +155,21 @@ def main() -> None:
         port = free_port()
         bodies = tmp / f"{name}.txt"
         write_bodies(bodies, args.events, args.customers, name)
-        cmd = ([sys.executable, str(Path(__file__).parent / "reference_app.py"), ref_url, SECRET, str(port)]
+        cmd = ([sys.executable, str(Path(__file__).parent / "reference_app.py"), ref_url, SECRET, str(port),
+                str(args.connections)]
                if name == "reference" else
                [sys.executable, "-m", "hub.cli", "serve", "--config", str(config), "--port", str(port)])
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "HUB_LOAD_PLUGINS": ""},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_up(port, proc)
+            spy = (subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--duration",
+                                     str(args.duration), "--format", "raw", "-o", args.py_spy],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   if args.py_spy and name == "hub" else None)
             results[name] = run_wrk(port, bodies, args.duration, args.connections)
+            if spy:
+                spy.wait(timeout=60)
             results[name]["rss_mb"] = peak_rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
