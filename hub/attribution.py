@@ -32,6 +32,8 @@ def ensure_customer(session: Session, provider: str, ref: str, at: datetime, *,
             provider=provider, ref=ref, email=email, partner_code=partner_code,
             install_id=install_id, first_seen_at=at))
         if customer is not None:
+            if EVENT_CACHE in session.info:
+                session.info[EVENT_CACHE][("referrals", customer.id)] = []  # new: none yet
             return customer  # new: it holds exactly these details
         customer = _customer_row(session, provider, ref)  # a concurrent delivery created it
         assert customer is not None
@@ -47,8 +49,21 @@ def ensure_customer(session: Session, provider: str, ref: str, at: datetime, *,
 
 
 def _customer_row(session: Session, provider: str, ref: str) -> Customer | None:
-    return session.scalars(select(Customer).where(Customer.provider == provider,
-                                                  Customer.ref == ref)).first()
+    where = (Customer.provider == provider, Customer.ref == ref)
+    cache = session.info.get(EVENT_CACHE)
+    if cache is None:
+        return session.scalars(select(Customer).where(*where)).first()
+    # Applying an event: read the customer's referrals with it (settling a payment needs them).
+    rows = session.execute(select(Customer, Referral, Partner)
+                           .outerjoin(Referral, Referral.customer_id == Customer.id)
+                           .outerjoin(Partner, Partner.id == Referral.partner_id)
+                           .where(*where)).all()
+    if not rows:
+        return None
+    customer = rows[0][0]
+    cache.setdefault(("referrals", customer.id),
+                     [(r, p) for _, r, p in rows if r is not None and p is not None])
+    return customer  # type: ignore[no-any-return]
 
 
 def partner_by_code(session: Session, code: str) -> Partner | None:
