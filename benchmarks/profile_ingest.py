@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=500)
     ap.add_argument("--html")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--cprofile", metavar="FILE", help="write cProfile stats of the loop instead")
     args = ap.parse_args()
     url = schema_url(args.database, "bench_profile")
     config = Path("/tmp/hub-profile.toml")
@@ -56,20 +57,30 @@ def main() -> None:
     from pyinstrument import Profiler
 
     profiler = Profiler()
-    if args.no_profile:
+    if args.no_profile or args.cprofile:
         profiler = contextlib.nullcontext()  # type: ignore[assignment]
-    started, cpu = time.perf_counter(), time.process_time()
+    if args.cprofile:
+        import cProfile
+
+        profiler = cProfile.Profile()  # type: ignore[assignment]
+    started, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
     with profiler:
         for evt in events:
             process(hub, evt)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    own = time.thread_time() - own
+    import threading
+    print("threads:", [t.name for t in threading.enumerate()],
+          f"this thread {own / args.events * 1000:.2f} ms CPU per event")
     total = sum(statements.values())
     print(f"{args.events} events in {elapsed:.2f}s = {args.events / elapsed:.0f}/s, "
           f"{total / args.events:.1f} SQL statements per event, "
           f"{cpu / args.events * 1000:.2f} ms CPU per event in this process")
     for stmt, n in statements.most_common(40):
         print(f"{n / args.events:6.2f}  {stmt}")
-    if args.no_profile:
+    if args.cprofile:
+        profiler.dump_stats(args.cprofile)  # type: ignore[attr-defined]
+    if args.no_profile or args.cprofile:
         return
     if args.html:
         Path(args.html).write_text(profiler.output_html())

@@ -13,7 +13,7 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -32,13 +32,20 @@ def post(session: Session, legs: Iterable[tuple[str, int]], *, partner_id: str, 
     """Write one transfer: legs of (state, amount). Returns its transfer id."""
     transfer = new_id("tr")
     now = utcnow()
-    session.add_all([
-        LedgerEntry(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
-                    amount=amount, kind=kind, commission_id=commission_id, line_id=line_id,
-                    payout_id=payout_id, event_id=event_id, created_at=now)
+    _insert_entries(session, [
+        dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+             amount=amount, kind=kind, commission_id=commission_id, line_id=line_id,
+             payout_id=payout_id, event_id=event_id, created_at=now)
         for state, amount in legs
     ])
     return transfer
+
+
+def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Entries are never read back as objects in the transaction that writes them: a plain
+    INSERT (after flushing what they may refer to) spares the ORM's unit of work per leg."""
+    session.flush()
+    session.execute(insert(LedgerEntry.__table__), rows)
 
 
 def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:
@@ -57,10 +64,10 @@ def move_lines(session: Session, nets: list[tuple[str | None, int]], source: str
     if not nets:
         return None
     transfer, now = new_id("tr"), utcnow()
-    session.add_all([
-        LedgerEntry(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
-                    amount=sign * amount, kind=kind, commission_id=cid, payout_id=payout_id,
-                    created_at=now)
+    _insert_entries(session, [
+        dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+             amount=sign * amount, kind=kind, commission_id=cid, line_id=None, payout_id=payout_id,
+             event_id=None, created_at=now)
         for cid, amount in nets for state, sign in ((source, -1), (target, 1))
     ])
     return transfer
