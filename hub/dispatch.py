@@ -145,7 +145,6 @@ def _resettle_later_payments(hub: Hub, session: Session, payment: PaymentRecord,
         settle_payment(hub, session, other, customer, cause_event_id=payment.event_id)
 
 
-@handle.register
 def _payments_of(session: Session, customer_id: int) -> list[PaymentRecord]:
     """The customer's payments in time order (read once per event: settling a payment builds
     the history from them and looks for the later ones in them)."""
