@@ -219,7 +219,8 @@ def release_due(session: Session, now: datetime,
         select(Commission.id, Commission.partner_id, Commission.currency, pending.c.net)
         .join(pending, pending.c.commission_id == Commission.id)
         .where(Commission.available_at <= now, Commission.reverses_id.is_(None),
-               pending.c.net > 0)).all()
+               pending.c.net > 0)
+        .order_by(Commission.id)).all()  # racing ticks take the release keys in one order
     released = 0
     for commission_id, partner_id, currency, net in rows:
         try:

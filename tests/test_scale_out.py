@@ -130,7 +130,8 @@ def test_two_servers_two_workers_every_commission_and_payout_once(
                 statuses = deliver_twice(urls, part)
                 assert set(statuses) == {200}, sorted(set(statuses))
                 ticks = [run_tick(config, when) for _ in range(2)]  # racing sweeps
-                assert [t.wait(120) for t in ticks] == [0, 0]
+                outputs = [t.communicate(timeout=120)[0].decode()[-3000:] for t in ticks]
+                assert [t.returncode for t in ticks] == [0, 0], outputs
                 wait_for(lambda: _open_payouts(hub) == 0, timeout=60, what="payouts paid")
             with hub.sessions() as session:
                 stored = session.scalar(select(func.count()).select_from(ProviderEvent))
