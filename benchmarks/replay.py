@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import re
 import signal
 import subprocess
 import sys
@@ -107,8 +107,10 @@ def hub_replay(config: Path, path: Path, url: str, interrupt_at: int) -> dict[st
     started = time.perf_counter()
     first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
+    rss = 0.0
     while first.poll() is None:
         time.sleep(0.5)
+        rss = max(rss, _hwm_mb(first.pid))
         with engine.connect() as conn:
             if conn.scalar(text("SELECT count(*) FROM provider_events")) >= interrupt_at:
                 first.send_signal(signal.SIGINT)
@@ -117,12 +119,17 @@ def hub_replay(config: Path, path: Path, url: str, interrupt_at: int) -> dict[st
     interrupted = time.perf_counter() - started
     with engine.connect() as conn:
         stored = conn.scalar(text("SELECT count(*) FROM provider_events"))
-    second = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    with tempfile.TemporaryFile("w+") as err:
+        second = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                  text=True)
+        while second.poll() is None:
+            rss = max(rss, _hwm_mb(second.pid))
+            time.sleep(0.2)
+        err.seek(0)
+        stderr = err.read()
     if second.returncode:
-        raise RuntimeError(second.stderr[-2000:])
+        raise RuntimeError(stderr[-2000:])
     elapsed = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with engine.connect() as conn:
         counts = conn.execute(text(
             "SELECT (SELECT count(*) FROM provider_events), "
@@ -130,10 +137,20 @@ def hub_replay(config: Path, path: Path, url: str, interrupt_at: int) -> dict[st
             "(SELECT count(*) FROM (SELECT 1 FROM commissions GROUP BY program, partner_id, key "
             "HAVING count(*) > 1) d)")).one()
     engine.dispose()
-    progress_bar = "replay [" in second.stderr
+    progress_bar = "replay [" in stderr
     return {"seconds": elapsed, "interrupted_after": interrupted, "stored_at_interrupt": stored,
             "events": counts[0], "commissions": counts[1], "duplicate_keys": counts[2],
             "peak_rss_mb": rss, "progress_bar": progress_bar}
+
+
+def _hwm_mb(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else 0.0
 
 
 def run(database: str, events: int, customers: int) -> dict[str, object]:
