@@ -1,7 +1,7 @@
 """The floor of the stack for webhook ingest: verify the Stripe signature, insert the event row
 (ON CONFLICT DO NOTHING), answer 200. Same Starlette + uvicorn + SQLAlchemy + psycopg as the hub.
 
-Run: python benchmarks/reference_app.py DATABASE_URL SECRET PORT
+Run: python benchmarks/reference_app.py DATABASE_URL SECRET PORT [POOL_SIZE]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 URL, SECRET, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
-engine = create_engine(URL, pool_size=10, max_overflow=20)
+POOL = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+# The same pool shape as the hub's engine (hub.db.session.make_engine) for a pool_size of POOL.
+engine = create_engine(URL, pool_size=POOL, max_overflow=POOL * 2, pool_pre_ping=True)
 with engine.begin() as conn:
     conn.execute(text("CREATE TABLE IF NOT EXISTS ref_events (id bigserial PRIMARY KEY, "
                       "provider text NOT NULL, event_id text NOT NULL, type text NOT NULL, "

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 import stripe
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -22,7 +23,7 @@ from hub.attribution import is_attributed
 from hub.clock import from_timestamp
 from hub.connectors import Connector
 from hub.errors import BadRequest, BadSignature, HTTPError
-from hub.events import ingest
+from hub.events import Incoming, ingest
 from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
                        PaymentFailed, PaymentSucceeded, SubscriptionChanged)
 from hub.http import error_response, hub_of, read_body
@@ -244,16 +245,20 @@ class StripeLookup:
         return customer.to_dict() if hasattr(customer, "to_dict") else dict(customer)
 
 
-def enrich(hub: Hub, facts: list[Any]) -> list[Any]:
-    """Fill a payment's missing attribution from the Stripe customer, when an API key is set."""
+def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[Any]:
+    """Fill a payment's missing attribution from the Stripe customer, when an API key is set.
+    `session`: read what the hub knows through it (a replay batch's uncommitted work)."""
     api_key = hub.config.connectors.stripe.api_key
     if not api_key:
         return facts
     out = []
     for fact in facts:
         if isinstance(fact, PaymentSucceeded) and not fact.partner_code:
-            with hub.sessions() as session:
+            if session is not None:
                 known = is_attributed(session, PROVIDER, fact.customer_ref)
+            else:
+                with hub.sessions() as own:
+                    known = is_attributed(own, PROVIDER, fact.customer_ref)
             if not known:
                 lookup = hub.extras.setdefault("stripe_lookup", StripeLookup(api_key))
                 customer = lookup.customer(fact.customer_ref)
@@ -288,10 +293,18 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one Stripe event (webhook or replay). False for a duplicate."""
-    facts = enrich(hub, normalise(event))
+    item = prepare(hub, event, raw=raw)
+    return ingest(hub, item.provider, item.event_id, item.type, item.occurred_at, item.payload,
+                  item.facts)
+
+
+def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
+            raw: str | None = None) -> Incoming:
+    """A Stripe event read into what the hub stores and the facts it applies."""
+    facts = enrich(hub, normalise(event), session)
     created = from_timestamp(event.get("created") or time.time())
-    return ingest(hub, PROVIDER, event["id"], str(event["type"]), created,
-                  raw if raw is not None else event, facts)
+    return Incoming(PROVIDER, event["id"], str(event["type"]), created,
+                    raw if raw is not None else event, facts)
 
 
 async def webhook(request: Request) -> JSONResponse:
@@ -315,4 +328,5 @@ async def webhook(request: Request) -> JSONResponse:
 @hookimpl
 def register_connectors(register: Callable[[Connector], None]) -> None:
     register(Connector(name=PROVIDER, description="Stripe billing webhooks", process=process,
+                       prepare=prepare,
                        routes=[Route("/webhooks/stripe", webhook, methods=["POST"])]))

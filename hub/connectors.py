@@ -19,3 +19,7 @@ class Connector:
     # `payout_gateway(hub)` builds the `hub.payouts.PayoutGateway` that pays payouts whose
     # method is this connector's name (``paypal``); None for connectors that only bill.
     payout_gateway: Callable[[Any], Any] | None = None
+    # `prepare(hub, event, session)` reads an exported event into a `hub.events.Incoming`
+    # without storing it, so `hub replay` can apply many events in one transaction; connectors
+    # without it are replayed one `process` call (one transaction) per event.
+    prepare: Callable[..., Any] | None = None

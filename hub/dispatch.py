@@ -15,14 +15,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .attribution import attribute, claim_by_code, ensure_customer, referrals_of
+from .attribution import (attribute, claim_by_code, ensure_customer, event_cached, forget_cached,
+                          referrals_of)
 from .db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, PaymentRecord,
-                        Referral)
-from .db.upsert import insert_ignore
+                        Referral, SubscriptionState)
+from .db.upsert import insert_ignore, insert_ignore_row
 from .facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallReported,
                     PaymentAdjusted, PaymentFailed, PaymentSucceeded, PayoutStatusChanged,
                     SignupReported, SubscriptionChanged)
-from .history import history_for, payment_view
+from .history import build_history, history_for, payment_view
 from .partners import enroll_customer
 from .referrals import can_earn, earning_partner
 from .reversals import Adjustment, PaidAmount, reversal_target
@@ -111,7 +112,7 @@ def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
                                email=fact.email, partner_code=fact.partner_code,
                                install_id=fact.install_id)
     _enroll(hub, session, customer, event_id)
-    inserted = insert_ignore(session, PaymentRecord, dict(
+    inserted = insert_ignore_row(session, PaymentRecord, dict(
         provider=fact.provider, ref=fact.payment_ref, charge_ref=fact.charge_ref,
         intent_ref=fact.intent_ref, customer_id=customer.id, subscription_ref=fact.subscription_ref,
         plan=fact.plan, amount=fact.amount, currency=fact.currency.upper(),
@@ -128,11 +129,10 @@ def _payment_succeeded(fact: PaymentSucceeded, hub: Hub, session: Session,
     install_id = fact.install_id or customer.install_id
     if install_id and _claim_by_install(hub, session, customer, install_id, event_id):
         return
-    if inserted:
-        payment = session.scalars(select(PaymentRecord).where(
-            PaymentRecord.provider == fact.provider, PaymentRecord.ref == fact.payment_ref)).one()
-        settle_payment(hub, session, payment, customer)
-        _resettle_later_payments(hub, session, payment, customer)
+    if inserted is not None:
+        forget_cached(session, ("payments", customer.id))
+        settle_payment(hub, session, inserted, customer, fresh=True)
+        _resettle_later_payments(hub, session, inserted, customer)
 
 
 def _resettle_later_payments(hub: Hub, session: Session, payment: PaymentRecord,
@@ -140,12 +140,25 @@ def _resettle_later_payments(hub: Hub, session: Session, payment: PaymentRecord,
     """A payment that arrived after later ones changes their history (e.g. the customer's first
     payment, from which a 12-month window counts): ask the rules again about the later ones, so
     the ledger ends as if the events had arrived in time order."""
-    later = session.scalars(select(PaymentRecord).where(
-        PaymentRecord.customer_id == customer.id, PaymentRecord.id != payment.id,
-        PaymentRecord.occurred_at >= payment.occurred_at)
-        .order_by(PaymentRecord.occurred_at, PaymentRecord.ref)).all()
+    later = [p for p in _payments_of(session, customer.id)
+             if p.id != payment.id and p.occurred_at >= payment.occurred_at]
     for other in later:
         settle_payment(hub, session, other, customer, cause_event_id=payment.event_id)
+
+
+def _payments_of(session: Session, customer_id: int) -> list[PaymentRecord]:
+    """The customer's payments in time order (read once per event: settling a payment builds
+    the history from them and looks for the later ones in them)."""
+    return event_cached(session, ("payments", customer_id), lambda: list(session.scalars(
+        select(PaymentRecord).where(PaymentRecord.customer_id == customer_id)
+        .order_by(PaymentRecord.occurred_at, PaymentRecord.ref)).all()))  # type: ignore[no-any-return]
+
+
+def _history(session: Session, customer: Customer) -> Any:
+    states = session.scalars(select(SubscriptionState)
+                             .where(SubscriptionState.customer_id == customer.id)
+                             .order_by(SubscriptionState.occurred_at, SubscriptionState.id)).all()
+    return build_history(_payments_of(session, customer.id), list(states), customer.ref)
 
 
 @handle.register
@@ -281,16 +294,17 @@ def _earning_referrals(hub: Hub, session: Session, customer: Customer) -> list[A
 
 
 def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer, *,
-                   cause_event_id: int | None = None) -> None:
+                   cause_event_id: int | None = None, fresh: bool = False) -> None:
     """Ask each referring program what `payment` earns, book it once, withdraw what it no longer
-    earns (see `ledger.retract`), then apply adjustments."""
+    earns (see `ledger.retract`), then apply adjustments. `fresh`: the payment row was inserted
+    in this transaction and not settled before, so it has no lines that could be stale."""
     history = None
     for referral, partner, program in _earning_referrals(hub, session, customer):
         # Before an operator's reassignment it earns for whoever held the customer then.
         partner = earning_partner(session, referral, partner, payment.occurred_at)
         if partner is None:
             continue
-        history = history or history_for(session, customer.id, customer.ref)
+        history = history or _history(session, customer)
         drafts = [d for d in hub.rules(program, "commissions_for_payment",
                                        payment=payment_view(payment, customer.ref),
                                        referral=referral_view(referral, partner, customer),
@@ -299,8 +313,9 @@ def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer:
             ledger.book(session, program, partner.id, draft, referral_id=referral.id,
                         payment_id=payment.id, event_id=payment.event_id,
                         plugin_name=program.plugin)
-        _retract_stale(session, payment, program.name, partner.id, {d.key for d in drafts},
-                       cause_event_id or payment.event_id)
+        if not fresh:
+            _retract_stale(session, payment, program.name, partner.id, {d.key for d in drafts},
+                           cause_event_id or payment.event_id)
     reconcile(session, payment)
 
 

@@ -13,14 +13,14 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from . import webhooks_out
 from .clock import utcnow
 from .db.models import Commission, LedgerEntry, new_id
-from .db.upsert import insert_ignore
+from .db.upsert import insert_ignore, insert_ignore_row
 from .programs import Draft, Program
 
 STATES = ("pending", "payable", "in_payout", "paid", "voided")
@@ -32,13 +32,20 @@ def post(session: Session, legs: Iterable[tuple[str, int]], *, partner_id: str, 
     """Write one transfer: legs of (state, amount). Returns its transfer id."""
     transfer = new_id("tr")
     now = utcnow()
-    session.add_all([
-        LedgerEntry(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
-                    amount=amount, kind=kind, commission_id=commission_id, line_id=line_id,
-                    payout_id=payout_id, event_id=event_id, created_at=now)
+    _insert_entries(session, [
+        dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+             amount=amount, kind=kind, commission_id=commission_id, line_id=line_id,
+             payout_id=payout_id, event_id=event_id, created_at=now)
         for state, amount in legs
     ])
     return transfer
+
+
+def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Entries are never read back as objects in the transaction that writes them: a plain
+    INSERT (after flushing what they may refer to) spares the ORM's unit of work per leg."""
+    session.flush()
+    session.execute(insert(LedgerEntry.__table__), rows)
 
 
 def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:
@@ -57,10 +64,10 @@ def move_lines(session: Session, nets: list[tuple[str | None, int]], source: str
     if not nets:
         return None
     transfer, now = new_id("tr"), utcnow()
-    session.add_all([
-        LedgerEntry(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
-                    amount=sign * amount, kind=kind, commission_id=cid, payout_id=payout_id,
-                    created_at=now)
+    _insert_entries(session, [
+        dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+             amount=sign * amount, kind=kind, commission_id=cid, line_id=None, payout_id=payout_id,
+             event_id=None, created_at=now)
         for cid, amount in nets for state, sign in ((source, -1), (target, 1))
     ])
     return transfer
@@ -97,19 +104,18 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
     rule = {"plugin": plugin_name, "program": program.name, "rule": draft.rule,
             "settings_hash": program.settings_hash, "inputs": draft.inputs,
             "sentence": draft.sentence}
-    inserted = insert_ignore(session, Commission, dict(
+    line = insert_ignore_row(session, Commission, dict(
         id=line_id, program=program.name, partner_id=partner_id, referral_id=referral_id,
         key=draft.key, amount=draft.amount, currency=draft.currency, earned_at=draft.earned_at,
         available_at=draft.earned_at + hold, payment_id=payment_id, install_id=install_id,
         event_id=event_id,
         rule=rule, created_at=utcnow()))
-    if not inserted:
+    if line is None:
         return None
     post(session, [("pending", draft.amount)], partner_id=partner_id, currency=draft.currency,
          kind="earn", commission_id=line_id, line_id=line_id, event_id=event_id)
-    line = session.get(Commission, line_id)
     webhooks_out.emit(session, "commission.created", line_id, commission_event(line))
-    return line
+    return line  # type: ignore[no-any-return]
 
 
 def reversed_so_far(session: Session, commission: Commission) -> int:
@@ -213,7 +219,8 @@ def release_due(session: Session, now: datetime,
         select(Commission.id, Commission.partner_id, Commission.currency, pending.c.net)
         .join(pending, pending.c.commission_id == Commission.id)
         .where(Commission.available_at <= now, Commission.reverses_id.is_(None),
-               pending.c.net > 0)).all()
+               pending.c.net > 0)
+        .order_by(Commission.id)).all()  # racing ticks take the release keys in one order
     released = 0
     for commission_id, partner_id, currency, net in rows:
         try:

@@ -47,7 +47,7 @@ def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Part
         return []  # a membership needs an address; a later customer.updated brings it
     created = []
     for program in hub.programs.values():
-        kind = hub.first(program, "auto_enroll_kind")
+        kind = hub.constant(program, "auto_enroll_kind")
         if not kind:
             continue
         seed = f"{program.name}:{customer.provider}:{customer.ref}"

@@ -154,10 +154,15 @@ def manual_period(now: datetime, every_months: int) -> str:
 # --- creating payouts ----------------------------------------------------------------------------
 
 def lock_partner(session: Session, partner_id: str) -> Partner:
-    """Serialise payout decisions per partner (SQLite serialises all writers already)."""
+    """Serialise payout decisions per partner (SQLite serialises all writers already).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: it excludes other payout decisions just the same, but not
+    the KEY SHARE lock every ledger insert takes on its partner (the foreign key). With FOR
+    UPDATE two racing `hub tick`s deadlocked: one waited for the partner while the other, whose
+    release legs held that KEY SHARE, waited for the first one's release of the same line."""
     stmt = select(Partner).where(Partner.id == partner_id)
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     partner = session.scalars(stmt).first()
     if partner is None:
         raise NotFound(f"no partner {partner_id!r}")

@@ -58,6 +58,15 @@ class Hub:
     def first(self, program: Program, hook: str, **kwargs: Any) -> Any:
         return self.registry.rules(program.plugin, hook)(program=program, **kwargs)
 
+    def constant(self, program: Program, hook: str, many: bool = False) -> Any:
+        """The answer of a rule hook that takes only the program (its settings are fixed at
+        start-up, and rules are pure), computed once: the per-event path asks it every time."""
+        cache = self.extras.setdefault("rule_constants", {})
+        key = (program.name, hook, many)
+        if key not in cache:
+            cache[key] = self.rules(program, hook) if many else self.first(program, hook)
+        return cache[key]
+
     def payout_policy(self, program: Program, partner_kind: str) -> PayoutPolicy:
         policy = self.first(program, "payout_policy", partner_kind=partner_kind)
         return policy or PayoutPolicy(mode="request")

@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,46 +22,12 @@ from hub.config import load_config
 from hub.queue import close_queue
 from hub.runtime import build_hub
 from hub.tick import run_tick
-from tests.conftest import ADMIN_TOKEN
 from tests.payout_helpers import (FakePaypal, FakePaypalServer, balance_of, make_partner, pay,
                                   payouts_of, wait_for)
-from tests.test_payouts_redis import REDIS_URL, RELEASED, _status, namespace, redis_client  # noqa: F401
+from tests.process_helpers import start_worker, write_config
+from tests.test_payouts_redis import RELEASED, _status, namespace, redis_client  # noqa: F401
 
 pytestmark = pytest.mark.redis
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_config(path: Path, database: str, prefix: str, paypal_base: str) -> Path:
-    path.write_text(f'''
-[database]
-url = "{database}"
-[queue]
-url = "{REDIS_URL}"
-namespace = "{prefix}"
-min_backoff_ms = 50
-max_backoff_ms = 200
-stale_seconds = 0
-[server]
-admin_token = "{ADMIN_TOKEN}"
-[connectors.paypal]
-mode = "sandbox"
-client_id = "client-id"
-client_secret = "client-secret"
-webhook_id = "WH-1"
-api_base = "{paypal_base}"
-timeout_seconds = 30
-[programs.crazycall]
-plugin = "crazycall"
-currency = "USD"
-''')
-    return path
-
-
-def start_worker(config: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HUB_LOAD_PLUGINS": "", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--config", str(config),
-                             "--threads", "1"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_worker_killed_after_paypal_accepted_completes_the_payout_once(

@@ -1,0 +1,124 @@
+"""Benchmark 3: the partner dashboard for the largest partner among many, on PostgreSQL.
+
+Seeds `--partners` partners and about `--entries` ledger entries: the largest partner gets a
+tenth of them as real referrals, payments, commission lines and entries (the portal benchmark's
+seed), the others share the rest. Measures, in-process (server time plus the test client's
+small overhead), the dashboard API (`GET /api/v1/partners/{id}` with balances, and the first
+page of `/commissions`) and the portal page `/portal/`, against the reference: the same two
+reads as hand-written SQL through psycopg.
+
+    python benchmarks/dashboard.py [--partners 10000] [--entries 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HUB_LOAD_PLUGINS", "")
+
+from benchmarks.ingest import schema_url  # noqa: E402
+from benchmarks.portal_pages import PASSWORD, seed  # noqa: E402
+from hub.app import create_app  # noqa: E402
+from hub.config import config_from_dict  # noqa: E402
+from hub.runtime import build_hub  # noqa: E402
+
+TOKEN = "bench-admin-token-0123456789"
+REFERENCE_SQL = (
+    "SELECT currency, state, sum(amount) FROM ledger_entries WHERE partner_id = %(p)s "
+    "GROUP BY currency, state",
+    "SELECT c.id, c.amount, c.currency, c.earned_at, e.event_id FROM commissions c "
+    "LEFT JOIN provider_events e ON e.id = c.event_id WHERE c.partner_id = %(p)s "
+    "ORDER BY c.created_at DESC, c.id LIMIT 100")
+
+
+def p95(run: Callable[[], Any], requests: int) -> float:
+    run()  # warm caches, templates, prepared statements
+    times = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return times[max(int(len(times) * 0.95) - 1, 0)]
+
+
+def fill(hub: Any, partners: int, entries: int) -> None:
+    """Other partners and their entries, set-based (the hub is not what is measured here)."""
+    with hub.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO partners (id, program, kind, status, code, email, name, payout_method, "
+            "created_at) SELECT 'prt_f' || g, 'crazycall', 'partner', 'active', 'fill' || g, "
+            "'f' || g || '@partners.test', '', 'paypal', now() FROM generate_series(1, :n) g"),
+            {"n": partners - 1})
+        conn.execute(text(
+            "INSERT INTO ledger_entries (transfer_id, partner_id, currency, state, amount, kind, "
+            "created_at) SELECT 'trf_' || g, 'prt_f' || (1 + g % :p), 'USD', "
+            "(ARRAY['pending','payable','paid'])[1 + g % 3], 980, 'earn', now() "
+            "FROM generate_series(1, :n) g"), {"p": partners - 1, "n": entries})
+        conn.execute(text("ANALYZE"))
+
+
+def run(database: str, partners: int, entries: int, requests: int = 40) -> dict[str, Any]:
+    url = schema_url(database, "bench_dashboard")
+    with tempfile.TemporaryDirectory() as materials:
+        hub = build_hub(config_from_dict({
+            "database": {"url": url},
+            "server": {"secret_key": "b" * 32, "materials_dir": materials, "admin_token": TOKEN},
+            "programs": {"crazycall": {"plugin": "crazycall"}}}))
+        # ~2.1 entries per referral in the portal seed: the largest partner holds a tenth.
+        partner_id, _ = seed(hub, max(entries // 21, 10), datetime.now(timezone.utc))
+        fill(hub, partners, entries - entries // 10)
+        with hub.engine.connect() as conn:
+            total = conn.scalar(text("SELECT count(*) FROM ledger_entries"))
+            largest = conn.scalar(text("SELECT count(*) FROM ledger_entries WHERE partner_id = :p"),
+                                  {"p": partner_id})
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        with TestClient(create_app(hub)) as client:
+            api = p95(lambda: [client.get(f"/api/v1/partners/{partner_id}", headers=auth),
+                               client.get(f"/api/v1/partners/{partner_id}/commissions?limit=100",
+                                          headers=auth)], requests)
+            form = client.get("/portal/login").text
+            token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+            client.post("/portal/login", data={"csrf": token, "email": "bench@partners.test",
+                                               "password": PASSWORD})
+            page = p95(lambda: _ok(client.get("/portal/")), requests)
+        hub.engine.dispose()
+    raw = database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(raw, options="-csearch_path=bench_dashboard") as conn:
+        reference = p95(lambda: [conn.execute(q, {"p": partner_id}).fetchall()
+                                 for q in REFERENCE_SQL], requests)
+    return {"api_p95_ms": api, "page_p95_ms": page, "reference_p95_ms": reference,
+            "entries": total, "largest_partner_entries": largest, "partners": partners}
+
+
+def _ok(response: Any) -> None:
+    assert response.status_code == 200, response.status_code
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database", default=os.environ.get(
+        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    ap.add_argument("--partners", type=int, default=10_000)
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    args = ap.parse_args()
+    result = run(args.database, args.partners, args.entries)
+    for key, value in result.items():
+        print(f"{key:26} {value:,.1f}" if isinstance(value, float) else f"{key:26} {value}")
+
+
+if __name__ == "__main__":
+    main()
