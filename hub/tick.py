@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .db.models import Commission, Customer, Partner, Referral
+from .db.models import Commission, Customer, Partner, ProviderEvent, Referral
+from .events import record
 from .history import histories_of_program
 from .programs import History, Program, TickContext
 from .programs import Referral as ReferralView
@@ -79,11 +80,28 @@ def _program_milestones(hub: Hub, session: Session, program: Program, now: datet
         drafts = hub.rules(program, "commissions_for_tick", referral=view,
                            history=histories[row.customer_id], tick=ticks[row.partner_id])
         for draft in drafts:
-            if (draft.amount and draft.earned_at <= now and (row.partner_id, draft.key) not in done
-                    and ledger.book(session, program, row.partner_id, draft, referral_id=row.id,
-                                    payment_id=None, event_id=None, plugin_name=program.plugin)):
+            if not (draft.amount and draft.earned_at <= now and (row.partner_id, draft.key) not in done):
+                continue
+            event_id = milestone_event(session, program, row.partner_id, row.id, draft)
+            if ledger.book(session, program, row.partner_id, draft, referral_id=row.id,
+                           payment_id=None, event_id=event_id, plugin_name=program.plugin):
                 booked += 1
     return booked
+
+
+def milestone_event(session: Session, program: Program, partner_id: str, referral_id: int,
+                    draft: Any) -> int | None:
+    """A milestone has no provider event behind it, but every ledger line must name the event
+    that caused it: the tick records one of the pseudo-provider ``hub`` (once per milestone,
+    dated at the business moment it was reached) and the line names that."""
+    key = f"milestone:{program.name}:{partner_id}:{draft.key}"
+    payload = {"program": program.name, "partner_id": partner_id, "referral_id": referral_id,
+               "key": draft.key, "rule": draft.rule}
+    row_id = record(session, "hub", key, "milestone.reached", draft.earned_at, payload)
+    if row_id is None:  # recorded by an earlier (or concurrent) tick
+        row_id = session.scalar(select(ProviderEvent.id).where(
+            ProviderEvent.provider == "hub", ProviderEvent.event_id == key))
+    return row_id
 
 
 def _partner_ticks(rows: Sequence[Any], histories: dict[int, History],
