@@ -21,10 +21,10 @@ from hub import hookimpl
 from hub.attribution import is_attributed
 from hub.clock import from_timestamp
 from hub.connectors import Connector
-from hub.errors import BadRequest, BadSignature, HTTPError
+from hub.errors import MALFORMED_EVENT_ERRORS, BadRequest, BadSignature, HTTPError
 from hub.events import ingest
 from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
-                       PaymentFailed, PaymentSucceeded, SubscriptionChanged)
+                       PaymentFailed, PaymentSucceeded, SubscriptionChanged, well_typed)
 from hub.http import error_response, hub_of, read_body
 from hub.runtime import Hub
 
@@ -288,7 +288,7 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one Stripe event (webhook or replay). False for a duplicate."""
-    facts = enrich(hub, normalise(event))
+    facts = well_typed(enrich(hub, normalise(event)))
     created = from_timestamp(event.get("created") or time.time())
     return ingest(hub, PROVIDER, event["id"], str(event["type"]), created,
                   raw if raw is not None else event, facts)
@@ -308,7 +308,13 @@ async def webhook(request: Request) -> JSONResponse:
         return error_response(exc)
     from starlette.concurrency import run_in_threadpool
 
-    new = await run_in_threadpool(process, hub, event, body.decode("utf-8"))
+    try:
+        new = await run_in_threadpool(process, hub, event, body.decode("utf-8"))
+    except MALFORMED_EVENT_ERRORS as exc:
+        log.warning("stripe event %s has fields the hub cannot read (%s): refused, not stored",
+                    str(event.get("id"))[:80], type(exc).__name__)
+        return error_response(BadRequest("the event's fields have unexpected types",
+                                         code="invalid_event"))
     return JSONResponse({"received": True, "duplicate": not new})
 
 
