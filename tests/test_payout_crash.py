@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -25,12 +24,12 @@ from hub.queue import close_queue
 from hub.runtime import build_hub
 from hub.tick import run_tick
 from tests.conftest import ADMIN_TOKEN
+from tests.process_helpers import start_worker
 from tests.payout_helpers import (FakePaypal, FakePaypalServer, balance_of, make_partner, pay,
                                   payouts_of, wait_for)
 from tests.test_payouts_redis import REDIS_URL, RELEASED, _status, namespace, redis_client  # noqa: F401
 
 pytestmark = pytest.mark.redis
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_config(path: Path, database: str, prefix: str, paypal_base: str) -> Path:
@@ -57,13 +56,6 @@ plugin = "crazycall"
 currency = "USD"
 ''')
     return path
-
-
-def start_worker(config: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HUB_LOAD_PLUGINS": "", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--config", str(config),
-                             "--threads", "1"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_worker_killed_after_paypal_accepted_completes_the_payout_once(
