@@ -20,6 +20,7 @@ from hub.app import create_app
 from hub.audit import SETTINGS_CHANGED, record_settings_changes
 from hub.config import load_config
 from hub.db.models import AuditLog, Payout
+from hub.queue import queue_of
 from hub.runtime import build_hub
 from tests.conftest import ADMIN_TOKEN, operator_headers
 from tests.stripe_helpers import create_partner, post_event
@@ -84,10 +85,12 @@ def _api_actions(c: TestClient, hub: Any) -> dict[tuple[str, str], Any]:
          {"reason": "check the address"})
     p2 = call(f"{a}/withdrawals", "/api/v1/partners/{partner_id}/withdrawals", {"currency": "USD"})
     call(f"/api/v1/payouts/{p2['id']}/approve", "/api/v1/payouts/{payout_id}/approve")
+    queue_of(hub).join()  # the embedded queue sends it (PayPal dry-run) first
     with hub.transaction() as s:  # a dead-lettered payout is what an operator retries
         payout = s.get(Payout, p2["id"])
         payout.status, payout.dead_letter = "failed", True
     call(f"/api/v1/payouts/{p2['id']}/retry", "/api/v1/payouts/{payout_id}/retry")
+    queue_of(hub).join()
     with hub.transaction() as s:
         s.get(Payout, p2["id"]).status = "approved"
     call(f"/api/v1/payouts/{p2['id']}/mark-paid", "/api/v1/payouts/{payout_id}/mark-paid",
