@@ -80,7 +80,8 @@ def _program_milestones(hub: Hub, session: Session, program: Program, now: datet
         drafts = hub.rules(program, "commissions_for_tick", referral=view,
                            history=histories[row.customer_id], tick=ticks[row.partner_id])
         for draft in drafts:
-            if not (draft.amount and draft.earned_at <= now and (row.partner_id, draft.key) not in done):
+            due = draft.amount and draft.earned_at <= now
+            if not due or (row.partner_id, draft.key) in done:
                 continue
             event_id = milestone_event(session, program, row.partner_id, row.id, draft)
             if ledger.book(session, program, row.partner_id, draft, referral_id=row.id,
