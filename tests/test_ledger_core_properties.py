@@ -7,7 +7,7 @@ paid, returned or rejected; each history is applied once to one partner and, wit
 operation delivered twice, to another. After every history both partners satisfy the ledger's
 invariants (the same checks as the end-to-end property) and hold the same ledger.
 
-Examples: 1,200 by default (``HYPOTHESIS_PROFILE=ci``, what CI runs); ``dev`` 200;
+Examples: 2,000 by default (``HYPOTHESIS_PROFILE=ci``, what CI runs); ``dev`` 200;
 ``thorough`` 20,000.
 """
 
@@ -32,7 +32,7 @@ from hub.programs import Draft
 from hub.runtime import build_hub
 from tests.test_ledger_properties import _check_sources, _check_transfers, _check_partner, snapshot
 
-COUNTS = {"ci": 1200, "dev": 200, "thorough": 20_000, "debug": 30}
+COUNTS = {"ci": 2000, "dev": 200, "thorough": 20_000, "debug": 30}
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 EXAMPLES = COUNTS.get(PROFILE, COUNTS["ci"])
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
