@@ -31,10 +31,10 @@ from hub.attribution import is_attributed
 from hub.clock import parse_instant, utcnow
 from hub.config import PaypalConfig
 from hub.connectors import Connector
-from hub.errors import BadRequest, BadSignature, HTTPError
+from hub.errors import MALFORMED_EVENT_ERRORS, BadRequest, BadSignature, HTTPError
 from hub.events import ingest
 from hub.facts import (CustomerSeen, PaymentAdjusted, PaymentSucceeded, PayoutStatusChanged,
-                       SubscriptionChanged)
+                       SubscriptionChanged, well_typed)
 from hub.http import error_response, hub_of, read_body
 from hub.money import exponent, to_minor
 from hub.payouts import GatewayAnswer, PayoutOrder
@@ -197,6 +197,8 @@ def _call(func: Callable[[], Any]) -> Any:
         return func()
     except httpx.HTTPError as exc:
         raise TransientError(f"PayPal unreachable: {type(exc).__name__}") from None
+    except ValueError:  # a 2xx whose body is not JSON (a proxy's HTML page): ask again later
+        raise TransientError("PayPal answered with a malformed body") from None
     except (sdk_errors.ServerError, sdk_errors.UnauthorizedAccess,
             sdk_errors.ResourceNotFound) as exc:
         raise TransientError(f"PayPal HTTP {_status(exc)}") from None
@@ -402,7 +404,7 @@ def enrich(hub: Hub, facts: list[Any]) -> list[Any]:
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one PayPal event (webhook or replay). False for a duplicate."""
-    facts = enrich(hub, normalise(event))
+    facts = well_typed(enrich(hub, normalise(event)))
     return ingest(hub, PROVIDER, str(event["id"]), str(event.get("event_type", "")),
                   _when(event.get("create_time")), raw if raw is not None else event, facts)
 
@@ -434,7 +436,13 @@ async def webhook(request: Request) -> JSONResponse:
                                         status=503))
     except HTTPError as exc:
         return error_response(exc)
-    new = await run_in_threadpool(process, hub, event, raw)
+    try:
+        new = await run_in_threadpool(process, hub, event, raw)
+    except MALFORMED_EVENT_ERRORS as exc:
+        log.warning("paypal event %s has fields the hub cannot read (%s): refused, not stored",
+                    str(event.get("id"))[:80], type(exc).__name__)
+        return error_response(BadRequest("the event's fields have unexpected types",
+                                         code="invalid_event"))
     return JSONResponse({"received": True, "duplicate": not new})
 
 

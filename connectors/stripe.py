@@ -22,10 +22,10 @@ from hub import hookimpl
 from hub.attribution import is_attributed
 from hub.clock import from_timestamp
 from hub.connectors import Connector
-from hub.errors import BadRequest, BadSignature, HTTPError
+from hub.errors import MALFORMED_EVENT_ERRORS, BadRequest, BadSignature, HTTPError
 from hub.events import Incoming, ingest
 from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
-                       PaymentFailed, PaymentSucceeded, SubscriptionChanged)
+                       PaymentFailed, PaymentSucceeded, SubscriptionChanged, well_typed)
 from hub.http import error_response, hub_of, read_body
 from hub.runtime import Hub
 
@@ -301,7 +301,7 @@ def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
 def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
             raw: str | None = None) -> Incoming:
     """A Stripe event read into what the hub stores and the facts it applies."""
-    facts = enrich(hub, normalise(event), session)
+    facts = well_typed(enrich(hub, normalise(event), session))
     created = from_timestamp(event.get("created") or time.time())
     return Incoming(PROVIDER, event["id"], str(event["type"]), created,
                     raw if raw is not None else event, facts)
@@ -321,7 +321,13 @@ async def webhook(request: Request) -> JSONResponse:
         return error_response(exc)
     from starlette.concurrency import run_in_threadpool
 
-    new = await run_in_threadpool(process, hub, event, body.decode("utf-8"))
+    try:
+        new = await run_in_threadpool(process, hub, event, body.decode("utf-8"))
+    except MALFORMED_EVENT_ERRORS as exc:
+        log.warning("stripe event %s has fields the hub cannot read (%s): refused, not stored",
+                    str(event.get("id"))[:80], type(exc).__name__)
+        return error_response(BadRequest("the event's fields have unexpected types",
+                                         code="invalid_event"))
     return JSONResponse({"received": True, "duplicate": not new})
 
 

@@ -16,7 +16,12 @@ from .runtime import Hub, build_hub
 
 
 def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
-    return build_hub(load_config(args.config), migrate=migrate)
+    hub = build_hub(load_config(args.config), migrate=migrate)
+    if migrate:  # a process that may write: audit program settings changed since the last one
+        from .audit import record_settings_changes
+
+        record_settings_changes(hub)
+    return hub
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -10,7 +10,11 @@ def utcnow() -> datetime:
 
 
 def from_timestamp(seconds: int | float) -> datetime:
-    return datetime.fromtimestamp(int(seconds), timezone.utc)
+    """Unix seconds to aware UTC; ValueError (not OSError/OverflowError) when out of range."""
+    try:
+        return datetime.fromtimestamp(int(seconds), timezone.utc)
+    except (OverflowError, OSError):
+        raise ValueError(f"timestamp out of range: {seconds!r}") from None
 
 
 def parse_instant(text: str) -> datetime:

@@ -198,8 +198,10 @@ def _signup_reported(fact: SignupReported, hub: Hub, session: Session,
                      event_id: int | None) -> None:
     from .clicks import claim_for_signup
 
+    # Keep the code on the customer, as a checkout does: if its partner does not exist yet (an
+    # ambassador whose own customer event is still on its way), the enrolment attributes it.
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
-                               email=fact.email)
+                               email=fact.email, partner_code=fact.code)
     claim = claim_for_signup(hub, session, click_id=fact.click_id, code=fact.code,
                              at=fact.occurred_at)
     if claim is not None and attribute(hub, session, customer, claim.partner, source=claim.source,

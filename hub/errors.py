@@ -59,3 +59,10 @@ class Unprocessable(HTTPError):
 
 class BadSignature(BadRequest):
     code = "bad_signature"
+
+
+# What reading a genuine (signed, verified) provider event whose fields have unexpected types
+# raises: the webhook answers 400 `invalid_event` and stores nothing (the provider retries, so a
+# shape the hub cannot read yet is not lost), never a 500.
+MALFORMED_EVENT_ERRORS: tuple[type[Exception], ...] = (
+    TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)

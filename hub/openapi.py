@@ -22,6 +22,23 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                        "kind": _STR, "paypal_email": _STR, "code": _STR,
                        "invited": {"type": "boolean"}, "customer_ref": _STR, "website": _STR}},
 }
+_DATE = {"type": "string", "format": "date"}
+# Query parameters per (method, path): documented so clients and the fuzzer find them.
+QUERIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/api/v1/partners"): {"program": _STR, "status": _STR, "q": _STR},
+    ("get", "/api/v1/payouts"): {"partner_id": _STR, "status": _STR, "method": _STR,
+                                 "program": _STR, "currency": _STR, "period": _STR},
+    ("get", "/api/v1/partners/{partner_id}/links"): {"from": _DATE, "to": _DATE},
+    ("get", "/api/v1/referrals"): {"partner_id": _STR, "program": _STR, "source": _STR,
+                                   "flagged": {"type": "boolean"}},
+    ("get", "/api/v1/webhooks/deliveries"): {"endpoint_id": _STR, "status": _STR,
+                                             "event_type": _STR},
+    ("get", "/download/{product}"): {"code": _STR},
+    ("get", "/admin/audit"): {"subject": _STR, "page": {"type": "integer"}},
+    ("get", "/admin/partners"): {"program": _STR, "status": _STR, "q": _STR,
+                                 "page": {"type": "integer"}},
+    ("get", "/portal/transactions"): {"page": {"type": "integer"}},
+}
 SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions",
                     "/api/v1/webhooks", "/api/v1/referrals", "/admin")
 
@@ -70,8 +87,11 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
     }
     params = [p.strip("{}").split(":")[0] for p in route.path.split("/") if p.startswith("{")]
-    if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": _STR} for p in params]
+    parameters = [{"name": p, "in": "path", "required": True, "schema": _STR} for p in params]
+    parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
+                   for name, schema in QUERIES.get((method, route.path), {}).items()]
+    if parameters:
+        op["parameters"] = parameters
     body = BODIES.get((method, route.path))
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}

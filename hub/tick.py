@@ -15,8 +15,9 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .db.models import (Commission, Customer, Partner, Referral, ReferralHandover,
-                        SubscriptionState)
+from .db.models import (Commission, Customer, Partner, ProviderEvent, Referral,
+                        ReferralHandover, SubscriptionState)
+from .events import record
 from .history import histories_of_program
 from .programs import Draft, History, Program, TickContext
 from .programs import Referral as ReferralView
@@ -71,7 +72,9 @@ def _program_milestones(hub: Hub, session: Session, program: Program, now: datet
         if (m.partner_id, m.draft.key) not in done and ledger.book(
                 session, program, m.partner_id, m.draft, referral_id=m.referral.referral_id,
                 payment_id=None, plugin_name=program.plugin,
-                event_id=status_event(session, m.referral.customer_id, m.draft.earned_at)):
+                event_id=status_event(session, m.referral.customer_id, m.draft.earned_at)
+                or milestone_event(session, program, m.partner_id, m.referral.referral_id,
+                                   m.draft)):
             booked += 1
     return booked
 
@@ -83,6 +86,21 @@ def status_event(session: Session, customer_id: int, at: datetime) -> int | None
         SubscriptionState.customer_id == customer_id, SubscriptionState.occurred_at <= at,
         SubscriptionState.event_id.is_not(None))
         .order_by(SubscriptionState.occurred_at.desc(), SubscriptionState.id.desc()).limit(1))
+
+
+def milestone_event(session: Session, program: Program, partner_id: str, referral_id: int,
+                    draft: Any) -> int | None:
+    """When no provider event stands behind a milestone's moment, the tick records one of the
+    pseudo-provider ``hub`` (once per milestone, dated when it was reached) so that every ledger
+    line still names the event that caused it."""
+    key = f"milestone:{program.name}:{partner_id}:{draft.key}"
+    payload = {"program": program.name, "partner_id": partner_id, "referral_id": referral_id,
+               "key": draft.key, "rule": draft.rule}
+    row_id = record(session, "hub", key, "milestone.reached", draft.earned_at, payload)
+    if row_id is None:  # recorded by an earlier (or concurrent) tick
+        row_id = session.scalar(select(ProviderEvent.id).where(
+            ProviderEvent.provider == "hub", ProviderEvent.event_id == key))
+    return row_id
 
 
 @dataclasses.dataclass(frozen=True)

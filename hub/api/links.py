@@ -16,6 +16,7 @@ from ..attribution import can_attribute
 from ..clicks import is_bot, read_cookie, record_click, sign_cookie, visitor_hash
 from ..clock import utcnow
 from ..errors import Unprocessable
+from ..audit import record_action
 from ..http import field, hub_of, read_json, require_operator
 from ..links import (build_link, daily_clicks, default_landing, default_link, find_link,
                      link_json, links_of, performance, redirect_target, widget_link)
@@ -92,7 +93,7 @@ async def create(request: Request) -> JSONResponse:
     """Build a partner's link: 201 {code, url, html}; 422 outside the allowed domains.
 
     `{"kind": "widget"}` returns the partner's one widget link instead (201 the first time)."""
-    require_operator(request)
+    actor = require_operator(request)
     data = await read_json(request)
     hub = hub_of(request)
     partner_id = request.path_params["partner_id"]
@@ -109,10 +110,13 @@ async def create(request: Request) -> JSONResponse:
             partner = get_partner(session, partner_id)
             if kind == "widget":
                 link, created = widget_link(session, partner)
-                return link_json(hub.config, link), created
-            program = hub.programs[partner.program]
-            return link_json(hub.config, build_link(hub.config, program, session, partner,
-                                                    **args)), True
+            else:
+                link, created = build_link(hub.config, hub.programs[partner.program], session,
+                                           partner, **args), True
+            if created:
+                record_action(session, actor, "link.create", partner.id, code=link.code,
+                              destination=link.destination)
+            return link_json(hub.config, link), created
 
     body, created = await run_in_threadpool(work)
     return JSONResponse(body, status_code=201 if created else 200)

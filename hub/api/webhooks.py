@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .. import webhooks_out
+from ..audit import record_action
 from ..db.models import WebhookDelivery, WebhookEndpoint
 from ..errors import NotFound, Unprocessable
 from ..http import field, hub_of, read_json, require_operator
@@ -20,7 +21,7 @@ from ..openapi import register_body
 
 async def create_endpoint(request: Request) -> JSONResponse:
     """Register a receiver; the answer holds its signing secret (shown this once)."""
-    require_operator(request)
+    actor = require_operator(request)
     data = await read_json(request)
     url = field(data, "url")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
@@ -37,6 +38,8 @@ async def create_endpoint(request: Request) -> JSONResponse:
     def work() -> dict[str, Any]:
         with hub.transaction() as session:
             endpoint = webhooks_out.register_endpoint(session, url, events, secret)
+            record_action(session, actor, "webhook_endpoint.create", endpoint.id, url=url,
+                          events=events)
             return webhooks_out.endpoint_json(endpoint, with_secret=True)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
@@ -57,7 +60,7 @@ async def list_endpoints(request: Request) -> JSONResponse:
 
 async def disable_endpoint(request: Request) -> JSONResponse:
     """Stop sending to a receiver (its delivery log stays)."""
-    require_operator(request)
+    actor = require_operator(request)
     hub = hub_of(request)
 
     def work() -> dict[str, Any]:
@@ -66,6 +69,7 @@ async def disable_endpoint(request: Request) -> JSONResponse:
             if endpoint is None:
                 raise NotFound("no such endpoint")
             endpoint.active = False
+            record_action(session, actor, "webhook_endpoint.disable", endpoint.id)
             return webhooks_out.endpoint_json(endpoint)
 
     return JSONResponse(await run_in_threadpool(work))
@@ -90,7 +94,7 @@ async def deliveries(request: Request) -> JSONResponse:
 
 async def replay(request: Request) -> JSONResponse:
     """Deliver one logged event again (same event id, fresh signature)."""
-    require_operator(request)
+    actor = require_operator(request)
     hub = hub_of(request)
 
     def work() -> dict[str, Any]:
@@ -98,6 +102,7 @@ async def replay(request: Request) -> JSONResponse:
             delivery = webhooks_out.replay(session, request.path_params["delivery_id"])
             if delivery is None:
                 raise NotFound("no such delivery")
+            record_action(session, actor, "webhook_delivery.replay", delivery.id)
             return webhooks_out.delivery_json(delivery)
 
     return JSONResponse(await run_in_threadpool(work), status_code=202)
