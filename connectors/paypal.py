@@ -31,11 +31,11 @@ from hub.attribution import is_attributed
 from hub.clock import parse_instant, utcnow
 from hub.config import PaypalConfig
 from hub.connectors import Connector
-from hub.errors import MALFORMED_EVENT_ERRORS, BadRequest, BadSignature, HTTPError
+from hub.errors import BadRequest, BadSignature, HTTPError
 from hub.events import ingest
 from hub.facts import (CustomerSeen, PaymentAdjusted, PaymentSucceeded, PayoutStatusChanged,
                        SubscriptionChanged, well_typed)
-from hub.http import error_response, hub_of, read_body
+from hub.http import apply_verified_event, error_response, hub_of, read_body
 from hub.money import exponent, to_minor
 from hub.payouts import GatewayAnswer, PayoutOrder
 from hub.queue import PermanentError, TransientError
@@ -436,14 +436,7 @@ async def webhook(request: Request) -> JSONResponse:
                                         status=503))
     except HTTPError as exc:
         return error_response(exc)
-    try:
-        new = await run_in_threadpool(process, hub, event, raw)
-    except MALFORMED_EVENT_ERRORS as exc:
-        log.warning("paypal event %s has fields the hub cannot read (%s): refused, not stored",
-                    str(event.get("id"))[:80], type(exc).__name__)
-        return error_response(BadRequest("the event's fields have unexpected types",
-                                         code="invalid_event"))
-    return JSONResponse({"received": True, "duplicate": not new})
+    return await apply_verified_event("paypal", process, hub, event, raw)
 
 
 @hookimpl

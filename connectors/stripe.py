@@ -22,11 +22,11 @@ from hub import hookimpl
 from hub.attribution import is_attributed
 from hub.clock import from_timestamp
 from hub.connectors import Connector
-from hub.errors import MALFORMED_EVENT_ERRORS, BadRequest, BadSignature, HTTPError
+from hub.errors import BadRequest, BadSignature, HTTPError
 from hub.events import Incoming, ingest
 from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
                        PaymentFailed, PaymentSucceeded, SubscriptionChanged, well_typed)
-from hub.http import error_response, hub_of, read_body
+from hub.http import apply_verified_event, error_response, hub_of, read_body
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -319,16 +319,7 @@ async def webhook(request: Request) -> JSONResponse:
                        conf.tolerance_seconds)
     except HTTPError as exc:
         return error_response(exc)
-    from starlette.concurrency import run_in_threadpool
-
-    try:
-        new = await run_in_threadpool(process, hub, event, body.decode("utf-8"))
-    except MALFORMED_EVENT_ERRORS as exc:
-        log.warning("stripe event %s has fields the hub cannot read (%s): refused, not stored",
-                    str(event.get("id"))[:80], type(exc).__name__)
-        return error_response(BadRequest("the event's fields have unexpected types",
-                                         code="invalid_event"))
-    return JSONResponse({"received": True, "duplicate": not new})
+    return await apply_verified_event("stripe", process, hub, event, body.decode("utf-8"))
 
 
 @hookimpl

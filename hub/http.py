@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import json
-from typing import Any
+from typing import Any, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .errors import BadRequest, HTTPError, PayloadTooLarge, Unauthorized
 from .runtime import Hub
+
+log = logging.getLogger(__name__)
 
 
 def hub_of(request: Request) -> Hub:
@@ -69,3 +72,22 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, 
     if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
         raise Unprocessable(f"{name} has the wrong type", code="invalid_field")
     return value
+
+
+async def apply_verified_event(provider: str, process: Callable[..., bool], *args: Any) -> JSONResponse:
+    """Store and apply a provider event whose signature was verified. An event whose fields the
+    hub cannot read is refused (400) and not stored, so the provider retries it once the hub can;
+    storing it would make every later delivery a duplicate and lose it for good."""
+    from starlette.concurrency import run_in_threadpool
+
+    from .errors import MALFORMED_EVENT_ERRORS
+
+    try:
+        new = await run_in_threadpool(process, *args)
+    except MALFORMED_EVENT_ERRORS as exc:
+        event = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        log.warning("%s event %s has fields the hub cannot read (%s): refused, not stored",
+                    provider, str(event.get("id"))[:80], type(exc).__name__)
+        return error_response(BadRequest("the event's fields have unexpected types",
+                                         code="invalid_event"))
+    return JSONResponse({"received": True, "duplicate": not new})

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.payout_helpers import wait_for as wait_until  # noqa: F401 - one polling helper
 from tests.test_payouts_redis import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,11 +236,3 @@ def _wait_port(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def wait_until(condition: Any, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

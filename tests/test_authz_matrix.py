@@ -39,6 +39,7 @@ INSTALLER_TOKEN = "installer-token-abcdefghijklmnop"
 #   webhook        provider-signed: credentials of any kind are irrelevant, no signature = 400
 #   installer      the installer token only (when set); everyone else 401
 #   login_post     a log-in/logout/sign-up form post: refused without the form's CSRF token
+#   portal_agreement  the agreement page: partners only (shown, or sent on when not required)
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "public", ("GET", "/metrics"): "public",
     ("GET", "/openapi.json"): "public",
@@ -57,16 +58,22 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/portal/payouts"): "portal_page", ("GET", "/portal/settings"): "portal_page",
     ("POST", "/portal/settings"): "portal_post", ("GET", "/portal/materials"): "portal_page",
     ("GET", "/portal/materials/{material_id}"): "portal_material",
+    ("POST", "/portal/links"): "portal_post", ("POST", "/portal/withdrawals"): "portal_post",
+    ("GET", "/portal/agreement"): "portal_agreement", ("POST", "/portal/agreement"): "portal_post",
+    ("GET", "/partners/{program}"): "public",
     ("GET", "/admin"): "public", ("GET", "/admin/login"): "public",
     ("POST", "/admin/login"): "login_post", ("POST", "/admin/logout"): "login_post",
 }
 for _path in ("/admin/", "/admin/partners", "/admin/partners/{partner_id}", "/admin/applications",
               "/admin/invitations", "/admin/self-referrals", "/admin/payouts", "/admin/audit",
               "/admin/materials", "/admin/exports", "/admin/exports/partners.csv",
-              "/admin/exports/commissions.csv"):
+              "/admin/exports/commissions.csv", "/admin/exports/payouts.csv", "/admin/attribution",
+              "/admin/webhooks", "/admin/whatif", "/admin/commissions/{commission_id}"):
     MATRIX[("GET", _path)] = "admin_page"
 for _path in ("/admin/partners/{partner_id}/status", "/admin/partners/{partner_id}/reset-link",
-              "/admin/invitations", "/admin/materials", "/admin/materials/{material_id}/delete"):
+              "/admin/invitations", "/admin/materials", "/admin/materials/{material_id}/delete",
+              "/admin/payouts/{payout_id}/{action}", "/admin/attribution",
+              "/admin/webhooks/{delivery_id}/replay", "/admin/whatif"):
     MATRIX[("POST", _path)] = "admin_page"
 for _method, _path in (
         ("POST", "/api/v1/partners"), ("GET", "/api/v1/partners"),
@@ -137,7 +144,7 @@ def world(make_hub, backend, tmp_path):
     ids = {"partner_id": a["id"], "payout_id": payout_id, "commission_id": commission,
            "referral_id": str(referral), "material_id": "mat_alpha", "token": "not-a-token",
            "link_code:anytext": a["code"], "product": "odoopbx", "endpoint_id": endpoint["id"],
-           "delivery_id": delivery["id"]}
+           "delivery_id": delivery["id"], "action": "approve", "program": "crazycall"}
     callers = {"anonymous": TestClient(app), "A": TestClient(app), "B": TestClient(app),
                "operator": TestClient(app)}
     portal_login(callers["A"], "alpha-secret@partners.test")
@@ -234,6 +241,15 @@ def _portal_page(answers: dict[str, Any], world: dict[str, Any], route: Any) -> 
     assert answers["A"].status_code == 200 and answers["B"].status_code == 200, route
 
 
+def _portal_agreement(answers: dict[str, Any], world: dict[str, Any], route: Any) -> None:
+    """Only for partners: shown where the program needs it, else sent on to the dashboard."""
+    for who in ("anonymous", "operator"):
+        assert answers[who].status_code == 303, (route, who)
+        assert answers[who].headers["location"].startswith("/portal/login"), (route, who)
+    assert answers["A"].status_code == answers["B"].status_code, route
+    assert answers["A"].status_code in (200, 303), route
+
+
 def _portal_object(answers: dict[str, Any], world: dict[str, Any], route: Any) -> None:
     assert answers["A"].status_code == 200, route
     assert answers["B"].status_code == 404, route
@@ -285,7 +301,7 @@ def _installer(answers: dict[str, Any], world: dict[str, Any], route: Any) -> No
 CHECKS = {"operator_api": _refused_api, "admin_page": _admin, "portal_page": _portal_page,
           "portal_object": _portal_object, "portal_post": _portal_post, "public": _public,
           "webhook": _webhook, "installer": _installer, "login_post": _login_post,
-          "portal_material": _portal_material}
+          "portal_material": _portal_material, "portal_agreement": _portal_agreement}
 
 
 def test_the_installer_token_opens_installs_and_signups_and_nothing_else(world):
