@@ -159,11 +159,53 @@ def test_admin_actions_are_audited_and_the_admin_shows_the_trail(setup):
         assert action in audit, action
     assert "operator" in audit
     # every admin POST route was exercised above (log-in and log-out are not actions)
+    # (and in the test below); the what-if form only reads: a simulation changes nothing
     admin_posts = {r for r, rule in MATRIX.items() if rule == "admin_page" and r[0] == "POST"}
-    assert admin_posts == {("POST", "/admin/partners/{partner_id}/status"),
-                           ("POST", "/admin/partners/{partner_id}/reset-link"),
-                           ("POST", "/admin/invitations"), ("POST", "/admin/materials"),
-                           ("POST", "/admin/materials/{material_id}/delete")}
+    assert admin_posts - {("POST", "/admin/whatif")} == {
+        ("POST", "/admin/partners/{partner_id}/status"),
+        ("POST", "/admin/partners/{partner_id}/reset-link"),
+        ("POST", "/admin/invitations"), ("POST", "/admin/materials"),
+        ("POST", "/admin/materials/{material_id}/delete"), *ADMIN_MONEY_ACTIONS}
+
+
+ADMIN_MONEY_ACTIONS = {("POST", "/admin/attribution"), ("POST", "/admin/payouts/{payout_id}/{action}"),
+                       ("POST", "/admin/webhooks/{delivery_id}/replay")}
+
+
+def test_admin_attribution_payout_and_replay_actions_are_audited(setup):
+    from hub.tick import run_tick
+    from tests.payout_helpers import at
+
+    hub, c = setup
+    c.post("/api/v1/webhooks/endpoints", json={"url": "http://receiver.test/h"}, headers=OP)
+    ann = create_partner(c, email="ann2@p.test", paypal_email="ann2@pay.test")
+    admin = TestClient(create_app(hub))
+    admin_login(admin)
+    page = admin.get("/admin/attribution").text
+    r = admin.post("/admin/attribution", data={"csrf": csrf_of(page), "partner_id": ann["id"],
+                                               "customer_ref": "cus_adm", "provider": "stripe"})
+    assert r.status_code in (200, 303), r.text
+    post_event(c, st.event("invoice.paid", st.invoice(
+        "in_adm", customer_id="cus_adm", amount=100_000, subscription_id="sub_adm",
+        charge_id="ch_adm", paid_at=1_767_225_600, shape="legacy")))
+    run_tick(hub, at("2026-03-01T00:00:00"))
+    payout = c.post(f"/api/v1/partners/{ann['id']}/withdrawals", json={"currency": "USD"},
+                    headers=OP)
+    assert payout.status_code == 201, payout.text
+    page = admin.get("/admin/payouts").text
+    r = admin.post(f"/admin/payouts/{payout.json()['id']}/reject",
+                   data={"csrf": csrf_of(page), "reason": "wrong address"})
+    assert r.status_code in (200, 303), r.text
+    queue_of(hub).join()
+    delivery = c.get("/api/v1/webhooks/deliveries", headers=OP).json()["items"][0]
+    page = admin.get("/admin/webhooks").text
+    r = admin.post(f"/admin/webhooks/{delivery['id']}/replay", data={"csrf": csrf_of(page)})
+    assert r.status_code in (200, 303), r.text
+    rows = _rows(hub)
+    actions = [row.action for row in rows]
+    for expected in ("referral.assign", "payout.reject", "webhook.replay"):
+        assert expected in actions, (expected, actions)
+    assert all(row.actor and row.at is not None for row in rows)
 
 
 def _config(path: Path, db: str, rate: str) -> Path:
