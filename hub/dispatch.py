@@ -65,7 +65,6 @@ def _enroll(hub: Hub, session: Session, customer: Customer, event_id: int | None
 @handle.register
 def _attribution_claimed(fact: AttributionClaimed, hub: Hub, session: Session,
                          event_id: int | None) -> None:
-    from .clicks import claim_for_signup
 
     # A checkout's client_reference_id may carry a click id (clk_...) or a partner/link code.
     click_id = fact.code if fact.code.startswith("clk_") else None
@@ -74,10 +73,21 @@ def _attribution_claimed(fact: AttributionClaimed, hub: Hub, session: Session,
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                email=fact.email, partner_code=None if click_id else fact.code)
     _enroll(hub, session, customer, event_id)
-    claim = claim_for_signup(hub, session, click_id=click_id, code=fact.code, at=fact.occurred_at)
+    _claim_click_or_code(hub, session, customer, click_id, fact.code, fact.occurred_at, event_id,
+                         code_source=fact.source)
+
+
+def _claim_click_or_code(hub: Hub, session: Session, customer: Customer, click_id: str | None,
+                         code: str | None, at: Any, event_id: int | None,
+                         code_source: str = "code") -> None:
+    """Attribute `customer` through a click (within its window) or else a code, and settle what
+    the new referral earns. A code's source is `code_source` (e.g. the checkout's own)."""
+    from .clicks import claim_for_signup
+
+    claim = claim_for_signup(hub, session, click_id=click_id, code=code, at=at)
     if claim is not None and attribute(
-            hub, session, customer, claim.partner, at=fact.occurred_at, event_id=event_id,
-            source=fact.source if claim.source == "code" else claim.source,
+            hub, session, customer, claim.partner, at=at, event_id=event_id,
+            source=code_source if claim.source == "code" else claim.source,
             click_id=claim.click_id, link_code=claim.link_code):
         settle_customer(hub, session, customer)
 
@@ -196,18 +206,13 @@ def _install_reported(fact: InstallReported, hub: Hub, session: Session,
 @handle.register
 def _signup_reported(fact: SignupReported, hub: Hub, session: Session,
                      event_id: int | None) -> None:
-    from .clicks import claim_for_signup
 
     # Keep the code on the customer, as a checkout does: if its partner does not exist yet (an
     # ambassador whose own customer event is still on its way), the enrolment attributes it.
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                email=fact.email, partner_code=fact.code)
-    claim = claim_for_signup(hub, session, click_id=fact.click_id, code=fact.code,
-                             at=fact.occurred_at)
-    if claim is not None and attribute(hub, session, customer, claim.partner, source=claim.source,
-                                       at=fact.occurred_at, event_id=event_id,
-                                       click_id=claim.click_id, link_code=claim.link_code):
-        settle_customer(hub, session, customer)
+    _claim_click_or_code(hub, session, customer, fact.click_id, fact.code, fact.occurred_at,
+                         event_id)
 
 
 @handle.register
