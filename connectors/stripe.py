@@ -319,7 +319,7 @@ async def webhook(request: Request) -> JSONResponse:
                        conf.tolerance_seconds)
     except HTTPError as exc:
         return error_response(exc)
-    return await apply_verified_event("stripe", process, hub, event, body.decode("utf-8"))
+    return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"))
 
 
 @hookimpl

@@ -50,3 +50,22 @@ def insert_ignore_row(session: Session, model: type[Any], values: dict[str, Any]
 def _row_statement(dialect: str, table: Any) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing().returning(*table.c)
+
+
+def insert_ignore_many(session: Session, model: type[Any], rows: list[dict[str, Any]],
+                       key: tuple[str, ...], returning: tuple[str, ...] = ()) -> dict[Any, Any]:
+    """`insert_ignore` for many rows in one statement: {key values: primary key} of the rows this
+    call inserted (with `returning`: {key values: (those columns)}). Rows whose key is held
+    already are left out, as are repeats of a key within `rows` after its first."""
+    if not rows:
+        return {}
+    table = model.__table__
+    pk = list(table.primary_key.columns)[0]
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    columns = [table.c[k] for k in key] + ([table.c[c] for c in returning] or [pk])
+    stmt = module.insert(table).on_conflict_do_nothing().returning(*columns)
+    out: dict[Any, Any] = {}
+    for row in session.execute(stmt, rows).all():
+        head = tuple(row[:len(key)])
+        out[head] = tuple(row[len(key):]) if returning else row[len(key)]
+    return out
