@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from . import webhooks_out
 from .clock import utcnow
 from .db.models import Commission, LedgerEntry, new_id
-from .db.upsert import insert_ignore, insert_ignore_row
+from .db.upsert import insert_ignore, insert_ignore_row, many_rows
 from .programs import Draft, Program
 
 STATES = ("pending", "payable", "in_payout", "paid", "voided")
@@ -47,7 +47,10 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     session.flush()
-    session.execute(insert(LedgerEntry.__table__), rows)
+    if len(rows) == 1:
+        session.execute(insert(LedgerEntry.__table__), rows)
+        return
+    session.execute(*many_rows(session, LedgerEntry.__table__, rows))
 
 
 def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:

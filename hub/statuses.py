@@ -70,20 +70,21 @@ def fold_status(current: Any, states: list[dict[str, Any]]) -> dict[str, Any] | 
 def status_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write folded `customer_statuses` rows in one statement. The newest fact still wins if
     another process wrote the customer's row since it was read."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    from .db.upsert import many_rows
 
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(CustomerStatus)
+    session.execute(*many_rows(session, CustomerStatus.__table__, rows, _newer_wins))
+
+
+def _newer_wins(stmt: Any) -> Any:
     new = stmt.excluded
     ranks = {s: i for i, s in enumerate(TIE_ORDER)}
     stored_rank = case(ranks, value=CustomerStatus.status, else_=-1)
     new_rank = case(ranks, value=new.status, else_=-1)
-    session.execute(stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[CustomerStatus.customer_id],
         set_=dict(status=new.status, occurred_at=new.occurred_at, plan=new.plan),
         where=or_(CustomerStatus.occurred_at < new.occurred_at,
-                  and_(CustomerStatus.occurred_at == new.occurred_at, stored_rank < new_rank))),
-        rows)
+                  and_(CustomerStatus.occurred_at == new.occurred_at, stored_rank < new_rank)))
 
 
 def current_counts(session: Session, partner_id: str, program: str) -> dict[str, int]:

@@ -7,7 +7,7 @@ exists afterwards and exactly one of them learns it inserted it.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -56,16 +56,46 @@ def insert_ignore_many(session: Session, model: type[Any], rows: list[dict[str, 
                        key: tuple[str, ...], returning: tuple[str, ...] = ()) -> dict[Any, Any]:
     """`insert_ignore` for many rows in one statement: {key values: primary key} of the rows this
     call inserted (with `returning`: {key values: (those columns)}). Rows whose key is held
-    already are left out, as are repeats of a key within `rows` after its first."""
+    already are left out, as are repeats of a key within `rows` after its first. All rows must
+    name the same columns."""
     if not rows:
         return {}
     table = model.__table__
     pk = list(table.primary_key.columns)[0]
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     columns = [table.c[k] for k in key] + ([table.c[c] for c in returning] or [pk])
-    stmt = module.insert(table).on_conflict_do_nothing().returning(*columns)
+    stmt, params = many_rows(session, table, rows, lambda ins: ins.on_conflict_do_nothing())
     out: dict[Any, Any] = {}
-    for row in session.execute(stmt, rows).all():
+    for row in session.execute(stmt.returning(*columns), params).all():
         head = tuple(row[:len(key)])
         out[head] = tuple(row[len(key):]) if returning else row[len(key)]
     return out
+
+
+def many_rows(session: Session, table: Any, rows: list[dict[str, Any]],
+              finish: Callable[[Any], Any] = lambda ins: ins) -> tuple[Any, Any]:
+    """An INSERT of `rows` (all naming the same columns) as one statement and its parameters;
+    `finish` adds an ON CONFLICT clause.
+
+    On PostgreSQL the rows travel as one array per column (INSERT .. SELECT unnest(..)): the
+    statement's text is the same for any number of rows, so neither the driver nor the server
+    parses it again; a VALUES list of n rows is new text for every n, and converting its
+    placeholders cost more than the insert itself. SQLite takes the rows as a multi-row VALUES.
+    """
+    names = tuple(rows[0])
+    dialect = session.get_bind().dialect.name
+    stmt = _many_statement(dialect, table, names, finish)
+    if dialect == "postgresql":
+        return stmt, {f"a_{n}": [row[n] for row in rows] for n in names}
+    return stmt, rows
+
+
+@functools.lru_cache(maxsize=256)
+def _many_statement(dialect: str, table: Any, names: tuple[str, ...],
+                    finish: Callable[[Any], Any]) -> Any:
+    if dialect != "postgresql":
+        return finish(sqlite.insert(table))
+    from sqlalchemy import bindparam, func, select
+
+    arrays = select(*[func.unnest(bindparam(f"a_{n}", type_=postgresql.ARRAY(table.c[n].type)))
+                      for n in names])
+    return finish(postgresql.insert(table).from_select(list(names), arrays))
