@@ -412,7 +412,7 @@ def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
 def prepare(hub: Hub, event: dict[str, Any], session: Any = None,
             raw: str | None = None) -> Incoming:
     """A PayPal event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, normalise(event)))
+    facts = well_typed(enrich(hub, well_typed(normalise(event))))
     return Incoming(PROVIDER, str(event["id"]), str(event.get("event_type", "")),
                     _when(event.get("create_time")), raw if raw is not None else event, facts)
 

@@ -301,7 +301,7 @@ def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
 def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
             raw: str | None = None) -> Incoming:
     """A Stripe event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, normalise(event), session))
+    facts = well_typed(enrich(hub, well_typed(normalise(event)), session))
     created = from_timestamp(event.get("created") or time.time())
     return Incoming(PROVIDER, event["id"], str(event["type"]), created,
                     raw if raw is not None else event, facts)

@@ -1,15 +1,16 @@
 """Many provider events in one transaction, set-based for the everyday case.
 
 Webhooks that arrive together (`hub.group_commit`) and `hub replay` batches come here. The
-everyday event is a paid invoice of a customer the hub knows and has attributed, with nothing
-unusual about it: for a whole batch of those, the customers with their referrals, payments and
-statuses are read in a few queries, the program rules are asked in memory, and payments,
-statuses, commission lines and ledger legs are written as multi-row inserts.
+everyday event is about a customer the hub knows and has attributed, with nothing unusual about
+it: a paid invoice, a subscription that changed, the customer updated. For a whole batch of
+those, the customers with their referrals, payments and statuses are read in a few queries, the
+program rules are asked in memory, and payments, statuses, commission lines and ledger legs are
+written as multi-row inserts.
 
 Everything else goes through the per-event path (`hub.events.apply_facts`), in batch order: an
 event of another kind first (with any event of the same customer that precedes it), and a
 payment that breaks an assumption of the fast path (`fast_path_refusal`) after the fast ones, with
-every later event of its customer. Both paths call the same rules and write the same rows, and
+every later event of its customer (`FastPath`). Both paths call the same rules and write the same rows, and
 the tests feed the same histories through both and compare the ledgers.
 """
 
@@ -28,7 +29,7 @@ from .db.models import (Commission, Customer, CustomerStatus, Partner, PaymentAd
                         PaymentRecord, Referral, SubscriptionState)
 from .db.upsert import insert_ignore_many
 from .events import Incoming, apply_facts, record_many
-from .facts import PaymentSucceeded
+from .facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from .history import build_history, payment_view
 from .partners import EMAIL_RE, enrolled_partner_id
 from .referrals import can_earn
@@ -36,41 +37,73 @@ from .runtime import Hub
 from .statuses import fold_status, status_upsert
 
 CustomerKey = tuple[str, str]
+Fact = Any  # one of FAST_KINDS
 
 
 def apply_batch(hub: Hub, session: Session, items: list[Incoming]) -> list[bool]:
     """Record and apply `items` in the caller's transaction; per item, False for a duplicate."""
     row_ids = record_many(session, items)
     stored = [(item, row_id) for item, row_id in zip(items, row_ids) if row_id is not None]
-    candidates, others = split(stored)
+    candidates, others = split(stored, _existing(session, [i for i, _ in stored]))
     for item, row_id in others:
         apply_facts(hub, session, item.facts, row_id)
-    for item, row_id in FastPayments(hub, session).apply(candidates):
+    for item, row_id in FastPath(hub, session).apply(candidates):
         apply_facts(hub, session, item.facts, row_id)
     return [row_id is not None for row_id in row_ids]
 
 
-def split(stored: list[tuple[Incoming, int]]) -> tuple[list[Any], list[Any]]:
-    """(fast-path candidates, the others), each in batch order. A candidate holds one payment
-    fact; one that comes before another event of its customer joins the others, so a customer's
-    events keep their order."""
+def split(stored: list[tuple[Incoming, int]],
+          existing: set[CustomerKey]) -> tuple[list[Any], list[Any]]:
+    """(fast-path candidates, the others), each in batch order. A candidate holds one fact of a
+    kind the fast path knows; the first event of a customer not in `existing` is not one (the
+    per-event path creates the customer, and its later events may be candidates again); one
+    that comes before another event of its customer joins the others, so a customer's events
+    keep their order."""
+    first: dict[CustomerKey, int] = {}
+    for index, (item, _) in enumerate(stored):
+        for key in _customers(item):
+            first.setdefault(key, index)
+
+    def candidate(item: Incoming, index: int) -> bool:
+        return _candidate(item) and all(k in existing or first[k] < index
+                                        for k in _customers(item))
+
     last_other: dict[CustomerKey, int] = {}
     for index, (item, _) in enumerate(stored):
-        if not _candidate(item):
+        if not candidate(item, index):
             for key in _customers(item):
                 last_other[key] = index
     candidates, others = [], []
     for index, entry in enumerate(stored):
         item = entry[0]
-        if _candidate(item) and all(last_other.get(k, -1) < index for k in _customers(item)):
+        if candidate(item, index) and all(last_other.get(k, -1) < index
+                                          for k in _customers(item)):
             candidates.append(entry)
         else:
             others.append(entry)
     return candidates, others
 
 
+def _existing(session: Session, items: list[Incoming]) -> set[CustomerKey]:
+    """Which of the customers `items` are about the hub knows (one query per provider)."""
+    by_provider: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        if _candidate(item):
+            for provider, ref in _customers(item):
+                by_provider[provider].add(ref)
+    known: set[CustomerKey] = set()
+    for provider, refs in by_provider.items():
+        known.update((provider, ref) for ref in session.scalars(
+            select(Customer.ref).where(Customer.provider == provider, Customer.ref.in_(refs))))
+    return known
+
+
+FAST_KINDS = (PaymentSucceeded, SubscriptionChanged, CustomerSeen)
+Fast = PaymentSucceeded | SubscriptionChanged | CustomerSeen
+
+
 def _candidate(item: Incoming) -> bool:
-    return len(item.facts) == 1 and type(item.facts[0]) is PaymentSucceeded
+    return len(item.facts) == 1 and type(item.facts[0]) in FAST_KINDS
 
 
 def _customers(item: Incoming) -> list[CustomerKey]:
@@ -96,29 +129,32 @@ class Known:
     refused: bool = False
 
 
-def fast_path_refusal(hub: Hub, known: Known | None, fact: PaymentSucceeded) -> str | None:
+def fast_path_refusal(hub: Hub, known: Known | None, fact: Fact) -> str | None:
     """Why `fact` needs the per-event path, or None when the fast path gives the same result:
     nothing about the customer changes, no attribution or enrolment can happen, no later
-    payment's history changes and no refund or dispute waits for the payment."""
+    payment's history changes and no refund or dispute waits for a new payment."""
     if known is None:
         return "new customer"
     if known.refused:
         return "an earlier event of the customer took the per-event path"
     customer = known.customer
     for name in ("email", "partner_code", "install_id"):
-        if getattr(fact, name) and getattr(customer, name) is None:
+        if getattr(fact, name, None) and getattr(customer, name) is None:
             return f"fills the customer's {name}"
     if fact.occurred_at < customer.first_seen_at:
         return "earlier than the customer's first sighting"
-    if fact.install_id or customer.install_id:
+    # What each handler of `hub.dispatch` claims by: a payment also by the customer's own code
+    # and installation, the others by the fact's.
+    paid = isinstance(fact, PaymentSucceeded)
+    if fact.install_id or paid and customer.install_id:
         return "installation code"
-    code = (fact.partner_code or customer.partner_code or "").strip()
+    code = ((fact.partner_code or (customer.partner_code if paid else None)) or "").strip()
     if code and not any(p.code == code for _, p in known.referrals):
         return "partner code that may attribute"
-    if _enrolment_due(hub, known):
+    if not isinstance(fact, SubscriptionChanged) and _enrolment_due(hub, known):
         return "automatic enrolment"
-    if any(p.ref == fact.payment_ref for p in known.payments):
-        return "payment known already"
+    if not paid or any(p.ref == fact.payment_ref for p in known.payments):
+        return None  # a payment stored before is not settled again
     if known.payments and known.payments[-1].occurred_at >= fact.occurred_at:
         return "a later payment is known (its history changes)"
     if {fact.payment_ref, fact.charge_ref, fact.intent_ref} & known.adjusted_refs:
@@ -138,8 +174,8 @@ def _enrolment_due(hub: Hub, known: Known) -> bool:
                for program in hub.programs.values())
 
 
-class FastPayments:
-    """The set-based path for a batch's candidate payments."""
+class FastPath:
+    """The set-based path for a batch's candidates."""
 
     def __init__(self, hub: Hub, session: Session):
         self.hub, self.session = hub, session
@@ -162,11 +198,14 @@ class FastPayments:
                 refused.append((item, row_id))
                 continue
             assert entry is not None
-            self._settle(entry, fact, row_id)
+            if isinstance(fact, PaymentSucceeded):
+                self._settle(entry, fact, row_id)
+            elif isinstance(fact, SubscriptionChanged):
+                self._state(entry, fact, fact.status, fact.plan, row_id)
         self._write(known)
         return refused
 
-    def _read(self, facts: list[PaymentSucceeded]) -> dict[CustomerKey, Known]:
+    def _read(self, facts: list[Fact]) -> dict[CustomerKey, Known]:
         s = self.session
         by_provider: dict[str, set[str]] = defaultdict(set)
         for fact in facts:
@@ -196,11 +235,12 @@ class FastPayments:
         for row in s.execute(select(*CustomerStatus.__table__.c)
                              .where(CustomerStatus.customer_id.in_(ids))):
             by_id[row.customer_id].status = row
-        self._read_adjustments(facts, known)
+        self._read_adjustments([f for f in facts if isinstance(f, PaymentSucceeded)], known)
         self._read_enrolments(known)
         return known
 
-    def _read_adjustments(self, facts: list[PaymentSucceeded], known: dict[CustomerKey, Known]) -> None:
+    def _read_adjustments(self, facts: list[PaymentSucceeded],
+                          known: dict[CustomerKey, Known]) -> None:
         """Refunds and disputes stored before their payment (matched as `dispatch.reconcile`
         matches them: by payment, charge or intent reference)."""
         columns = (PaymentAdjustment.payment_ref, PaymentAdjustment.charge_ref,
@@ -208,6 +248,8 @@ class FastPayments:
         wanted = [{r for r in (getattr(f, name) for f in facts) if r}
                   for name in ("payment_ref", "charge_ref", "intent_ref")]
         matches = [column.in_(refs) for column, refs in zip(columns, wanted) if refs]
+        if not matches:
+            return
         rows = self.session.execute(select(*columns).where(
             PaymentAdjustment.provider.in_({f.provider for f in facts}), or_(*matches))).all()
         waiting = {r for row in rows for r in row if r}
@@ -229,6 +271,11 @@ class FastPayments:
 
     def _settle(self, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
         """What `dispatch._payment_succeeded` does for such a payment, into the batch's rows."""
+        if fact.subscription_ref:
+            # A paid invoice means the account is in good standing from now on.
+            self._state(known, fact, "active", fact.plan, event_id)
+        if any(p.ref == fact.payment_ref for p in known.payments):
+            return
         customer = known.customer
         payment = dict(
             provider=fact.provider, ref=fact.payment_ref, charge_ref=fact.charge_ref,
@@ -239,13 +286,6 @@ class FastPayments:
             occurred_at=fact.occurred_at, event_id=event_id)
         self.payments.append(payment)
         known.payments.append(SimpleNamespace(**payment))
-        if fact.subscription_ref:
-            state = dict(provider=fact.provider, subscription_ref=fact.subscription_ref,
-                         customer_id=customer.id, status="active", plan=fact.plan,
-                         occurred_at=fact.occurred_at, event_id=event_id)
-            self.states.append(state)
-            if not any(_state_key(s) == _state_key(state) for s in known.states):
-                known.states.append(SimpleNamespace(**state))
         history = None
         for referral, partner in known.referrals:
             program = self.hub.program(referral.program)
@@ -263,6 +303,17 @@ class FastPayments:
                         program, partner.id, draft, referral_id=referral.id,
                         payment_id=None, event_id=event_id, plugin_name=program.plugin)
                         | {"_payment": (fact.provider, fact.payment_ref)})
+
+    def _state(self, known: Known, fact: Any, status: str, plan: str | None,
+               event_id: int) -> None:
+        """A subscription fact, as `statuses.record_state` stores it."""
+        state = dict(provider=fact.provider,
+                     subscription_ref=getattr(fact, "subscription_ref", None) or fact.customer_ref,
+                     customer_id=known.customer.id, status=status, plan=plan,
+                     occurred_at=fact.occurred_at, event_id=event_id)
+        self.states.append(state)
+        if not any(_state_key(s) == _state_key(state) for s in known.states):
+            known.states.append(SimpleNamespace(**state))
 
     def _write(self, known: dict[CustomerKey, Known]) -> None:
         s = self.session

@@ -24,14 +24,16 @@ from .runtime import Hub
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64
+# Two committers: while one waits for the database, the other builds its batch.
+COMMITTERS = 2
 
 
 class GroupCommit:
-    def __init__(self, hub: Hub, max_batch: int = MAX_BATCH):
-        self.hub, self.max_batch = hub, max_batch
+    def __init__(self, hub: Hub, max_batch: int = MAX_BATCH, committers: int = COMMITTERS):
+        self.hub, self.max_batch, self.committers = hub, max_batch, committers
         self._waiting: list[tuple[Incoming, Future[bool]]] = []
         self._ready = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closed = False
 
     async def apply(self, item: Incoming) -> bool:
@@ -44,9 +46,11 @@ class GroupCommit:
             if self._closed:
                 raise RuntimeError("the hub is shutting down")
             self._waiting.append((item, done))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._run, name=f"group-commit-{n}",
+                                                  daemon=True) for n in range(self.committers)]
+                for thread in self._threads:
+                    thread.start()
             self._ready.notify()
         return done
 
@@ -54,9 +58,9 @@ class GroupCommit:
         """Finish what is waiting, then stop (at shutdown)."""
         with self._ready:
             self._closed = True
-            self._ready.notify()
-            thread = self._thread
-        if thread is not None:
+            self._ready.notify_all()
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout)
 
     def _run(self) -> None:

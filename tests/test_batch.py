@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import prepare
-from hub.batch import FastPayments, Known, apply_batch, fast_path_refusal, split
+from hub.batch import FastPath, Known, apply_batch, fast_path_refusal, split
 from hub.db.models import Commission, Customer, CustomerStatus, LedgerEntry, ProviderEvent
 from hub.events import Incoming
-from hub.facts import CustomerSeen, PaymentSucceeded
+from hub.facts import AttributionClaimed, CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.group_commit import GroupCommit
 from hub.statuses import fold_status, record_state
 from tests.conftest import WEBHOOK_SECRET, LiveServer
@@ -36,6 +36,17 @@ def _payment(**changes: Any) -> PaymentSucceeded:
     fact = PaymentSucceeded(provider="stripe", payment_ref="in_9", customer_ref="cus_1",
                             amount=4900, currency="USD", occurred_at=T, charge_ref="ch_9")
     return replace(fact, **changes)
+
+
+def _sub(**changes: Any) -> SubscriptionChanged:
+    fact = SubscriptionChanged(provider="stripe", subscription_ref="sub_1", customer_ref="cus_1",
+                               status="past_due", occurred_at=T)
+    return replace(fact, **changes)
+
+
+def _seen(**changes: Any) -> CustomerSeen:
+    return replace(CustomerSeen(provider="stripe", customer_ref="cus_1", occurred_at=T,
+                                email="c@x.test"), **changes)
 
 
 def _known(**changes: Any) -> Known:
@@ -68,7 +79,9 @@ CASES = [
         **{**vars(_known().customer), "install_id": "inst_1"})), _payment(), "installation code"),
     ("brings an installation id", _known(), _payment(install_id="inst_1"),
      "fills the customer's install_id"),
-    ("payment seen before", _known(), _payment(payment_ref="in_1"), "payment known already"),
+    ("payment seen before: nothing to settle", _known(), _payment(payment_ref="in_1"), None),
+    ("seen before, even if older", _known(),
+     _payment(payment_ref="in_1", occurred_at=T - timedelta(days=40)), None),
     ("older than a known payment", _known(), _payment(occurred_at=T - timedelta(days=31)),
      "a later payment is known (its history changes)"),
     ("same instant as a known payment", _known(), _payment(occurred_at=T - timedelta(days=30)),
@@ -83,6 +96,23 @@ CASES = [
      "an earlier event of the customer took the per-event path"),
     ("before the first sighting", _known(), _payment(occurred_at=T - timedelta(days=61)),
      "earlier than the customer's first sighting"),
+    ("subscription renewed", _known(), _sub(), None),
+    ("subscription older than a payment: no payment is settled", _known(),
+     _sub(occurred_at=T - timedelta(days=45)), None),
+    ("subscription naming an unknown code", _known(), _sub(partner_code="other"),
+     "partner code that may attribute"),
+    ("subscription with an installation", _known(), _sub(install_id="i"),
+     "fills the customer's install_id"),
+    ("customer updated, nothing new", _known(), _seen(), None),
+    ("customer naming the code that attributed it", _known(), _seen(partner_code="code1"), None),
+    ("customer naming another code", _known(), _seen(partner_code="code2"),
+     "partner code that may attribute"),
+    ("customer known by its code only: a payment claims by it", _known(customer=SimpleNamespace(
+        **{**vars(_known().customer), "partner_code": "code9"})), _payment(),
+     "partner code that may attribute"),
+    ("... a subscription change does not", _known(customer=SimpleNamespace(
+        **{**vars(_known().customer), "partner_code": "code9"})), _sub(), None),
+    ("unknown customer updated", None, _seen(), "new customer"),
 ]
 
 
@@ -92,13 +122,15 @@ def test_fast_path_steps_aside_exactly_when_the_per_event_path_would_do_more(
     assert fast_path_refusal(NO_ENROLMENT, known, fact) == reason  # type: ignore[arg-type]
 
 
-def test_automatic_enrolment_not_yet_made_sends_the_payment_the_per_event_way() -> None:
+def test_automatic_enrolment_not_yet_made_sends_the_event_the_per_event_way() -> None:
     program = SimpleNamespace(name="callbell", enrolls="ambassador")
     hub = _hub_with({"callbell": program})
     from hub.partners import enrolled_partner_id
 
     known = _known()
     assert fast_path_refusal(hub, known, _payment()) == "automatic enrolment"  # type: ignore[arg-type]
+    assert fast_path_refusal(hub, known, _seen()) == "automatic enrolment"  # type: ignore[arg-type]
+    assert fast_path_refusal(hub, known, _sub()) is None  # type: ignore[arg-type]
     known.enrolled = {enrolled_partner_id("callbell", known.customer)}
     assert fast_path_refusal(hub, known, _payment()) is None  # type: ignore[arg-type]
 
@@ -108,15 +140,21 @@ def _item(event_id: str, *facts: Any) -> Incoming:
 
 
 def test_split_keeps_each_customers_events_in_order() -> None:
-    seen = CustomerSeen(provider="stripe", customer_ref="cus_1", occurred_at=T)
+    claim = AttributionClaimed(provider="stripe", customer_ref="cus_1", code="c", source="code",
+                               occurred_at=T)
     stored = [(_item("e1", _payment(payment_ref="in_1")), 1),   # before cus_1's other event
-              (_item("e2", seen), 2),
+              (_item("e2", claim), 2),
               (_item("e3", _payment(payment_ref="in_3")), 3),   # after it: a candidate
               (_item("e4", _payment(customer_ref="cus_2", payment_ref="in_4")), 4),
               (_item("e5"), 5)]                                  # no facts: per-event
-    candidates, others = split(stored)
+    candidates, others = split(stored, {("stripe", "cus_1"), ("stripe", "cus_2")})
     assert [i.event_id for i, _ in candidates] == ["e3", "e4"]
     assert [i.event_id for i, _ in others] == ["e1", "e2", "e5"]
+    # cus_2 is new: its first event creates it the per-event way; its later ones are candidates
+    stored.append((_item("e6", _payment(customer_ref="cus_2", payment_ref="in_6")), 6))
+    candidates, others = split(stored, {("stripe", "cus_1")})
+    assert [i.event_id for i, _ in candidates] == ["e3", "e6"]
+    assert [i.event_id for i, _ in others] == ["e1", "e2", "e4", "e5"]
 
 
 STATUS_CASES = [
@@ -192,7 +230,7 @@ def test_waiting_deliveries_are_applied_as_one_batch(hub: Any) -> None:
         f"in_w{i}", customer_id="cus_w", amount=1000 * (i + 1), subscription_id="sub_w",
         partner_code=partner.code,
         paid_at=1767600000 + i), event_id=f"evt_w{i}")) for i in range(6)]
-    committer = GroupCommit(hub, max_batch=4)
+    committer = GroupCommit(hub, max_batch=4, committers=1)
     batches: list[int] = []
     import hub.batch as batch_module
 
@@ -256,7 +294,7 @@ def test_fast_path_is_taken_for_everyday_renewals(hub: Any) -> None:
     with hub.transaction() as s:
         apply_batch(hub, s, first)  # new customers: the per-event path
     settled: list[str] = []
-    original = FastPayments._settle
+    original = FastPath._settle
 
     def counting(self: Any, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
         settled.append(fact.payment_ref)
@@ -266,12 +304,12 @@ def test_fast_path_is_taken_for_everyday_renewals(hub: Any) -> None:
         f"in_f{c}_{m}", customer_id=f"cus_f{c}", amount=4900, subscription_id=f"sub_f{c}",
         paid_at=1767600000 + m * 2592000), event_id=f"evt_f{c}_{m}"))
         for m in (1, 2) for c in range(3)]
-    FastPayments._settle = counting  # type: ignore[method-assign]
+    FastPath._settle = counting  # type: ignore[method-assign]
     try:
         with hub.transaction() as s:
             assert apply_batch(hub, s, renewals) == [True] * 6
     finally:
-        FastPayments._settle = original  # type: ignore[method-assign]
+        FastPath._settle = original  # type: ignore[method-assign]
     assert sorted(settled) == sorted(f"in_f{c}_{m}" for m in (1, 2) for c in range(3))
     with hub.sessions() as s:
         lines = s.execute(select(Commission.key, Commission.amount, Commission.payment_id,

@@ -475,19 +475,19 @@ def pair(tmp_path_factory: Any) -> Any:
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
             "programs": PROGRAMS})))
     clients = [TestClient(create_app(h)) for h in hubs]
-    from hub.batch import FastPayments
+    from hub.batch import FastPath
 
-    settle = FastPayments._settle
+    settle = FastPath._settle
 
     def counted(self: Any, *args: Any) -> None:
         GENERATED["fast_path_payments"] += 1
         settle(self, *args)
 
-    FastPayments._settle = counted  # type: ignore[method-assign]
+    FastPath._settle = counted  # type: ignore[method-assign]
     try:
         yield list(zip(hubs, clients))
     finally:
-        FastPayments._settle = settle  # type: ignore[method-assign]
+        FastPath._settle = settle  # type: ignore[method-assign]
     print(f"\nledger properties ({PROFILE}): {GENERATED}")
     # The batched hub must have taken the set-based path, not only the per-event fallback.
     assert GENERATED["fast_path_payments"] > 0
