@@ -32,6 +32,7 @@ from .events import Incoming, apply_facts, record_many
 from .facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from .history import build_history, payment_view
 from .partners import EMAIL_RE, enrolled_partner_id
+from .attribution import can_attribute, self_referral_reason
 from .referrals import can_earn
 from .runtime import Hub
 from .statuses import fold_status, status_upsert
@@ -44,10 +45,11 @@ def apply_batch(hub: Hub, session: Session, items: list[Incoming]) -> list[bool]
     """Record and apply `items` in the caller's transaction; per item, False for a duplicate."""
     row_ids = record_many(session, items)
     stored = [(item, row_id) for item, row_id in zip(items, row_ids) if row_id is not None]
-    candidates, others = split(stored, _existing(session, [i for i, _ in stored]))
+    existing = _existing(session, [i for i, _ in stored])
+    candidates, others = split(stored, existing)
     for item, row_id in others:
         apply_facts(hub, session, item.facts, row_id)
-    for item, row_id in FastPath(hub, session).apply(candidates):
+    for item, row_id in FastPath(hub, session).apply(candidates, existing):
         apply_facts(hub, session, item.facts, row_id)
     return [row_id is not None for row_id in row_ids]
 
@@ -55,17 +57,19 @@ def apply_batch(hub: Hub, session: Session, items: list[Incoming]) -> list[bool]
 def split(stored: list[tuple[Incoming, int]],
           existing: set[CustomerKey]) -> tuple[list[Any], list[Any]]:
     """(fast-path candidates, the others), each in batch order. A candidate holds one fact of a
-    kind the fast path knows; the first event of a customer not in `existing` is not one (the
-    per-event path creates the customer, and its later events may be candidates again); one
-    that comes before another event of its customer joins the others, so a customer's events
-    keep their order."""
+    kind the fast path knows; the first event of a customer not in `existing` is one only if it
+    is a customer event (`FastPath` creates the customer; otherwise the per-event path does, and
+    its later events may be candidates again); one that comes before another event of its
+    customer joins the others, so a customer's events keep their order."""
     first: dict[CustomerKey, int] = {}
     for index, (item, _) in enumerate(stored):
         for key in _customers(item):
             first.setdefault(key, index)
 
     def candidate(item: Incoming, index: int) -> bool:
+        creates = type(item.facts[0]) is CustomerSeen if item.facts else False
         return _candidate(item) and all(k in existing or first[k] < index
+                                        or creates and first[k] == index
                                         for k in _customers(item))
 
     last_other: dict[CustomerKey, int] = {}
@@ -165,6 +169,16 @@ def fast_path_refusal(hub: Hub, known: Known | None, fact: Fact) -> str | None:
     return None
 
 
+def creation_refusal(hub: Hub, fact: CustomerSeen) -> str | None:
+    """Why a customer seen for the first time needs the per-event path, or None."""
+    if fact.install_id:
+        return "installation code"
+    if fact.email and EMAIL_RE.match(fact.email) and any(
+            hub.constant(program, "auto_enroll_kind") for program in hub.programs.values()):
+        return "automatic enrolment"
+    return None
+
+
 def _enrolment_due(hub: Hub, known: Known) -> bool:
     customer = known.customer
     if not customer.email or not EMAIL_RE.match(customer.email):
@@ -183,14 +197,19 @@ class FastPath:
         self.states: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
 
-    def apply(self, candidates: list[tuple[Incoming, int]]) -> list[tuple[Incoming, int]]:
+    def apply(self, candidates: list[tuple[Incoming, int]],
+              existing: set[CustomerKey]) -> list[tuple[Incoming, int]]:
         """Apply what the fast path can; the rest, in batch order, for the per-event path."""
         if not candidates:
             return []
         facts = [item.facts[0] for item, _ in candidates]
+        created = self._create([(fact, row_id) for (_, row_id), fact in zip(candidates, facts)
+                                if (fact.provider, fact.customer_ref) not in existing])
         known = self._read(facts)
         refused = []
         for (item, row_id), fact in zip(candidates, facts):
+            if row_id in created:
+                continue
             entry = known.get((fact.provider, fact.customer_ref))
             if fast_path_refusal(self.hub, entry, fact) is not None:
                 if entry is not None:
@@ -204,6 +223,38 @@ class FastPath:
                 self._state(entry, fact, fact.status, fact.plan, row_id)
         self._write(known)
         return refused
+
+    def _create(self, first_events: list[tuple[Fact, int]]) -> set[int]:
+        """What `dispatch._customer_seen` does for a customer seen for the first time, with a
+        code or none, for all of them at once: insert the customers, attribute those whose code
+        names a partner that may take them. The events it applied (by row id); the others are
+        left to the per-event path (an installation code, an automatic enrolment, a customer
+        another process created meanwhile)."""
+        wanted = {(f.provider, f.customer_ref): (f, row_id) for f, row_id in reversed(first_events)
+                  if isinstance(f, CustomerSeen) and creation_refusal(self.hub, f) is None}
+        if not wanted:
+            return set()
+        rows = [dict(provider=f.provider, ref=f.customer_ref, email=f.email,
+                     partner_code=f.partner_code, install_id=None, first_seen_at=f.occurred_at)
+                for f, _ in wanted.values()]
+        ids = insert_ignore_many(self.session, Customer, sorted(rows, key=lambda r: (
+            r["provider"], r["ref"])), ("provider", "ref"))
+        codes = {f.partner_code.strip() for f, _ in wanted.values() if f.partner_code}
+        partners = {p.code: p for p in self.session.scalars(
+            select(Partner).where(Partner.code.in_(codes)))} if codes else {}
+        referrals = []
+        for key, (fact, row_id) in wanted.items():
+            partner = partners.get((fact.partner_code or "").strip())
+            if key not in ids or partner is None or not can_attribute(self.hub, partner):
+                continue
+            customer = SimpleNamespace(ref=fact.customer_ref, email=fact.email)
+            reason = self_referral_reason(partner, customer)  # type: ignore[arg-type]
+            referrals.append(dict(
+                program=partner.program, partner_id=partner.id, customer_id=ids[key],
+                source="code", attributed_at=fact.occurred_at, click_id=None, link_code=None,
+                self_referral=reason is not None, flag_reason=reason, event_id=row_id))
+        insert_ignore_many(self.session, Referral, referrals, ("program", "customer_id"))
+        return {row_id for key, (_, row_id) in wanted.items() if key in ids}
 
     def _read(self, facts: list[Fact]) -> dict[CustomerKey, Known]:
         s = self.session

@@ -318,3 +318,166 @@ def test_fast_path_is_taken_for_everyday_renewals(hub: Any) -> None:
         assert all(pid is not None and eid is not None for _, _, pid, eid in lines)
         statuses = s.scalars(select(CustomerStatus.status)).all()
         assert statuses == ["active"] * 3
+
+
+def test_a_new_customer_and_its_invoices_in_one_batch_take_the_set_based_path(hub: Any) -> None:
+    """customer.created naming a code, then monthly invoices: the customer is created and
+    attributed in bulk, its invoices settled in memory, as the per-event path would."""
+    partner = make_partner(hub, "crazycall")
+    own = make_partner(hub, "crazycall", email="self@x.test")
+    events = []
+    for c, (code, email) in enumerate([(partner.code, "n0@x.test"), (own.code, "self@x.test"),
+                                       ("nobody", "n2@x.test")]):
+        events.append(st.event("customer.created", {
+            "id": f"cus_n{c}", "object": "customer", "email": email,
+            "metadata": {"partner_code": code}}, created=1767600000, event_id=f"evt_n{c}"))
+        events += [st.event("invoice.paid", st.invoice(
+            f"in_n{c}_{m}", customer_id=f"cus_n{c}", amount=5000, subscription_id=f"sub_n{c}",
+            paid_at=1767600000 + m * 2592000), event_id=f"evt_n{c}_{m}") for m in (1, 2)]
+    settled: list[str] = []
+    original = FastPath._settle
+
+    def counting(self: Any, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
+        settled.append(fact.payment_ref)
+        original(self, known, fact, event_id)
+
+    FastPath._settle = counting  # type: ignore[method-assign]
+    try:
+        with hub.transaction() as s:
+            assert apply_batch(hub, s, [prepare(hub, e, s) for e in events]) == [True] * 9
+    finally:
+        FastPath._settle = original  # type: ignore[method-assign]
+    # the customer naming an unknown code keeps it and goes the per-event way from its invoices
+    assert sorted(settled) == ["in_n0_1", "in_n0_2", "in_n1_1", "in_n1_2"]
+    from hub.db.models import Referral
+
+    with hub.sessions() as s:
+        referrals = {r.partner_id: r for r in s.scalars(select(Referral))}
+        assert set(referrals) == {partner.id, own.id}
+        assert referrals[own.id].self_referral and not referrals[partner.id].self_referral
+        assert referrals[partner.id].source == "code"
+        lines = s.execute(select(Commission.partner_id, Commission.amount)).all()
+        assert sorted(lines) == [(partner.id, 1000), (partner.id, 1000)]  # none for the self one
+        codes = dict(s.execute(select(Customer.ref, Customer.partner_code)).all())
+        assert codes["cus_n2"] == "nobody"
+
+
+@pytest.mark.parametrize("fact,enrols,reason", [
+    (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, email="a@b.test"), False, None),
+    (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, install_id="i"), False,
+     "installation code"),
+    (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, email="a@b.test"), True,
+     "automatic enrolment"),
+    (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, email="not-an-email"), True,
+     None),
+])
+def test_creating_a_customer_steps_aside_for_installs_and_enrolments(
+        fact: CustomerSeen, enrols: bool, reason: str | None) -> None:
+    from hub.batch import creation_refusal
+
+    program = SimpleNamespace(name="callbell", enrolls="ambassador" if enrols else None)
+    assert creation_refusal(_hub_with({"callbell": program}), fact) == reason  # type: ignore[arg-type]
+
+
+def _stream(rng: Any, codes: list[str], n_customers: int) -> list[dict[str, Any]]:
+    """Customers with codes (some unknown, some with an email of a partner), monthly invoices
+    (now and then an upgrade's plan), subscription changes and refunds."""
+    out: list[dict[str, Any]] = []
+    t0 = 1767600000
+    for c in range(n_customers):
+        cus, start = f"cus_d{c}", t0 + rng.randrange(0, 30) * 86400
+        code = rng.choice(codes + ["unknown"])
+        out.append(st.event("customer.created", {
+            "id": cus, "object": "customer", "email": f"{cus}@client.test",
+            "metadata": {"partner_code": code}}, created=start, event_id=f"evt_{cus}"))
+        for m in range(rng.randrange(1, 17)):
+            at = start + m * 30 * 86400 + rng.randrange(0, 3600)
+            plan = rng.choice([None, "basic", "pro"])
+            out.append(st.event("invoice.paid", st.invoice(
+                f"in_{cus}_{m}", customer_id=cus, amount=rng.choice([1000, 4900, 3333]),
+                subscription_id=f"sub_{cus}", charge_id=f"ch_{cus}_{m}", paid_at=at, plan=plan,
+                shape="legacy"), created=at, event_id=f"evt_in_{cus}_{m}"))
+            if rng.random() < 0.2:
+                out.append(st.event("customer.subscription.updated", st.subscription(
+                    f"sub_{cus}", customer_id=cus, status=rng.choice(["active", "past_due"]),
+                    plan=plan), created=at + 60, event_id=f"evt_sub_{cus}_{m}"))
+            if rng.random() < 0.1:
+                out.append(st.event("charge.refunded", st.charge_refunded(
+                    f"ch_{cus}_{m}", amount=4900, amount_refunded=1000, invoice_id=f"in_{cus}_{m}"),
+                    created=at + 99, event_id=f"evt_rf_{cus}_{m}"))
+    return out
+
+
+def _ledger(hub: Any) -> Any:
+    from hub.db.models import Referral
+
+    from hub.db.models import Partner
+
+    with hub.sessions() as s:  # partners by code: their ids differ between hubs
+        code = dict(s.execute(select(Partner.id, Partner.code)).all())
+        lines = sorted((code[p], *rest) for p, *rest in s.execute(select(
+            Commission.partner_id, Commission.key, Commission.amount, Commission.currency)))
+        entries = sorted((code[p], *rest) for p, *rest in s.execute(
+            select(LedgerEntry.partner_id, LedgerEntry.state, func.sum(LedgerEntry.amount))
+            .group_by(LedgerEntry.partner_id, LedgerEntry.state)))
+        referrals = sorted((code[p], *rest) for p, *rest in s.execute(
+            select(Referral.partner_id, Customer.ref, Referral.source, Referral.self_referral)
+            .join(Customer, Customer.id == Referral.customer_id)))
+        statuses = sorted(s.execute(select(Customer.ref, CustomerStatus.status,
+                                           CustomerStatus.plan, CustomerStatus.occurred_at)
+                                    .join(CustomerStatus)).all())
+    return lines, entries, referrals, statuses
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batches_of_any_size_in_any_order_book_what_one_event_at_a_time_books(
+        make_hub: Any, backend: str, seed: int) -> None:
+    """The same stream (in order, or shuffled with duplicates) applied one event per transaction
+    and in batches of random sizes: the same lines, balances, referrals and statuses."""
+    import random
+
+    from connectors.stripe import process
+
+    programs = {"crazycall": {"plugin": "crazycall", "currency": "USD"},
+                "callpage": {"plugin": "callpage", "currency": "USD"}}
+    rng = random.Random(seed)
+    # one event at a time on SQLite, batched on the backend under test (two hubs on PostgreSQL
+    # would share the test schema)
+    hubs = [make_hub("sqlite", programs=programs), make_hub(backend, programs=programs)]
+    codes = []
+    for hub in hubs:
+        with hub.transaction() as s:
+            from hub.partners import create_partner
+
+            made = [create_partner(hub, s, program=p, email=f"p{i}@partners.test",
+                                   code=f"code{seed}x{i}")
+                    for i, p in enumerate(["crazycall", "callpage", "crazycall"])]
+            create_partner(hub, s, program="callpage", email="cus_d1@client.test",
+                           code=f"self{seed}")  # customer 1's own address: a self-referral
+            codes = [p.code for p in made] + [f"self{seed}"]
+    stream = _stream(rng, codes, 16)
+    if seed % 2:
+        stream = stream + rng.sample(stream, k=len(stream) // 3)
+        rng.shuffle(stream)
+    one, batched = hubs
+    for event in stream:
+        process(one, event)
+    fast: list[str] = []
+    original = FastPath._settle
+
+    def counting(self: Any, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
+        fast.append(fact.payment_ref)
+        original(self, known, fact, event_id)
+
+    FastPath._settle = counting  # type: ignore[method-assign]
+    try:
+        rest = list(stream)
+        while rest:
+            size = rng.choice([1, 2, 5, 17, 40, 200])
+            with batched.transaction() as s:
+                apply_batch(batched, s, [prepare(batched, e, s) for e in rest[:size]])
+            del rest[:size]
+    finally:
+        FastPath._settle = original  # type: ignore[method-assign]
+    assert _ledger(batched) == _ledger(one)
+    assert fast  # the set-based path did the settling it could
