@@ -41,8 +41,12 @@ def split_accounts(hub: Hub, rows: Iterable[Any]) -> tuple[list[Account], list[t
     """Payable accounts (`payouts.payable_accounts` rows) into automatic PayPal ones at or over
     their minimum, and the rest (other policies, or no PayPal address: decided per partner)."""
     automatic, others = [], []
+    minimums: dict[tuple[str, str, bool], int | None] = {}  # one hook call per program and kind
     for row in rows:
-        minimum = automatic_minimum(hub, row.program, row.kind, row.paypal_email)
+        key = (row.program, row.kind, bool(row.paypal_email))
+        if key not in minimums:
+            minimums[key] = automatic_minimum(hub, row.program, row.kind, row.paypal_email)
+        minimum = minimums[key]
         if minimum is None:
             others.append((row.partner_id, row.currency))
         elif row.payable >= minimum:
