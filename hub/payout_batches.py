@@ -63,9 +63,10 @@ def request_of_item(body: dict[str, Any] | None, item_id: str) -> dict[str, Any]
 
 @job("payout.send_batch", queue_name="payouts", on_exhausted="payout.batch_dead_letter")
 def send_batch(hub: Hub, batch_id: str) -> None:
-    """Send a batch's payouts that still await sending; safe to run twice. Dead-lettered
-    payouts of the batch travel again with it: a resend must be the very request PayPal may
-    already hold."""
+    """Send a batch whose payouts still await sending; safe to run twice. A resend is the very
+    request PayPal may already hold: every payout of the batch (dead-lettered ones travel again
+    with it), whatever PayPal's answers already did to some, except those an operator rejected
+    (having checked that PayPal never got them)."""
     prepared = _prepare(hub, batch_id)
     if prepared is None:
         return
@@ -115,7 +116,7 @@ def _prepare(hub: Hub, batch_id: str) -> tuple[str, list[PayoutOrder]] | None:
         session.execute(update(Payout).where(mine, Payout.status == "queued")
                         .values(attempts=Payout.attempts + 1, updated_at=now))
         rows = session.execute(select(Payout.id, Payout.amount, Payout.currency, Payout.receiver)
-                               .where(mine, Payout.status == "queued").order_by(Payout.id)).all()
+                               .where(mine, Payout.status != "rejected").order_by(Payout.id)).all()
         batch.attempts, batch.updated_at = batch.attempts + 1, now
         return batch.method, [order_of(*row, hub_batch=batch_id) for row in rows]
 

@@ -190,19 +190,26 @@ def test_a_crash_after_paypal_accepted_a_batch_resends_it_and_pays_each_once(hub
         payout_batches.send_batch(hub, batch_id)
     monkeypatch.undo()
     assert len(fake.batches) == 1 and {status_of(hub, p) for p in partners} == {"queued"}
+    # PayPal's webhook for one item may even come first: that payout is paid by it...
+    [entry] = [e for e in next(iter(fake.batches.values()))["items"]
+               if e["item"]["receiver"] == "ann@pay.test"]
+    paypal_connector.process(hub, paypal_event("PAYMENT.PAYOUTS-ITEM.SUCCEEDED", {
+        "payout_item_id": entry["item_id"], "transaction_status": "SUCCESS",
+        "payout_batch_id": next(iter(fake.batches.values()))["id"], "payout_item": entry["item"]}))
+    assert status_of(hub, partners[0]) == "paid"
 
     run_tick(hub, utcnow() + timedelta(minutes=1))  # the sweep re-sends what is stuck
     queue_of(hub).join()
 
     first, second = fake.creates()
-    assert first == second  # the same sender_batch_id and the very same items
+    assert first == second  # the same sender_batch_id and the very same items (ann's too)
     assert first["sender_batch_header"]["sender_batch_id"] == f"hub-{batch_id}"
     assert len(fake.batches) == 1  # PayPal refused the resend; the hub followed to the original
     original = fake.batches[f"hub-{batch_id}"]
     for partner in partners:
         [payout] = payouts_of(hub, partner.id)
         assert (payout.status, payout.provider_batch_id) == ("paid", original["id"])
-        assert payout.attempts == 2
+        assert payout.attempts == (1 if partner is partners[0] else 2)
         assert balance_of(hub, partner.id) == {"currency": "EUR", "pending": 0, "payable": 0,
                                                "in_payout": 0, "paid": 12000, "voided": 0}
     with hub.sessions() as s:  # paid once: one payout_paid transfer per payout
