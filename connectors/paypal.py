@@ -173,7 +173,8 @@ class PaypalGateway:
         """The batch's status and every item's answer, `ITEMS_PAGE` items per request."""
         if self.api is None:
             return None, []
-        api, status, answers, page = self.api, None, [], 1
+        api, status, page = self.api, None, 1
+        answers: list[GatewayAnswer] = []
         while True:
             path = (f"{SdkPayout.path}/{batch_id}?page={page}&page_size={ITEMS_PAGE}"
                     "&total_required=true")

@@ -91,21 +91,23 @@ def create_automatic(session: Session, accounts: list[Account]) -> int:
         key = (account.partner_id, account.currency)
         amount = sum(net for _, net in nets.get(key, []))
         email = emails.get(account.partner_id)
-        if amount >= account.minimum and email and not refused_before(*last.get(key, (None, None)),
+        last_status, last_receiver = last.get(key, (None, None))
+        if amount >= account.minimum and email and not refused_before(last_status, last_receiver,
                                                                        email):
-            due.append((account, amount, email))
+            due.append((account, amount, email, new_id("po")))
     if not due:
         return 0
     batch_id, now = open_batch(session, "paypal", len(due)), utcnow()
-    rows = [dict(id=new_id("po"), partner_id=a.partner_id, program=a.program, amount=amount,
+    rows = [dict(id=payout_id, partner_id=a.partner_id, program=a.program, amount=amount,
                  currency=a.currency, status="queued", method="paypal", period=None, attempts=0,
                  receiver=email, dead_letter=False, batch_id=batch_id, created_at=now,
-                 updated_at=now) for a, amount, email in due]
-    insert_rows(session, Payout.__table__, rows)
-    ledger.move_lines_many(session, [(r["id"], r["partner_id"], r["currency"],
-                                      nets[(r["partner_id"], r["currency"])]) for r in rows],
+                 updated_at=now) for a, amount, email, payout_id in due]
+    insert_rows(session, Payout.__table__, rows)  # type: ignore[arg-type]
+    ledger.move_lines_many(session, [(payout_id, a.partner_id, a.currency,
+                                      nets[(a.partner_id, a.currency)])
+                                     for a, _, _, payout_id in due],
                            "payable", "in_payout", kind="payout")
-    return len(rows)
+    return len(due)
 
 
 def _lock_partners(session: Session, partner_ids: list[str]) -> dict[str, str | None]:

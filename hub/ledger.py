@@ -83,7 +83,7 @@ def move_lines_many(session: Session, moves: list[tuple[str, str, str, list[tupl
                     source: str, target: str, *, kind: str) -> int:
     """`move_lines` for many payouts in one INSERT: `moves` holds (payout id, partner id,
     currency, nets per commission); one transfer per payout, as `move_lines` writes it."""
-    now, rows = utcnow(), []
+    now, rows = utcnow(), list[dict[str, Any]]()
     for payout_id, partner_id, currency, nets in moves:
         transfer = new_id("tr")
         rows.extend(
@@ -91,7 +91,7 @@ def move_lines_many(session: Session, moves: list[tuple[str, str, str, list[tupl
                  amount=sign * amount, kind=kind, commission_id=cid, line_id=None,
                  payout_id=payout_id, event_id=None, created_at=now)
             for cid, amount in nets if amount for state, sign in ((source, -1), (target, 1)))
-    insert_rows(session, LedgerEntry.__table__, rows)
+    insert_rows(session, LedgerEntry.__table__, rows)  # type: ignore[arg-type]
     return len(rows)
 
 
@@ -144,7 +144,7 @@ def held_by_payouts(session: Session, payout_ids: list[str],
     out: dict[str, list[tuple[str | None, int]]] = {}
     for payout_id, cid, net in rows:
         if net:
-            out.setdefault(payout_id, []).append((cid, int(net)))
+            out.setdefault(str(payout_id), []).append((cid, int(net)))
     return out
 
 

@@ -151,7 +151,9 @@ def _record(hub: Hub, batch_id: str, answer: GatewayAnswer, items: list[GatewayA
         payouts = batch_payouts(session, batch_id)
         for payout in payouts:
             payout.provider_batch_id = answer.batch_id or payout.provider_batch_id
-            payout.request = request_of_item(answer.request, f"{payout.id}-1") or payout.request
+            share = request_of_item(answer.request, f"{payout.id}-1")
+            if share and share["items"]:  # (an operator-rejected payout was left out)
+                payout.request = share
         changes = [Change(p, answer.status, answer.reason, answer.provider_status)
                    for p in payouts if p.status == "queued"]
         transition_many(session, changes + _item_changes(payouts, items))

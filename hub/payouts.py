@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -660,7 +661,7 @@ def resend_stale(hub: Hub, now: datetime) -> dict[str, int]:
     return {"resent": len(stuck), "polled": len(silent), "redelivered": len(deliveries)}
 
 
-def _per_batch(name: str, rows: list[Any]) -> list[tuple[str, str]]:
+def _per_batch(name: str, rows: Sequence[Any]) -> list[tuple[str, str]]:
     """One message per payout sent alone, one per batch for batched ones (`name` + ``_batch``)."""
     alone = [(name, payout_id) for payout_id, batch_id in rows if batch_id is None]
     batches = sorted({batch_id for _, batch_id in rows if batch_id is not None})
