@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from . import ledger
 from .clock import utcnow
-from .db.bulk import insert_rows
 from .db.models import Partner, Payout, new_id
+from .db.upsert import many_rows
 from .payout_batches import BATCH_SIZE, chunks, open_batch
 from .payouts import payable_accounts, refused_before
 from .runtime import Hub
@@ -102,7 +102,7 @@ def create_automatic(session: Session, accounts: list[Account]) -> int:
                  currency=a.currency, status="queued", method="paypal", period=None, attempts=0,
                  receiver=email, dead_letter=False, batch_id=batch_id, created_at=now,
                  updated_at=now) for a, amount, email, payout_id in due]
-    insert_rows(session, Payout.__table__, rows)  # type: ignore[arg-type]
+    session.execute(*many_rows(session, Payout.__table__, rows))  # one statement for all
     ledger.move_lines_many(session, [(payout_id, a.partner_id, a.currency,
                                       nets[(a.partner_id, a.currency)])
                                      for a, _, _, payout_id in due],

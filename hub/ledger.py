@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, aliased
 
 from . import webhooks_out
 from .clock import utcnow
-from .db.bulk import insert_rows
 from .db.models import Commission, LedgerEntry, new_id
 from .db.upsert import insert_ignore, insert_ignore_row, many_rows
 from .programs import Draft, Program
@@ -91,7 +90,7 @@ def move_lines_many(session: Session, moves: list[tuple[str, str, str, list[tupl
                  amount=sign * amount, kind=kind, commission_id=cid, line_id=None,
                  payout_id=payout_id, event_id=None, created_at=now)
             for cid, amount in nets if amount for state, sign in ((source, -1), (target, 1)))
-    insert_rows(session, LedgerEntry.__table__, rows)  # type: ignore[arg-type]
+    insert_entries(session, rows)
     return len(rows)
 
 
