@@ -3,7 +3,9 @@
 Seeds `--partners` odoopbx referral partners with PayPal addresses and €120 payable each, runs
 the sweep of `hub tick` (`hub.payouts.sweep`) and waits until the in-process worker has handed
 every payout to PayPal (sandbox mode, answered by the tests' fake PayPal through respx) and
-recorded the answer. The reference bulk-inserts the same number of payout rows.
+recorded the answer. The sweep pays them in PayPal batches of up to
+`hub.payout_batches.BATCH_SIZE` items (one transaction, one message and one PayPal request per
+batch). The reference bulk-inserts the same number of payout rows.
 
     python benchmarks/payout_sweep.py [--partners 10000]
 """
@@ -87,6 +89,8 @@ def run(database: str, partners: int) -> dict[str, Any]:
     ref = reference(schema_url(database, "bench_payouts_ref"), partners)
     return {"partners": partners, "payouts_created": created, "sweep_seconds": swept,
             "seconds_until_handed_to_paypal": elapsed, "paypal_batches": len(fake.batches),
+            "paypal_items": sum(len(b["items"]) for b in fake.batches.values()),
+            "largest_batch": max((len(b["items"]) for b in fake.batches.values()), default=0),
             "statuses": statuses, "reference_seconds": ref}
 
 

@@ -79,7 +79,7 @@ def bench_dashboard(db: str, size: dict[str, int]) -> list[Row]:
 def bench_payouts(db: str, size: dict[str, int]) -> list[Row]:
     r = payout_sweep.run(db, size["payouts"])
     seconds = r["seconds_until_handed_to_paypal"]
-    done = r["statuses"].get("paid", 0) == r["partners"] == r["paypal_batches"]
+    done = r["statuses"].get("paid", 0) == r["partners"] == r["paypal_items"]
     return [("4 payouts", f"s for {r['partners']:,} payouts to PayPal",
              f"{r['reference_seconds']:.2f}", f"{seconds:.1f}",
              f"{r['reference_seconds'] / seconds:.4f}", _mark(seconds < 10 and done, "< 10 s"))]

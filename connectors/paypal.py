@@ -6,9 +6,11 @@ overrides the SDK's transport) so every call has a timeout and respx can test it
 verified by PayPal's own `verify-webhook-signature` endpoint (the SDK's `WebhookEvent.verify`
 breaks on current pyOpenSSL).
 
-No payout is paid twice: `sender_batch_id` and `sender_item_id` derive from the payout id and
-the PayPal-Request-Id is the sender_batch_id, so a retry after a crash either gets PayPal's
-original answer or its "batch already exists" error, whose link names the original batch.
+No payout is paid twice: `sender_batch_id` derives from the hub's batch id (or, for a payout
+sent alone, its payout id), `sender_item_id` from the payout id, and the PayPal-Request-Id is
+the sender_batch_id, so a retry after a crash either gets PayPal's original answer or its
+"batch already exists" error, whose link names the original batch. A batch's items are read
+back page by page (`ITEMS_PAGE`) and each answer names its payout by sender_item_id.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ ITEM_STATUS = {"SUCCESS": "paid", "FAILED": "failed", "BLOCKED": "failed", "DENI
                "ONHOLD": "sent", "NEW": "sent"}
 SUBSCRIPTION_STATUS = {"ACTIVE": "active", "SUSPENDED": "past_due", "CANCELLED": "cancelled",
                        "EXPIRED": "cancelled"}
+ITEMS_PAGE = 1000  # PayPal's largest page_size for "show payout batch details"
 TRANSMISSION_HEADERS = {"auth_algo": "paypal-auth-algo", "cert_url": "paypal-cert-url",
                         "transmission_id": "paypal-transmission-id",
                         "transmission_sig": "paypal-transmission-sig",
@@ -111,22 +114,28 @@ class PaypalGateway:
     # payouts ---------------------------------------------------------------------------------
 
     def payout_body(self, order: PayoutOrder) -> dict[str, Any]:
-        return {"sender_batch_header": {"sender_batch_id": order.sender_batch_id,
+        return self.batch_body(order.sender_batch_id, [order])
+
+    def batch_body(self, sender_batch_id: str, orders: list[PayoutOrder]) -> dict[str, Any]:
+        return {"sender_batch_header": {"sender_batch_id": sender_batch_id,
                                         "recipient_type": "EMAIL",
                                         "email_subject": self.conf.email_subject},
                 "items": [{"recipient_type": "EMAIL", "receiver": order.receiver,
                            "note": order.note, "sender_item_id": order.sender_item_id,
                            "amount": {"value": minor_to_value(order.amount, order.currency),
-                                      "currency": order.currency}}]}
+                                      "currency": order.currency}} for order in orders]}
 
     def send(self, order: PayoutOrder) -> GatewayAnswer:
-        body = self.payout_body(order)
+        return self.send_batch(order.sender_batch_id, [order])
+
+    def send_batch(self, sender_batch_id: str, orders: list[PayoutOrder]) -> GatewayAnswer:
+        body = self.batch_body(sender_batch_id, orders)
         if self.dry_run or self.api is None:
             return GatewayAnswer(status="dry_run", request=body)
-        if not order.receiver:
+        if not all(order.receiver for order in orders):
             raise PermanentError("the partner has no PayPal address")
         payout = SdkPayout(body, api=self.api)
-        payout.request_id = order.sender_batch_id  # PayPal-Request-Id: PayPal's own idempotency
+        payout.request_id = sender_batch_id  # PayPal-Request-Id: PayPal's own idempotency
         if _call(payout.create):
             header = payout.batch_header
             return self._batch_answer(header.payout_batch_id if header else None,
@@ -155,13 +164,27 @@ class PaypalGateway:
         return item_answer(item, order.batch_id)
 
     def _item_id(self, order: PayoutOrder) -> str | None:
-        batch = _call(lambda: SdkPayout.find(order.batch_id, api=self.api)).to_dict()
-        if (batch.get("batch_header") or {}).get("batch_status") == "DENIED":
+        status, items = self.check_batch(str(order.batch_id))
+        if status == "DENIED":
             raise PermanentError("PayPal denied the payout batch")
-        for item in batch.get("items") or []:
-            if (item.get("payout_item") or {}).get("sender_item_id") == order.sender_item_id:
-                return str(item["payout_item_id"])
-        return None
+        return next((a.item_id for a in items if a.sender_item_id == order.sender_item_id), None)
+
+    def check_batch(self, batch_id: str) -> tuple[str | None, list[GatewayAnswer]]:
+        """The batch's status and every item's answer, `ITEMS_PAGE` items per request."""
+        if self.api is None:
+            return None, []
+        api, status, page = self.api, None, 1
+        answers: list[GatewayAnswer] = []
+        while True:
+            path = (f"{SdkPayout.path}/{batch_id}?page={page}&page_size={ITEMS_PAGE}"
+                    "&total_required=true")
+            batch = dict(_call(lambda: api.get(path)))
+            status = (batch.get("batch_header") or {}).get("batch_status") or status
+            items = batch.get("items") or []
+            answers.extend(item_answer(item, batch_id) for item in items)
+            if len(items) < ITEMS_PAGE or page >= int(batch.get("total_pages") or page):
+                return status, answers
+            page += 1
 
     # webhooks and lookups -----------------------------------------------------------------------
 
@@ -248,7 +271,8 @@ def item_answer(item: dict[str, Any], batch_id: str | None) -> GatewayAnswer:
     reason = f"{errors.get('name')}: {errors.get('message', '')}".strip() if errors else None
     return GatewayAnswer(status=ITEM_STATUS.get(status, "sent"), provider_status=status,
                          batch_id=item.get("payout_batch_id") or batch_id,
-                         item_id=item.get("payout_item_id"), reason=reason)
+                         item_id=item.get("payout_item_id"), reason=reason,
+                         sender_item_id=(item.get("payout_item") or {}).get("sender_item_id"))
 
 
 # --- events in -----------------------------------------------------------------------------------

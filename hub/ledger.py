@@ -78,6 +78,38 @@ def move_lines(session: Session, nets: list[tuple[str | None, int]], source: str
     return transfer
 
 
+def move_lines_many(session: Session, moves: list[tuple[str, str, str, list[tuple[str | None, int]]]],
+                    source: str, target: str, *, kind: str) -> int:
+    """`move_lines` for many payouts in one INSERT: `moves` holds (payout id, partner id,
+    currency, nets per commission); one transfer per payout, as `move_lines` writes it."""
+    now, rows = utcnow(), list[dict[str, Any]]()
+    for payout_id, partner_id, currency, nets in moves:
+        transfer = new_id("tr")
+        rows.extend(
+            dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
+                 amount=sign * amount, kind=kind, commission_id=cid, line_id=None,
+                 payout_id=payout_id, event_id=None, created_at=now)
+            for cid, amount in nets if amount for state, sign in ((source, -1), (target, 1)))
+    insert_entries(session, rows)
+    return len(rows)
+
+
+def payable_by_account(session: Session, partner_ids: list[str]
+                       ) -> dict[tuple[str, str], list[tuple[str | None, int]]]:
+    """`payable_by_commission` for many partners in one query, per (partner, currency)."""
+    rows = session.execute(
+        select(LedgerEntry.partner_id, LedgerEntry.currency, LedgerEntry.commission_id,
+               func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.partner_id.in_(partner_ids), LedgerEntry.state == "payable")
+        .group_by(LedgerEntry.partner_id, LedgerEntry.currency, LedgerEntry.commission_id)
+        .order_by(LedgerEntry.partner_id, LedgerEntry.currency, LedgerEntry.commission_id)).all()
+    out: dict[tuple[str, str], list[tuple[str | None, int]]] = {}
+    for partner_id, currency, cid, net in rows:
+        if net:
+            out.setdefault((partner_id, currency), []).append((cid, int(net)))
+    return out
+
+
 def payable_by_commission(session: Session, partner_id: str, currency: str,
                           earned_before: datetime | None = None) -> list[tuple[str | None, int]]:
     """The payable money of a partner in a currency, per commission (clawbacks are negative)."""
@@ -98,6 +130,21 @@ def held_by_payout(session: Session, payout_id: str, state: str) -> list[tuple[s
         .where(LedgerEntry.payout_id == payout_id, LedgerEntry.state == state)
         .group_by(LedgerEntry.commission_id).order_by(LedgerEntry.commission_id)).all()
     return [(cid, int(net)) for cid, net in rows if net]
+
+
+def held_by_payouts(session: Session, payout_ids: list[str],
+                    state: str) -> dict[str, list[tuple[str | None, int]]]:
+    """`held_by_payout` for many payouts in one query."""
+    rows = session.execute(
+        select(LedgerEntry.payout_id, LedgerEntry.commission_id, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.payout_id.in_(payout_ids), LedgerEntry.state == state)
+        .group_by(LedgerEntry.payout_id, LedgerEntry.commission_id)
+        .order_by(LedgerEntry.payout_id, LedgerEntry.commission_id)).all()
+    out: dict[str, list[tuple[str | None, int]]] = {}
+    for payout_id, cid, net in rows:
+        if net:
+            out.setdefault(str(payout_id), []).append((cid, int(net)))
+    return out
 
 
 def book(session: Session, program: Program, partner_id: str, draft: Draft, *,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -64,10 +65,11 @@ class PayoutOrder:
     note: str
     batch_id: str | None = None
     item_id: str | None = None
+    hub_batch: str | None = None  # the hub's batch this payout travels in, if any
 
     @property
     def sender_batch_id(self) -> str:
-        return sender_batch_id(self.payout_id)
+        return sender_batch_id(self.hub_batch or self.payout_id)
 
     @property
     def sender_item_id(self) -> str:
@@ -76,7 +78,8 @@ class PayoutOrder:
 
 @dataclass(frozen=True)
 class GatewayAnswer:
-    """A gateway's answer: a hub status (sent, paid, failed, returned, unclaimed, dry_run)."""
+    """A gateway's answer: a hub status (sent, paid, failed, returned, unclaimed, dry_run).
+    For one item of a batch, `sender_item_id` says which payout it is about."""
 
     status: str
     batch_id: str | None = None
@@ -84,6 +87,7 @@ class GatewayAnswer:
     provider_status: str | None = None
     reason: str | None = None
     request: dict[str, Any] | None = None
+    sender_item_id: str | None = None
 
 
 class PayoutGateway(Protocol):
@@ -94,9 +98,22 @@ class PayoutGateway(Protocol):
     def check(self, order: PayoutOrder) -> GatewayAnswer:
         """The current status of a payment created earlier."""
 
+    def send_batch(self, sender_batch_id: str, orders: list[PayoutOrder]) -> GatewayAnswer:
+        """Create one provider batch of `orders` (idempotent per `sender_batch_id`); the answer
+        is the batch's (sent, failed, dry_run), its items' come from `check_batch`."""
 
-def sender_batch_id(payout_id: str) -> str:
-    return f"hub-{payout_id}"
+    def check_batch(self, batch_id: str) -> tuple[str | None, list[GatewayAnswer]]:
+        """The batch's provider status and one answer per item (with `sender_item_id`)."""
+
+
+def sender_batch_id(key: str) -> str:
+    """The provider's idempotency key for a batch: from the batch id (``pb_…``) for batched
+    payouts, from the payout id (``po_…``) for one sent alone."""
+    return f"hub-{key}"
+
+
+def sender_batch_of(payout: Payout) -> str:
+    return sender_batch_id(payout.batch_id or payout.id)
 
 
 def sender_item_id(payout_id: str) -> str:
@@ -109,6 +126,12 @@ def payout_id_from_sender_id(value: str | None) -> str | None:
     if value and value.endswith("-1"):
         return value[:-2]
     return None
+
+
+def batch_id_from_sender_id(value: str | None) -> str | None:
+    """The hub batch a ``hub-pb_…`` sender_batch_id names (None for a payout's own)."""
+    key = payout_id_from_sender_id(value) if value and value.startswith("hub-") else None
+    return key if key and key.startswith("pb_") else None
 
 
 def gateway_for(hub: Hub, method: str) -> PayoutGateway | None:
@@ -216,9 +239,14 @@ def _automatic_blocked(session: Session, partner: Partner, currency: str) -> boo
     until the partner's PayPal address changes; the money waits in `payable`."""
     last = session.scalars(select(Payout).where(
         Payout.partner_id == partner.id, Payout.currency == currency, Payout.period.is_(None))
-        .order_by(Payout.created_at.desc()).limit(1)).first()
-    return (last is not None and last.status in MONEY_BACK + ("unclaimed",)
-            and last.receiver == partner.paypal_email)
+        .order_by(Payout.created_at.desc(), Payout.id.desc()).limit(1)).first()
+    return last is not None and refused_before(last.status, last.receiver, partner.paypal_email)
+
+
+def refused_before(last_status: str | None, last_receiver: str | None,
+                   paypal_email: str | None) -> bool:
+    """The rule behind `_automatic_blocked`, given the account's latest unscheduled payout."""
+    return last_status in MONEY_BACK + ("unclaimed",) and last_receiver == paypal_email
 
 
 def schedule(hub: Hub, session: Session, partner: Partner, currency: str,
@@ -294,12 +322,65 @@ def _has_open_payout(session: Session, partner_id: str) -> bool:
 
 # --- status changes ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Change:
+    """One payout to move to `status` (see `transition`)."""
+
+    payout: Payout
+    status: str
+    reason: str | None = None
+    provider_status: str | None = None
+    reference: str | None = None
+
+
 def transition(session: Session, payout: Payout, status: str, *, reason: str | None = None,
                provider_status: str | None = None, reference: str | None = None) -> bool:
     """Move a payout to `status` and its money with it; False (a no-op) when not allowed from
     where it is, e.g. a late PENDING after paid, or the same answer twice."""
+    return transition_many(session, [Change(payout, status, reason, provider_status,
+                                            reference)]) == 1
+
+
+def transition_many(session: Session, changes: list[Change]) -> int:
+    """`transition` for many payouts (a batch's answers): the money of all of them moves with
+    one query and one INSERT per kind of move. Returns how many payouts moved."""
+    moves: dict[tuple[str, str, str], list[Payout]] = {}
+    moved: list[Payout] = []
+    for change in changes:
+        previous = _apply_status(change)
+        if previous is None:
+            continue
+        move = money_move(previous, change.status)
+        if move is not None:
+            moves.setdefault(move, []).append(change.payout)
+        moved.append(change.payout)
+    for (source, target, kind), payouts in moves.items():
+        held = ledger.held_by_payouts(session, [p.id for p in payouts], source)
+        ledger.move_lines_many(session, [(p.id, p.partner_id, p.currency, held.get(p.id, []))
+                                         for p in payouts], source, target, kind=kind)
+    for payout in {p.id: p for p in moved}.values():  # a payout may move twice (sent, paid)
+        if payout.status in WEBHOOK_EVENT:
+            webhooks_out.emit(session, WEBHOOK_EVENT[payout.status], f"{payout.id}:{payout.status}",
+                              payout_json(payout))
+    return len({p.id for p in moved})
+
+
+def money_move(previous: str, status: str) -> tuple[str, str, str] | None:
+    """Which account a payout's money leaves and enters (and the legs' kind) when it moves from
+    `previous` to `status`; None when the money stays where it is."""
+    if status == "paid":
+        return ("in_payout", "paid", "payout_paid")
+    if status in MONEY_BACK:
+        return ("paid" if previous == "paid" else "in_payout", "payable", "payout_return")
+    return None
+
+
+def _apply_status(change: Change) -> str | None:
+    """The payout row's side of a transition; returns the previous status (None: not allowed)."""
+    payout, status = change.payout, change.status
+    reason, provider_status, reference = change.reason, change.provider_status, change.reference
     if status == payout.status or status not in _allowed_next(payout):
-        return False
+        return None
     previous, now = payout.status, utcnow()
     payout.status, payout.updated_at, payout.dead_letter = status, now, False
     payout.provider_status = provider_status or payout.provider_status
@@ -310,13 +391,9 @@ def transition(session: Session, payout: Payout, status: str, *, reason: str | N
     payout.reference = reference or payout.reference
     if status == "sent":
         payout.sent_at = now
-    _move_money(session, payout, previous, status)
     if status in ("paid",) + MONEY_BACK:
         payout.settled_at = now
-    if status in WEBHOOK_EVENT:
-        webhooks_out.emit(session, WEBHOOK_EVENT[status], f"{payout.id}:{status}",
-                          payout_json(payout))
-    return True
+    return previous
 
 
 def _allowed_next(payout: Payout) -> set[str]:
@@ -325,17 +402,6 @@ def _allowed_next(payout: Payout) -> set[str]:
     if payout.status == "failed" and payout.dead_letter:
         return NEXT["queued"] | {"rejected"}
     return NEXT.get(payout.status, set())
-
-
-def _move_money(session: Session, payout: Payout, previous: str, status: str) -> None:
-    refs = dict(partner_id=payout.partner_id, currency=payout.currency, payout_id=payout.id)
-    if status == "paid":
-        nets = ledger.held_by_payout(session, payout.id, "in_payout")
-        ledger.move_lines(session, nets, "in_payout", "paid", kind="payout_paid", **refs)
-    elif status in MONEY_BACK:
-        source = "paid" if previous == "paid" else "in_payout"
-        nets = ledger.held_by_payout(session, payout.id, source)
-        ledger.move_lines(session, nets, source, "payable", kind="payout_return", **refs)
 
 
 def get_payout(session: Session, payout_id: str, *, lock: bool = False) -> Payout:
@@ -380,7 +446,14 @@ def _operator_target(payout: Payout, action: str) -> str:
 
 
 def apply_status_fact(hub: Hub, session: Session, fact: PayoutStatusChanged) -> None:
-    """A provider's word on a payout (webhook): find it by our ids or the provider's, apply it."""
+    """A provider's word on a payout (webhook): find it by our ids or the provider's, apply it.
+    A word on a whole batch of ours (``hub-pb_…``) applies to each of its payouts."""
+    from .payout_batches import apply_batch_fact, batch_of_fact
+
+    batch = batch_of_fact(session, fact)
+    if batch is not None:
+        apply_batch_fact(session, batch, fact)
+        return
     payout = _find_payout(session, fact)
     if payout is None:
         return
@@ -411,16 +484,31 @@ def _find_payout(session: Session, fact: PayoutStatusChanged) -> Payout | None:
 # --- jobs ---------------------------------------------------------------------------------------
 
 def _order(payout: Payout) -> PayoutOrder:
-    note = f"Commission payout {payout.id} ({format_money(payout.amount, payout.currency)})"
-    return PayoutOrder(payout_id=payout.id, amount=payout.amount, currency=payout.currency,
-                       receiver=payout.receiver or "", note=note, batch_id=payout.provider_batch_id,
-                       item_id=payout.provider_item_id)
+    return order_of(payout.id, payout.amount, payout.currency, payout.receiver,
+                    payout.provider_batch_id, payout.provider_item_id, payout.batch_id)
+
+
+def order_of(payout_id: str, amount: int, currency: str, receiver: str | None,
+             batch_id: str | None = None, item_id: str | None = None,
+             hub_batch: str | None = None) -> PayoutOrder:
+    """The gateway order of a payout: derived from the row alone, so a resend is the same."""
+    note = f"Commission payout {payout_id} ({format_money(amount, currency)})"
+    return PayoutOrder(payout_id=payout_id, amount=amount, currency=currency,
+                       receiver=receiver or "", note=note, batch_id=batch_id, item_id=item_id,
+                       hub_batch=hub_batch)
 
 
 @job("payout.send", queue_name="payouts", on_exhausted="payout.dead_letter")
 def send(hub: Hub, payout_id: str) -> None:
     """Pay one queued payout through its gateway; safe to run twice (PayPal refuses a second
-    batch with the same sender_batch_id, and the gateway then finds the first)."""
+    batch with the same sender_batch_id, and the gateway then finds the first). A payout that
+    travels in a batch is sent with its whole batch (the same request as the first time)."""
+    with hub.sessions() as session:
+        batch_id = session.scalar(select(Payout.batch_id).where(Payout.id == payout_id))
+    if batch_id is not None:
+        from .payout_batches import send_batch
+        send_batch(hub, batch_id)
+        return
     with hub.transaction() as session:
         payout = session.get(Payout, payout_id)
         if payout is None or payout.status != "queued":
@@ -504,6 +592,10 @@ def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -
         payout = session.get(Payout, payout_id) if payout_id else None
         if payout is None or payout.status != "queued":
             return
+        if payout.batch_id is not None:
+            from .payout_batches import dead_letter_all
+            dead_letter_all(session, payout.batch_id)
+            return
         last = (payout.failure_reason or "").removeprefix("retrying: ")
         payout.status, payout.dead_letter, payout.updated_at = "failed", True, utcnow()
         payout.failure_reason = (f"gave up after {payout.attempts} attempts: {last}")[:500]
@@ -512,9 +604,21 @@ def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -
 # --- the sweep (`hub tick`) ------------------------------------------------------------------
 
 def sweep(hub: Hub, now: datetime) -> dict[str, int]:
-    """Create due payouts (threshold, monthly, manual list), re-send stuck ones, poll the silent."""
+    """Create due payouts (threshold, monthly, manual list), re-send stuck ones, poll the silent.
+
+    Automatic PayPal payouts are decided set-based, `BATCH_SIZE` accounts per transaction, each
+    transaction one PayPal batch and one message (`hub.automatic_payouts`); the other policies
+    are decided per partner."""
+    from .automatic_payouts import create_automatic, split_accounts
+    from .payout_batches import BATCH_SIZE, chunks
+
+    with hub.sessions() as session:
+        automatic, others = split_accounts(hub, payable_accounts(session))
     created = 0
-    for partner_id, currency in _payable_accounts(hub):
+    for chunk in chunks(automatic, BATCH_SIZE):
+        with hub.transaction() as session:
+            created += create_automatic(session, chunk)
+    for partner_id, currency in others:
         with hub.transaction() as session:
             partner = session.get(Partner, partner_id)
             if partner is not None and schedule(hub, session, partner, currency, now) is not None:
@@ -522,14 +626,21 @@ def sweep(hub: Hub, now: datetime) -> dict[str, int]:
     return {"created": created, **resend_stale(hub, now)}
 
 
-def _payable_accounts(hub: Hub) -> list[tuple[str, str]]:
-    with hub.sessions() as session:
-        rows = session.execute(
-            select(LedgerEntry.partner_id, LedgerEntry.currency)
+def payable_accounts(session: Session, partner_ids: list[str] | None = None) -> list[Any]:
+    """(partner_id, currency, payable, program, kind, paypal_email) of every account with
+    payable money, in (partner, currency) order; one query."""
+    stmt = (select(LedgerEntry.partner_id, LedgerEntry.currency,
+                   func.sum(LedgerEntry.amount).label("payable"), Partner.program, Partner.kind,
+                   Partner.paypal_email)
+            .join(Partner, Partner.id == LedgerEntry.partner_id)
             .where(LedgerEntry.state == "payable")
-            .group_by(LedgerEntry.partner_id, LedgerEntry.currency)
-            .having(func.sum(LedgerEntry.amount) > 0)).all()
-    return [(p, c) for p, c in rows]
+            .group_by(LedgerEntry.partner_id, LedgerEntry.currency, Partner.program,
+                      Partner.kind, Partner.paypal_email)
+            .having(func.sum(LedgerEntry.amount) > 0)
+            .order_by(LedgerEntry.partner_id, LedgerEntry.currency))
+    if partner_ids is not None:
+        stmt = stmt.where(LedgerEntry.partner_id.in_(partner_ids))
+    return list(session.execute(stmt).all())
 
 
 def resend_stale(hub: Hub, now: datetime) -> dict[str, int]:
@@ -537,24 +648,32 @@ def resend_stale(hub: Hub, now: datetime) -> dict[str, int]:
     `sent` ones are polled, pending webhook deliveries are delivered again."""
     before = now - timedelta(seconds=hub.config.queue.stale_seconds)
     with hub.sessions() as session:
-        stuck = list(session.scalars(select(Payout.id).where(
-            Payout.status == "queued", Payout.updated_at < before)))
-        silent = list(session.scalars(select(Payout.id).where(
-            Payout.status.in_(("sent", "unclaimed")), Payout.updated_at < before)))
+        stuck = session.execute(select(Payout.id, Payout.batch_id).where(
+            Payout.status == "queued", Payout.updated_at < before)).all()
+        silent = session.execute(select(Payout.id, Payout.batch_id).where(
+            Payout.status.in_(("sent", "unclaimed")), Payout.updated_at < before)).all()
         deliveries = webhooks_out.stale_deliveries(session, before)
     queue = queue_of(hub)
-    for name, ids in (("payout.send", stuck), ("payout.check", silent),
-                      ("webhook.deliver", deliveries)):
-        for item in ids:
-            queue.send(name, item)
+    messages = (_per_batch("payout.send", stuck) + _per_batch("payout.check", silent)
+                + [("webhook.deliver", d) for d in deliveries])
+    for name, item in messages:
+        queue.send(name, item)
     return {"resent": len(stuck), "polled": len(silent), "redelivered": len(deliveries)}
+
+
+def _per_batch(name: str, rows: Sequence[Any]) -> list[tuple[str, str]]:
+    """One message per payout sent alone, one per batch for batched ones (`name` + ``_batch``)."""
+    alone = [(name, payout_id) for payout_id, batch_id in rows if batch_id is None]
+    batches = sorted({batch_id for _, batch_id in rows if batch_id is not None})
+    return alone + [(f"{name}_batch", batch_id) for batch_id in batches]
 
 
 def payout_json(p: Payout) -> dict[str, Any]:
     return {"id": p.id, "partner_id": p.partner_id, "program": p.program, "amount": p.amount,
             "currency": p.currency, "status": p.status, "method": p.method,
             "receiver": p.receiver, "reference": p.reference, "period": p.period,
-            "sender_batch_id": sender_batch_id(p.id), "provider_batch_id": p.provider_batch_id,
+            "sender_batch_id": sender_batch_of(p), "batch_id": p.batch_id,
+            "provider_batch_id": p.provider_batch_id,
             "provider_item_id": p.provider_item_id, "provider_status": p.provider_status,
             "failure_reason": p.failure_reason, "attempts": p.attempts,
             "dead_letter": p.dead_letter, "request": p.request,

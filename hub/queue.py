@@ -121,7 +121,7 @@ def make_broker(hub: Hub) -> dramatiq.Broker:
 
 def build_queue(hub: Hub, broker: dramatiq.Broker | None = None) -> Queue:
     """The broker and one actor per registered job, bound to `hub`."""
-    from . import payouts, webhooks_out  # noqa: F401 - importing registers their jobs
+    from . import payout_batches, payouts, webhooks_out  # noqa: F401 - importing registers jobs
 
     queue = Queue(hub=hub, broker=broker or make_broker(hub))
     conf = hub.config.queue

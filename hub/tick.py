@@ -29,15 +29,14 @@ TickJob = Callable[[Hub, datetime], dict[str, Any]]
 
 
 def release_holds(hub: Hub, now: datetime) -> dict[str, Any]:
-    from .payouts import trigger_automatic
+    from .automatic_payouts import create_for_changed
 
     changed: set[tuple[str, str]] = set()
     with hub.transaction() as session:
         released = ledger.release_due(session, now, changed)
         # The release lifted these balances: automatic programs pay at the threshold, in the
-        # same transaction (the payout row) and with a message after the commit.
-        paid = sum(1 for partner_id, currency in sorted(changed)
-                   if trigger_automatic(hub, session, partner_id, currency) is not None)
+        # same transaction (payout rows in PayPal batches) and with a message after the commit.
+        paid = create_for_changed(hub, session, changed)
     return {"released": released, "payouts": paid}
 
 

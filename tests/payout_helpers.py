@@ -123,6 +123,8 @@ class FakePaypal:
         self.fail_creates = 0  # answer the next N creates with a 500 (nothing created)
         self.item_status = "SUCCESS"
         self.item_errors: dict[str, Any] | None = None
+        # per receiver: (transaction_status, errors) overriding the two above
+        self.item_outcomes: dict[str, tuple[str, dict[str, Any] | None]] = {}
         self.hang_after_accept: threading.Event | None = None  # accept, then never answer
         self.accepted = threading.Event()
 
@@ -140,13 +142,15 @@ class FakePaypal:
             return 200, {"scope": "https://uri.paypal.com/services/payments/payouts",
                          "access_token": "A21AAFakeToken", "token_type": "Bearer",
                          "app_id": "APP-80W284485P519543T", "expires_in": 32400, "nonce": "n"}
-        parts = path.split("?")[0].strip("/").split("/")
+        path, _, query_text = path.partition("?")
+        query = dict(pair.partition("=")[::2] for pair in query_text.split("&") if pair)
+        parts = path.strip("/").split("/")
         if method == "POST" and parts == ["v1", "payments", "payouts"]:
             return self._create(parsed)
         if method == "GET" and len(parts) == 4 and parts[:3] == ["v1", "payments", "payouts-item"]:
             return self._item(parts[3])
         if method == "GET" and len(parts) == 4 and parts[:3] == ["v1", "payments", "payouts"]:
-            return self._batch(parts[3])
+            return self._batch(parts[3], query)
         return 404, {"name": "RESOURCE_NOT_FOUND", "message": path}
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
@@ -165,8 +169,11 @@ class FakePaypal:
                                  "issue": "Batch with given sender_batch_id already exists"}],
                     "links": [{"href": f"{self.base}/v1/payments/payouts/{existing['id']}",
                                "rel": "self", "method": "GET", "encType": "application/json"}]}
-            batch = {"id": secrets.token_hex(6).upper(), "item_id": secrets.token_hex(6).upper(),
-                     "header": body["sender_batch_header"], "item": body["items"][0]}
+            items = [{"item_id": secrets.token_hex(6).upper(), "item": item}
+                     for item in body["items"]]
+            # "item" and "item_id": the first (for a one-item batch, the only) item
+            batch = {"id": secrets.token_hex(6).upper(), "header": body["sender_batch_header"],
+                     "items": items, "item_id": items[0]["item_id"], "item": items[0]["item"]}
             self.batches[sender_batch_id] = batch
         self.accepted.set()
         if self.hang_after_accept is not None:
@@ -176,31 +183,42 @@ class FakePaypal:
                      "links": [{"href": f"{self.base}/v1/payments/payouts/{batch['id']}",
                                 "rel": "self", "method": "GET", "encType": "application/json"}]}
 
-    def _item_json(self, batch: dict[str, Any]) -> dict[str, Any]:
-        item = {"payout_item_id": batch["item_id"], "transaction_id": "TX" + batch["item_id"],
-                "transaction_status": self.item_status, "payout_batch_id": batch["id"],
-                "payout_item": batch["item"], "time_processed": "2026-02-01T10:00:00Z"}
-        if self.item_errors:
-            item["errors"] = self.item_errors
+    def _item_json(self, batch: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        status, errors = self.item_outcomes.get(entry["item"]["receiver"],
+                                                (self.item_status, self.item_errors))
+        item = {"payout_item_id": entry["item_id"], "transaction_id": "TX" + entry["item_id"],
+                "transaction_status": status, "payout_batch_id": batch["id"],
+                "payout_item": entry["item"], "time_processed": "2026-02-01T10:00:00Z"}
+        if errors:
+            item["errors"] = errors
         return item
 
-    def _batch(self, batch_id: str) -> tuple[int, Any]:
+    def _batch(self, batch_id: str, query: dict[str, str]) -> tuple[int, Any]:
+        """PayPal pages a batch's items: `page` (from 1) of `page_size` (default and at most
+        1,000), with `total_pages` when `total_required`."""
         batch = next((b for b in self.batches.values() if b["id"] == batch_id), None)
         if batch is None:
             return 404, {"name": "INVALID_RESOURCE_ID", "message": "Requested resource ID was not found."}
-        return 200, {"batch_header": {"payout_batch_id": batch_id, "batch_status": "SUCCESS",
-                                      "sender_batch_header": batch["header"]},
-                     "items": [self._item_json(batch)]}
+        page, size = int(query.get("page", 1)), min(int(query.get("page_size", 1000)), 1000)
+        entries = batch["items"][(page - 1) * size:page * size]
+        answer = {"batch_header": {"payout_batch_id": batch_id, "batch_status": "SUCCESS",
+                                   "sender_batch_header": batch["header"]},
+                  "items": [self._item_json(batch, e) for e in entries]}
+        if query.get("total_required") == "true":
+            answer["total_items"] = len(batch["items"])
+            answer["total_pages"] = max(-(-len(batch["items"]) // size), 1)
+        return 200, answer
 
     def _item(self, item_id: str) -> tuple[int, Any]:
-        batch = next((b for b in self.batches.values() if b["item_id"] == item_id), None)
-        if batch is None:
-            return 404, {"name": "INVALID_RESOURCE_ID", "message": "Requested resource ID was not found."}
-        return 200, self._item_json(batch)
+        for batch in list(self.batches.values()):
+            for entry in batch["items"]:
+                if entry["item_id"] == item_id:
+                    return 200, self._item_json(batch, entry)
+        return 404, {"name": "INVALID_RESOURCE_ID", "message": "Requested resource ID was not found."}
 
     def respx_side_effect(self, request: httpx.Request) -> httpx.Response:
-        status, payload = self.handle(request.method, request.url.path, dict(request.headers),
-                                      request.content)
+        status, payload = self.handle(request.method, request.url.raw_path.decode(),
+                                      dict(request.headers), request.content)
         return httpx.Response(status, json=payload)
 
 

@@ -105,14 +105,17 @@ def test_an_odoopbx_like_referral_crossing_100_eur_is_paid_once(hub, worker, fak
     time.sleep(0.5)
     assert [p.id for p in payouts_of(hub, referral.id)] == [payout.id]
     [create] = fake.creates()
-    assert create["sender_batch_header"]["sender_batch_id"] == f"hub-{payout.id}"
+    # automatic payouts travel in the tick's PayPal batch: its id, not the payout's, is the key
+    assert payout.batch_id and create["sender_batch_header"]["sender_batch_id"] == f"hub-{payout.batch_id}"
     assert create["items"][0] == {"recipient_type": "EMAIL", "receiver": "ref@pay.test",
                                   "note": create["items"][0]["note"],
                                   "sender_item_id": f"{payout.id}-1",
                                   "amount": {"value": "105.00", "currency": "EUR"}}
     paths = [(m, p.rstrip("/")) for m, p, _, _ in fake.calls]
     assert paths[:2] == [("POST", "/v1/oauth2/token"), ("POST", "/v1/payments/payouts")]
-    assert ("GET", f"/v1/payments/payouts-item/{fake.batches[f'hub-{payout.id}']['item_id']}") in paths
+    # a batch's item statuses are read with the batch (paged), not one GET per item
+    batch_id = fake.batches[f"hub-{payout.batch_id}"]["id"]
+    assert ("GET", f"/v1/payments/payouts/{batch_id}?page=1&page_size=1000&total_required=true") in paths
     assert balance_of(hub, referral.id) == {"currency": "EUR", "pending": 0, "payable": 0,
                                             "in_payout": 0, "paid": 10500, "voided": 0}
     assert balance_of(hub, partner.id)["payable"] == 15000
@@ -123,7 +126,7 @@ def test_an_odoopbx_like_referral_crossing_100_eur_is_paid_once(hub, worker, fak
         lines = client.get(f"/api/v1/partners/{referral.id}/commissions",
                            headers=operator_headers()).json()["items"]
     assert [(i["status"], i["amount"], i["provider_item_id"]) for i in items] == [
-        ("paid", 10500, fake.batches[f"hub-{payout.id}"]["item_id"])]
+        ("paid", 10500, fake.batches[f"hub-{payout.batch_id}"]["item_id"])]
     assert {line["state"] for line in lines} == {"paid"}
 
 
@@ -136,7 +139,7 @@ def test_a_paypal_500_is_retried_with_the_same_sender_batch_id(hub, worker, fake
     wait_for(lambda: _status(hub, payout.id) == "paid", what="payout paid after a retry")
     creates = [(h.get("paypal-request-id"), body["sender_batch_header"]["sender_batch_id"])
                for m, p, h, body in fake.calls if m == "POST" and "payouts" in p]
-    assert creates == [(f"hub-{payout.id}", f"hub-{payout.id}")] * 2
+    assert creates == [(f"hub-{payout.batch_id}", f"hub-{payout.batch_id}")] * 2
     assert len(fake.batches) == 1
     [payout] = payouts_of(hub, referral.id)
     assert payout.attempts == 2

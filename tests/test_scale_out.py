@@ -151,9 +151,15 @@ def test_two_servers_two_workers_every_commission_and_payout_once(
     assert len(lines) == len(all_events) and {n for _, n in lines} == {1}
     # Every partner crossed €100 in both halves: two payouts each, each paid once by PayPal.
     assert len(payouts) == 2 * PARTNERS and {p.status for p in payouts} == {"paid"}
-    assert sorted(fake.batches) == sorted(f"hub-{p.id}" for p in payouts)
+    # The racing ticks' payouts travel in PayPal batches (one per tick transaction that created
+    # any): PayPal holds exactly one item per payout, for its amount, in the payout's batch.
+    assert sorted(fake.batches) == sorted({f"hub-{p.batch_id}" for p in payouts})
+    items = {entry["item"]["sender_item_id"]: (sender_batch_id, entry["item"])
+             for sender_batch_id, batch in fake.batches.items() for entry in batch["items"]}
+    assert len(items) == sum(len(b["items"]) for b in fake.batches.values()) == len(payouts)
     for payout in payouts:
-        item = fake.batches[f"hub-{payout.id}"]["item"]
+        sender_batch_id, item = items[f"{payout.id}-1"]
+        assert sender_batch_id == f"hub-{payout.batch_id}"
         assert int(round(float(item["amount"]["value"]) * 100)) == payout.amount
     assert result == single_process_balances(make_hub, namespace, all_events)
     assert all(b[0]["paid"] == CUSTOMERS * MONTHS * 1500 for b in result.values())

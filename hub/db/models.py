@@ -357,6 +357,29 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime]
 
 
+class PayoutBatch(Base):
+    """Payouts handed to a provider in one request (a PayPal batch of up to `BATCH_SIZE` items).
+
+    Written with its payouts, before the provider is called: the provider's idempotency key
+    (``hub-<batch id>``) derives from this row, so a resend after a crash is the same request
+    and the provider either refuses it as a duplicate (then the hub follows its link to the
+    original) or never had it. Membership is fixed at creation (`Payout.batch_id`).
+    """
+
+    __tablename__ = "payout_batches"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pb"))
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued, sent, failed, dry_run
+    items: Mapped[int]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_batch_id: Mapped[str | None] = mapped_column(String(64))
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
 class Payout(Base):
     """Money going to a partner: a row first (the outbox), a queue message second.
 
@@ -377,6 +400,9 @@ class Payout(Base):
     receiver: Mapped[str | None] = mapped_column(String(320))
     reference: Mapped[str | None] = mapped_column(String(200))
     period: Mapped[str | None] = mapped_column(String(16))
+    # The provider batch this payout travels in; None for a payout sent alone (its own
+    # sender_batch_id ``hub-<payout id>``, as every payout was before batches existed).
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("payout_batches.id"), index=True)
     provider_batch_id: Mapped[str | None] = mapped_column(String(64))
     provider_item_id: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(500))

@@ -84,6 +84,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_partners_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_partners_program'), ['program'], unique=False)
 
+    op.create_table('payout_batches',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('items', sa.BigInteger(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('provider_batch_id', sa.String(length=64), nullable=True),
+    sa.Column('provider_status', sa.String(length=32), nullable=True),
+    sa.Column('failure_reason', sa.String(length=500), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('payout_batches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payout_batches_status'), ['status'], unique=False)
+
     op.create_table('provider_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('provider', sa.String(length=16), nullable=False),
@@ -256,6 +273,7 @@ def upgrade() -> None:
     sa.Column('receiver', sa.String(length=320), nullable=True),
     sa.Column('reference', sa.String(length=200), nullable=True),
     sa.Column('period', sa.String(length=16), nullable=True),
+    sa.Column('batch_id', sa.String(length=32), nullable=True),
     sa.Column('provider_batch_id', sa.String(length=64), nullable=True),
     sa.Column('provider_item_id', sa.String(length=64), nullable=True),
     sa.Column('failure_reason', sa.String(length=500), nullable=True),
@@ -267,11 +285,13 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['batch_id'], ['payout_batches.id'], ),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('partner_id', 'currency', 'period')
     )
     with op.batch_alter_table('payouts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payouts_batch_id'), ['batch_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payouts_partner_id'), ['partner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payouts_status'), ['status'], unique=False)
 
@@ -463,6 +483,7 @@ def downgrade() -> None:
     with op.batch_alter_table('payouts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payouts_status'))
         batch_op.drop_index(batch_op.f('ix_payouts_partner_id'))
+        batch_op.drop_index(batch_op.f('ix_payouts_batch_id'))
 
     op.drop_table('payouts')
     with op.batch_alter_table('payments', schema=None) as batch_op:
@@ -503,6 +524,10 @@ def downgrade() -> None:
     op.drop_table('activity_days')
     op.drop_table('webhook_endpoints')
     op.drop_table('provider_events')
+    with op.batch_alter_table('payout_batches', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payout_batches_status'))
+
+    op.drop_table('payout_batches')
     with op.batch_alter_table('partners', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partners_program'))
         batch_op.drop_index(batch_op.f('ix_partners_email'))
