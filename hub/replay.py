@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from .errors import StartupError
 from .batch import apply_batch
-from .events import stored_event_ids
+from .events import ingest, stored_event_ids
 from .progress import Progress
 from .runtime import Hub
 
@@ -64,44 +64,51 @@ def _replay_chunk(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int
     events = []
     for number, line in chunk:
         try:
-            events.append((number, json.loads(line)))
+            # The line is stored as the event's payload, as a webhook's body is (not re-encoded).
+            events.append((number, json.loads(line), line.strip()))
         except ValueError as exc:
             _skip(stats, number, exc)
     if connector.prepare is None:
-        for number, event in events:
-            _one(hub, connector, number, event, stats)
+        for number, event, raw in events:
+            _one(hub, connector, number, event, raw, stats)
         return
     try:
         counts = _batch(hub, connector, provider, events)
     except Exception:  # noqa: BLE001 - redone one event per transaction, which reports it
-        for number, event in events:
-            _one(hub, connector, number, event, stats)
+        for number, event, raw in events:
+            _one(hub, connector, number, event, raw, stats)
         return
     for key, value in counts.items():
         stats[key] += value
 
 
 def _batch(hub: Hub, connector: Any, provider: str,
-           events: list[tuple[int, Any]]) -> dict[str, int]:
+           events: list[tuple[int, Any, str]]) -> dict[str, int]:
     """Apply a batch in one transaction; raises (rolling all of it back) on any failure."""
     counts = {"new": 0, "duplicates": 0}
     with hub.transaction() as session:
-        ids = [e.get("id") for _, e in events if isinstance(e, dict)]
+        ids = [e.get("id") for _, e, _ in events if isinstance(e, dict)]
         known = stored_event_ids(session, provider, [i for i in ids if isinstance(i, str)])
         items = []
-        for _, event in events:
+        for _, event, raw in events:
             if isinstance(event, dict) and event.get("id") in known:
                 counts["duplicates"] += 1
                 continue
-            items.append(connector.prepare(hub, event, session))
+            items.append(connector.prepare(hub, event, session, raw))
         for new in apply_batch(hub, session, items):
             counts["new" if new else "duplicates"] += 1
     return counts
 
 
-def _one(hub: Hub, connector: Any, number: int, event: Any, stats: dict[str, int]) -> None:
+def _one(hub: Hub, connector: Any, number: int, event: Any, raw: str,
+         stats: dict[str, int]) -> None:
     try:
-        new = connector.process(hub, event)
+        if connector.prepare is None:
+            new = connector.process(hub, event)
+        else:
+            item = connector.prepare(hub, event, None, raw)
+            new = ingest(hub, item.provider, item.event_id, item.type, item.occurred_at,
+                         item.payload, item.facts)
     except SKIPPED as exc:
         _skip(stats, number, exc)
         return
