@@ -335,6 +335,8 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_balance", "partner_id", "currency", "state"),
+        # a partner's entries past the checkpoint watermark (hub.ledger_checkpoints)
+        Index("ix_ledger_partner_seq", "partner_id", "id"),
         # A commission is released from its hold exactly once, however many ticks race.
         Index("uq_ledger_release", "commission_id", unique=True,
               sqlite_where=text("kind = 'release' AND amount > 0"),
@@ -355,6 +357,37 @@ class LedgerEntry(Base):
     payout_id: Mapped[str | None] = mapped_column(ForeignKey("payouts.id"), index=True)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
     created_at: Mapped[datetime]
+
+
+class LedgerWatermark(Base):
+    """How far the checkpoints have summed the ledger: every entry with `id <= through_id`. One
+    row (id 1), moved forward by `hub tick` (`hub.ledger_checkpoints.checkpoint_ledger`)."""
+
+    __tablename__ = "ledger_watermark"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class BalanceCheckpoint(Base):
+    """The sum of a partner's (currency, state) account over the entries up to the watermark. A
+    balance is this plus the entries after it: derivable from the ledger, never edited by hand."""
+
+    __tablename__ = "balance_checkpoints"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class CommissionDay(Base):
+    """The sum of a partner's commission lines per currency and UTC day of `earned_at`, over the
+    lines booked by entries up to the watermark (reversals on the day of what they reverse)."""
+
+    __tablename__ = "commission_days"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
 
 
 class Payout(Base):

@@ -99,15 +99,11 @@ def active_over_time(session: Session, partner: Partner, days: list[date], today
             for name in ("trials", "paying")}
 
 
-def daily_commission(session: Session, partner: Partner, currency: str,
-                     since: date) -> list[tuple[date, int]]:
-    day = day_of(Commission.earned_at, session)
-    rows = session.execute(
-        select(day, func.sum(Commission.amount))
-        .where(Commission.partner_id == partner.id, Commission.currency == currency,
-               Commission.earned_at >= _midnight(since))
-        .group_by(day)).all()
-    return [(_as_date(d), int(total)) for d, total in rows]
+def daily_commission(session: Session, partner: Partner, currency: str, since: date,
+                     today: date) -> list[tuple[date, int]]:
+    from ..ledger_checkpoints import daily_commission as checkpointed
+
+    return checkpointed(session, partner.id, currency, since, today)
 
 
 def daily_referrals(session: Session, partner: Partner, since: date) -> list[tuple[date, int]]:
@@ -213,7 +209,7 @@ def trend_series(session: Session, partner: Partner, money: Money, period: trend
     days = trends.sample_days(period, today)
     active = active_over_time(session, partner, days, today, now_counts)
     return {
-        "commission": trends.fold(daily_commission(session, partner, money.currency, since),
+        "commission": trends.fold(daily_commission(session, partner, money.currency, since, today),
                                   period, today),
         "new_trials": trends.fold(daily_referrals(session, partner, since), period, today),
         "new_subscriptions": trends.fold(daily_first_payments(session, partner, since),
