@@ -93,7 +93,14 @@ class Referral(Base):
     __table_args__ = (UniqueConstraint("program", "customer_id"),
                       Index("ix_referrals_link_time", "link_code", "attributed_at"),
                       # the portal lists a partner's referrals newest first, a page at a time
-                      Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"))
+                      Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"),
+                      # referrals not yet in `referral_counts` (hub.referral_counts)
+                      Index("ix_referrals_uncounted", "customer_id",
+                            postgresql_where=text(
+                                "counted_partner_id IS DISTINCT FROM partner_id "
+                                "OR counted_link_code IS DISTINCT FROM link_code"),
+                            sqlite_where=text("counted_partner_id IS NOT partner_id "
+                                              "OR counted_link_code IS NOT link_code")))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -106,6 +113,9 @@ class Referral(Base):
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
     effective_from: Mapped[datetime | None]
+    # What `referral_counts` counted this referral as (hub.referral_counts); only tick sets them.
+    counted_partner_id: Mapped[str | None] = mapped_column(String(32))
+    counted_link_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class ReferralHandover(Base):
@@ -206,7 +216,9 @@ class PaymentRecord(Base):
     """A successful payment seen from a provider (referred or not: attribution may come later)."""
 
     __tablename__ = "payments"
-    __table_args__ = (UniqueConstraint("provider", "ref"),)
+    __table_args__ = (UniqueConstraint("provider", "ref"),
+                      # the dashboard's first payments of today (hub.statuses.first_payments_since)
+                      Index("ix_payments_occurred", "occurred_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
     ref: Mapped[str] = mapped_column(String(128))
@@ -266,21 +278,42 @@ class CustomerStatus(Base):
     `hub.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive in."""
 
     __tablename__ = "customer_statuses"
+    __table_args__ = (Index("ix_customer_statuses_uncounted", "customer_id",
+                            postgresql_where=text("counted_status IS DISTINCT FROM status"),
+                            sqlite_where=text("counted_status IS NOT status")),)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
+    # The status `referral_counts` counted this customer's referrals in; only tick sets it.
+    counted_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class ReferralCount(Base):
+    """How many of a partner's referrals are in each `status` (of `customer_statuses`) and came
+    through each `link` code, as counted by `hub tick` (`hub.referral_counts`). A live count is
+    this plus the referrals and statuses that changed since (the `counted_*` columns differ)."""
+
+    __tablename__ = "referral_counts"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(8), primary_key=True)  # status | link
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class ActivityDay(Base):
     """How many of a partner's referred customers were in trial and paying at the end of a closed
-    UTC day; written by `hub tick` (`hub.statuses.snapshot_activity`) for the portal's charts."""
+    UTC day, and how many were referred (`new_trials`) and paid for the first time
+    (`new_subscriptions`) on it; written by `hub tick` (`hub.statuses.snapshot_activity`) for
+    the portal's charts."""
 
     __tablename__ = "activity_days"
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     trials: Mapped[int] = mapped_column(Integer)
     paying: Mapped[int] = mapped_column(Integer)
+    new_trials: Mapped[int] = mapped_column(Integer, default=0)
+    new_subscriptions: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class InstallRecord(Base):

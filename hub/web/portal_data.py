@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from .. import ledger, statuses
+from .. import ledger, referral_counts, statuses
 from ..db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
                          Payout, Referral, SubscriptionState)
 from ..errors import NotFound
@@ -127,29 +127,35 @@ def daily_first_payments(session: Session, partner: Partner, since: date) -> lis
     return [(_as_date(d), int(n)) for d, n in rows]
 
 
+def new_per_day(session: Session, partner: Partner, since: date,
+                today: date) -> dict[str, list[tuple[date, int]]]:
+    """New trials and new subscriptions per day from `since` to today: closed days from the
+    snapshots `hub tick` writes, today live. Missing snapshots (tick has not run yet) are
+    computed from the referrals and payments instead: correct, only slower."""
+    stored = statuses.snapshot_range(session, partner.id, since, today - timedelta(days=1))
+    if len(stored) < (today - since).days:
+        return {"new_trials": daily_referrals(session, partner, since),
+                "new_subscriptions": daily_first_payments(session, partner, since)}
+    live = statuses.news_of_today(session, partner.id, today)
+    return {name: [(d, row[name]) for d, row in stored.items()] + [(today, live[name])]
+            for name in ("new_trials", "new_subscriptions")}
+
+
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
 def link_counts(session: Session, partner: Partner, limit: int = 5) -> list[tuple[str, int]]:
     """Link codes by the number of clients registered through them (top first)."""
-    rows = session.execute(
-        select(Referral.link_code, func.count()).where(
-            Referral.partner_id == partner.id, Referral.link_code.is_not(None))
-        .group_by(Referral.link_code).order_by(func.count().desc(), Referral.link_code)
-        .limit(limit)).all()
-    return [(code, int(n)) for code, n in rows]
+    counts = referral_counts.counts(session, partner.id, "link")
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def recent_links(session: Session, partner: Partner, limit: int = 5) -> list[tuple[Link, int]]:
     """The partner's newest links with the number of clients registered through each."""
     links = list(session.scalars(select(Link).where(Link.partner_id == partner.id)
                                  .order_by(Link.created_at.desc(), Link.code).limit(limit)))
-    counts = dict(session.execute(
-        select(Referral.link_code, func.count())
-        .where(Referral.link_code.in_([link.code for link in links]),
-               Referral.partner_id == partner.id)
-        .group_by(Referral.link_code)).all()) if links else {}
+    counts = referral_counts.counts(session, partner.id, "link") if links else {}
     return [(link, int(counts.get(link.code, 0))) for link in links]
 
 
@@ -208,12 +214,12 @@ def trend_series(session: Session, partner: Partner, money: Money, period: trend
     since = trends.bucket_starts(period, today)[0]
     days = trends.sample_days(period, today)
     active = active_over_time(session, partner, days, today, now_counts)
+    news = new_per_day(session, partner, since, today)
     return {
         "commission": trends.fold(daily_commission(session, partner, money.currency, since, today),
                                   period, today),
-        "new_trials": trends.fold(daily_referrals(session, partner, since), period, today),
-        "new_subscriptions": trends.fold(daily_first_payments(session, partner, since),
-                                         period, today),
+        "new_trials": trends.fold(news["new_trials"], period, today),
+        "new_subscriptions": trends.fold(news["new_subscriptions"], period, today),
         "unique_clicks": trends.fold(daily_unique_clicks(session, partner, since, today),
                                      period, today),
         "active_trials": _sampled(days, active["trials"], period),

@@ -115,6 +115,8 @@ def upgrade() -> None:
     sa.Column('day', sa.String(length=10), nullable=False),
     sa.Column('trials', sa.Integer(), nullable=False),
     sa.Column('paying', sa.Integer(), nullable=False),
+    sa.Column('new_trials', sa.Integer(), nullable=False),
+    sa.Column('new_subscriptions', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
     sa.PrimaryKeyConstraint('partner_id', 'day')
     )
@@ -169,9 +171,13 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('plan', sa.String(length=64), nullable=True),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('counted_status', sa.String(length=16), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('customer_id')
     )
+    with op.batch_alter_table('customer_statuses', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_statuses_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('counted_status IS DISTINCT FROM status'), sqlite_where=sa.text('counted_status IS NOT status'))
+
     op.create_table('installs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('install_id', sa.String(length=128), nullable=False),
@@ -265,6 +271,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payments_charge_ref'), ['charge_ref'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_intent_ref'), ['intent_ref'], unique=False)
+        batch_op.create_index('ix_payments_occurred', ['occurred_at'], unique=False)
 
     op.create_table('payouts',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -296,6 +303,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payouts_partner_id'), ['partner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payouts_status'), ['status'], unique=False)
 
+    op.create_table('referral_counts',
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('dimension', sa.String(length=8), nullable=False),
+    sa.Column('value', sa.String(length=64), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('partner_id', 'dimension', 'value')
+    )
     op.create_table('referrals',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('program', sa.String(length=64), nullable=False),
@@ -309,6 +324,8 @@ def upgrade() -> None:
     sa.Column('flag_reason', sa.String(length=200), nullable=True),
     sa.Column('event_id', sa.Integer(), nullable=True),
     sa.Column('effective_from', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('counted_partner_id', sa.String(length=32), nullable=True),
+    sa.Column('counted_link_code', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.ForeignKeyConstraint(['event_id'], ['provider_events.id'], ),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
@@ -320,6 +337,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_referrals_link_time', ['link_code', 'attributed_at'], unique=False)
         batch_op.create_index('ix_referrals_partner_attributed', ['partner_id', 'attributed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_partner_id'), ['partner_id'], unique=False)
+        batch_op.create_index('ix_referrals_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('counted_partner_id IS DISTINCT FROM partner_id OR counted_link_code IS DISTINCT FROM link_code'), sqlite_where=sa.text('counted_partner_id IS NOT partner_id OR counted_link_code IS NOT link_code'))
 
     op.create_table('subscription_states',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -477,18 +495,21 @@ def downgrade() -> None:
 
     op.drop_table('subscription_states')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrals_uncounted', postgresql_where=sa.text('counted_partner_id IS DISTINCT FROM partner_id OR counted_link_code IS DISTINCT FROM link_code'), sqlite_where=sa.text('counted_partner_id IS NOT partner_id OR counted_link_code IS NOT link_code'))
         batch_op.drop_index(batch_op.f('ix_referrals_partner_id'))
         batch_op.drop_index('ix_referrals_partner_attributed')
         batch_op.drop_index('ix_referrals_link_time')
         batch_op.drop_index(batch_op.f('ix_referrals_customer_id'))
 
     op.drop_table('referrals')
+    op.drop_table('referral_counts')
     with op.batch_alter_table('payouts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payouts_status'))
         batch_op.drop_index(batch_op.f('ix_payouts_partner_id'))
 
     op.drop_table('payouts')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('ix_payments_occurred')
         batch_op.drop_index(batch_op.f('ix_payments_intent_ref'))
         batch_op.drop_index(batch_op.f('ix_payments_customer_id'))
         batch_op.drop_index(batch_op.f('ix_payments_charge_ref'))
@@ -513,6 +534,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_installs_customer_ref'))
 
     op.drop_table('installs')
+    with op.batch_alter_table('customer_statuses', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_statuses_uncounted', postgresql_where=sa.text('counted_status IS DISTINCT FROM status'), sqlite_where=sa.text('counted_status IS NOT status'))
+
     op.drop_table('customer_statuses')
     with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_coupon_codes_partner_id'))
