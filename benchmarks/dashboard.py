@@ -78,8 +78,25 @@ def fill(hub: Any, partners: int, entries: int) -> None:
 
 
 def tail(hub: Any, partner_id: str, lines: int) -> None:
-    """`lines` commission lines of today for the partner, booked after the last tick."""
+    """What arrives between two ticks for the partner: `lines` commission lines of today, and a
+    fifth as many new clients in trial plus as many clients whose status changed."""
     with hub.engine.begin() as conn:
+        first = conn.scalar(text("SELECT max(id) FROM customers")) + 1
+        clients = {"p": partner_id, "a": first, "b": first + lines // 5 - 1}
+        conn.execute(text(
+            "INSERT INTO customers (id, provider, ref, first_seen_at) SELECT g, 'stripe', "
+            "'cus_tail' || g, now() FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"), clients)
+        conn.execute(text(
+            "INSERT INTO referrals (id, program, partner_id, customer_id, source, link_code, "
+            "attributed_at, self_referral) SELECT g, 'crazycall', :p, g, 'link', 'lnk1', now(), false "
+            "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"), clients)
+        conn.execute(text(
+            "INSERT INTO customer_statuses (customer_id, status, occurred_at) "
+            "SELECT g, 'trial', now() FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"), clients)
+        conn.execute(text(
+            "UPDATE customer_statuses SET status = 'cancelled', occurred_at = now() "
+            "WHERE customer_id IN (SELECT customer_id FROM customer_statuses "
+            "WHERE status = 'active' ORDER BY customer_id LIMIT :n)"), {"n": lines // 5})
         conn.execute(text(
             "INSERT INTO commissions (id, program, partner_id, key, amount, currency, earned_at, "
             "available_at, rule, created_at) SELECT 'com_tail' || g, 'crazycall', :p, 'tail' || g, "
@@ -106,6 +123,8 @@ def run(database: str, partners: int, entries: int, requests: int = 40,
         fill(hub, partners, entries - entries // 10)
         checkpoint_ledger(hub, now)
         tail(hub, partner_id, tail_lines)
+        with hub.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
         with hub.engine.connect() as conn:
             total = conn.scalar(text("SELECT count(*) FROM ledger_entries"))
             top, largest = conn.execute(text(

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HUB_LOAD_PLUGINS", "")
@@ -34,6 +34,7 @@ from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import (Commission, Customer, LedgerEntry, Partner, PaymentRecord,  # noqa: E402
                            ProviderEvent, Referral, SubscriptionState)
 from hub.ledger_checkpoints import checkpoint_ledger  # noqa: E402
+from hub.referral_counts import count_changes  # noqa: E402
 from hub.runtime import Hub, build_hub  # noqa: E402
 from hub.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
 from hub.web.passwords import hash_password  # noqa: E402
@@ -127,6 +128,10 @@ def seed(hub: Hub, referrals: int, now: datetime) -> tuple[str, int]:
             s.execute(text("ANALYZE"))
     snapshot_activity(hub, now)  # what `hub tick` writes
     checkpoint_ledger(hub, now)
+    count_changes(hub, now)
+    if hub.engine.dialect.name == "postgresql":
+        with hub.engine.begin() as conn:  # what autovacuum does after the first tick's updates
+            conn.execute(text("ANALYZE"))
     return partner.id, referrals // 2
 
 

@@ -25,16 +25,15 @@ from .runtime import Hub
 
 
 def _referral_changed() -> Any:
-    return (Referral.counted_partner_id.is_distinct_from(Referral.partner_id)
-            | Referral.counted_link_code.is_distinct_from(Referral.link_code))
+    return Referral.uncounted == 1
 
 
 def _status_changed() -> Any:
-    return CustomerStatus.counted_status.is_distinct_from(CustomerStatus.status)
+    return CustomerStatus.uncounted == 1
 
 
-def counts(session: Session, partner_id: str, dimension: str) -> dict[str, int]:
-    """The partner's live referrals per status (`status`) or per link code (`link`)."""
+def counts(session: Session, partner_id: str) -> dict[str, dict[str, int]]:
+    """The partner's live referrals per status (`status`) and per link code (`link`)."""
     pairs = select(Referral.partner_id, Referral.counted_partner_id, Referral.link_code,
                    Referral.counted_link_code, CustomerStatus.status,
                    CustomerStatus.counted_status).join(
@@ -42,18 +41,26 @@ def counts(session: Session, partner_id: str, dimension: str) -> dict[str, int]:
     changed = union_all(  # a referral changed, or (only) its customer's status did
         pairs.where(_referral_changed(), (Referral.partner_id == partner_id)
                     | (Referral.counted_partner_id == partner_id)),
-        pairs.where(_status_changed(), ~_referral_changed(),
-                    Referral.partner_id == partner_id)).subquery()
-    live, counted = ((changed.c.status, changed.c.counted_status) if dimension == "status"
-                     else (changed.c.link_code, changed.c.counted_link_code))
+        pairs.where(_status_changed(), Referral.uncounted == 0,
+                    Referral.partner_id == partner_id)).cte("changed")
+    corrections = [
+        select(literal(dimension), value, literal(sign)).where(partner == partner_id,
+                                                               value.is_not(None))
+        for dimension, live, counted in (
+            ("status", changed.c.status, changed.c.counted_status),
+            ("link", changed.c.link_code, changed.c.counted_link_code))
+        for partner, value, sign in ((changed.c.partner_id, live, 1),
+                                     (changed.c.counted_partner_id, counted, -1))]
     parts = union_all(
-        select(ReferralCount.value.label("value"), ReferralCount.n.label("n"))
-        .where(ReferralCount.partner_id == partner_id, ReferralCount.dimension == dimension),
-        select(live, literal(1)).where(changed.c.partner_id == partner_id, live.is_not(None)),
-        select(counted, literal(-1)).where(changed.c.counted_partner_id == partner_id,
-                                           counted.is_not(None))).subquery()
-    rows = session.execute(select(parts.c.value, func.sum(parts.c.n)).group_by(parts.c.value))
-    return {value: int(n) for value, n in rows if n}
+        select(ReferralCount.dimension, ReferralCount.value, ReferralCount.n)
+        .where(ReferralCount.partner_id == partner_id), *corrections).subquery()
+    dimension, value, n = parts.c
+    out: dict[str, dict[str, int]] = {"status": {}, "link": {}}
+    for d, v, total in session.execute(select(dimension, value, func.sum(n))
+                                       .group_by(dimension, value)):
+        if total:
+            out[d][v] = int(total)
+    return out
 
 
 def count_changes(hub: Hub, now: datetime) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def current_counts(session: Session, partner_id: str, program: str) -> dict[str,
     in its `program`): the tick's counts corrected by what changed since, never the history."""
     from .referral_counts import counts
 
-    return counts(session, partner_id, "status")
+    return counts(session, partner_id)["status"]
 
 
 def snapshots(session: Session, partner_id: str, days: list[date]) -> dict[date, dict[str, int]]:

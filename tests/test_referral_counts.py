@@ -69,7 +69,7 @@ def _assert_counts(hub: Hub, partners: list[str]) -> None:
         for dimension in ("status", "link"):
             live = _live(hub, partner, dimension)
             with hub.sessions() as s:
-                assert referral_counts.counts(s, partner, dimension) == live
+                assert referral_counts.counts(s, partner)[dimension] == live
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -12,8 +12,8 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint, text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Computed, DateTime, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -96,11 +96,8 @@ class Referral(Base):
                       Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"),
                       # referrals not yet in `referral_counts` (hub.referral_counts)
                       Index("ix_referrals_uncounted", "customer_id",
-                            postgresql_where=text(
-                                "counted_partner_id IS DISTINCT FROM partner_id "
-                                "OR counted_link_code IS DISTINCT FROM link_code"),
-                            sqlite_where=text("counted_partner_id IS NOT partner_id "
-                                              "OR counted_link_code IS NOT link_code")))
+                            postgresql_where=text("uncounted = 1"),
+                            sqlite_where=text("uncounted = 1")))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -116,6 +113,11 @@ class Referral(Base):
     # What `referral_counts` counted this referral as (hub.referral_counts); only tick sets them.
     counted_partner_id: Mapped[str | None] = mapped_column(String(32))
     counted_link_code: Mapped[str | None] = mapped_column(String(64))
+    # 1 while the live values differ from the counted ones. Computed by the database, so
+    # writers need not know it, and a plain column, so the planner has statistics on it.
+    uncounted: Mapped[int] = mapped_column(Integer, Computed(
+        "CASE WHEN counted_partner_id = partner_id AND (counted_link_code = link_code OR "
+        "(counted_link_code IS NULL AND link_code IS NULL)) THEN 0 ELSE 1 END", persisted=True))
 
 
 class ReferralHandover(Base):
@@ -279,14 +281,16 @@ class CustomerStatus(Base):
 
     __tablename__ = "customer_statuses"
     __table_args__ = (Index("ix_customer_statuses_uncounted", "customer_id",
-                            postgresql_where=text("counted_status IS DISTINCT FROM status"),
-                            sqlite_where=text("counted_status IS NOT status")),)
+                            postgresql_where=text("uncounted = 1"),
+                            sqlite_where=text("uncounted = 1")),)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
     # The status `referral_counts` counted this customer's referrals in; only tick sets it.
     counted_status: Mapped[str | None] = mapped_column(String(16))
+    uncounted: Mapped[int] = mapped_column(Integer, Computed(
+        "CASE WHEN counted_status = status THEN 0 ELSE 1 END", persisted=True))
 
 
 class ReferralCount(Base):

@@ -73,10 +73,17 @@ def total_commission(balance: dict[str, Any]) -> int:
     return int(sum(balance[s] for s in ("pending", "payable", "in_payout", "paid")))
 
 
-def current_counts(session: Session, partner: Partner) -> dict[str, int]:
+def tallies(session: Session, partner: Partner) -> dict[str, dict[str, int]]:
+    """The partner's clients per status and per link code, for the functions below."""
+    return referral_counts.counts(session, partner.id)
+
+
+def current_counts(session: Session, partner: Partner,
+                   counted: dict[str, dict[str, int]] | None = None) -> dict[str, int]:
     """Clients by where they stand now (the `customer_statuses` projection)."""
     counts = {"trial": 0, "paying": 0, "cancelled": 0}
-    for status, n in statuses.current_counts(session, partner.id, partner.program).items():
+    by_status = (counted or tallies(session, partner))["status"]
+    for status, n in by_status.items():
         counts[CLIENT_STATUS.get(status, "paying")] += n
     return counts
 
@@ -145,17 +152,19 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
-def link_counts(session: Session, partner: Partner, limit: int = 5) -> list[tuple[str, int]]:
+def link_counts(session: Session, partner: Partner, limit: int = 5,
+                counted: dict[str, dict[str, int]] | None = None) -> list[tuple[str, int]]:
     """Link codes by the number of clients registered through them (top first)."""
-    counts = referral_counts.counts(session, partner.id, "link")
+    counts = (counted or tallies(session, partner))["link"]
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def recent_links(session: Session, partner: Partner, limit: int = 5) -> list[tuple[Link, int]]:
+def recent_links(session: Session, partner: Partner, limit: int = 5,
+                 counted: dict[str, dict[str, int]] | None = None) -> list[tuple[Link, int]]:
     """The partner's newest links with the number of clients registered through each."""
     links = list(session.scalars(select(Link).where(Link.partner_id == partner.id)
                                  .order_by(Link.created_at.desc(), Link.code).limit(limit)))
-    counts = referral_counts.counts(session, partner.id, "link") if links else {}
+    counts = (counted or tallies(session, partner))["link"] if links else {}
     return [(link, int(counts.get(link.code, 0))) for link in links]
 
 

@@ -172,11 +172,12 @@ def upgrade() -> None:
     sa.Column('plan', sa.String(length=64), nullable=True),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('counted_status', sa.String(length=16), nullable=True),
+    sa.Column('uncounted', sa.Integer(), sa.Computed('CASE WHEN counted_status = status THEN 0 ELSE 1 END', persisted=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('customer_id')
     )
     with op.batch_alter_table('customer_statuses', schema=None) as batch_op:
-        batch_op.create_index('ix_customer_statuses_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('counted_status IS DISTINCT FROM status'), sqlite_where=sa.text('counted_status IS NOT status'))
+        batch_op.create_index('ix_customer_statuses_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
 
     op.create_table('installs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -326,6 +327,7 @@ def upgrade() -> None:
     sa.Column('effective_from', sa.DateTime(timezone=True), nullable=True),
     sa.Column('counted_partner_id', sa.String(length=32), nullable=True),
     sa.Column('counted_link_code', sa.String(length=64), nullable=True),
+    sa.Column('uncounted', sa.Integer(), sa.Computed('CASE WHEN counted_partner_id = partner_id AND (counted_link_code = link_code OR (counted_link_code IS NULL AND link_code IS NULL)) THEN 0 ELSE 1 END', persisted=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.ForeignKeyConstraint(['event_id'], ['provider_events.id'], ),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
@@ -337,7 +339,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_referrals_link_time', ['link_code', 'attributed_at'], unique=False)
         batch_op.create_index('ix_referrals_partner_attributed', ['partner_id', 'attributed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_partner_id'), ['partner_id'], unique=False)
-        batch_op.create_index('ix_referrals_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('counted_partner_id IS DISTINCT FROM partner_id OR counted_link_code IS DISTINCT FROM link_code'), sqlite_where=sa.text('counted_partner_id IS NOT partner_id OR counted_link_code IS NOT link_code'))
+        batch_op.create_index('ix_referrals_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
 
     op.create_table('subscription_states',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -495,7 +497,7 @@ def downgrade() -> None:
 
     op.drop_table('subscription_states')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
-        batch_op.drop_index('ix_referrals_uncounted', postgresql_where=sa.text('counted_partner_id IS DISTINCT FROM partner_id OR counted_link_code IS DISTINCT FROM link_code'), sqlite_where=sa.text('counted_partner_id IS NOT partner_id OR counted_link_code IS NOT link_code'))
+        batch_op.drop_index('ix_referrals_uncounted', postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
         batch_op.drop_index(batch_op.f('ix_referrals_partner_id'))
         batch_op.drop_index('ix_referrals_partner_attributed')
         batch_op.drop_index('ix_referrals_link_time')
@@ -535,7 +537,7 @@ def downgrade() -> None:
 
     op.drop_table('installs')
     with op.batch_alter_table('customer_statuses', schema=None) as batch_op:
-        batch_op.drop_index('ix_customer_statuses_uncounted', postgresql_where=sa.text('counted_status IS DISTINCT FROM status'), sqlite_where=sa.text('counted_status IS NOT status'))
+        batch_op.drop_index('ix_customer_statuses_uncounted', postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
 
     op.drop_table('customer_statuses')
     with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
