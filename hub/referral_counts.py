@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .db.models import CustomerStatus, Referral, ReferralCount
+from .ledger_checkpoints import prefer_index_probes
 from .runtime import Hub
 
 
@@ -55,6 +56,7 @@ def counts(session: Session, partner_id: str) -> dict[str, dict[str, int]]:
         select(ReferralCount.dimension, ReferralCount.value, ReferralCount.n)
         .where(ReferralCount.partner_id == partner_id), *corrections).subquery()
     dimension, value, n = parts.c
+    prefer_index_probes(session)
     out: dict[str, dict[str, int]] = {"status": {}, "link": {}}
     for d, v, total in session.execute(select(dimension, value, func.sum(n))
                                        .group_by(dimension, value)):

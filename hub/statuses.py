@@ -47,14 +47,6 @@ def record_state(session: Session, values: dict[str, Any]) -> bool:
     return True
 
 
-def current_counts(session: Session, partner_id: str, program: str) -> dict[str, int]:
-    """The partner's referred customers by their latest status (a partner's referrals are all
-    in its `program`): the tick's counts corrected by what changed since, never the history."""
-    from .referral_counts import counts
-
-    return counts(session, partner_id)["status"]
-
-
 def snapshots(session: Session, partner_id: str, days: list[date]) -> dict[date, dict[str, int]]:
     """The stored end-of-day counts for `days` (missing days are left out)."""
     keys = [d.isoformat() for d in days]
