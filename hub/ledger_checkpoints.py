@@ -90,8 +90,13 @@ def prefer_index_probes(session: Session) -> None:
     """For the rest of this transaction, no parallel workers on PostgreSQL: the dashboard's
     reads are a few hundred index probes, and launching workers for them costs more (tens of
     ms on a busy host) than it saves, whatever the planner estimates."""
-    if session.get_bind().dialect.name == "postgresql":
+    marker = id(session.get_transaction())  # a reused id only costs the SET once more: harmless
+    if session.get_bind().dialect.name == "postgresql" and session.info.get(_PROBES) != marker:
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        session.info[_PROBES] = marker
+
+
+_PROBES = "ledger_checkpoints.index_probes"
 
 
 def checkpoint_ledger(hub: Hub, now: datetime) -> dict[str, Any]:

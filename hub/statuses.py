@@ -57,13 +57,14 @@ def snapshots(session: Session, partner_id: str, days: list[date]) -> dict[date,
 
 def snapshot_range(session: Session, partner_id: str, first: date,
                    last: date) -> dict[date, dict[str, int]]:
-    """The stored days from `first` to `last` with their `new_trials` and `new_subscriptions`."""
-    rows = session.execute(select(ActivityDay.day, ActivityDay.new_trials,
-                                  ActivityDay.new_subscriptions)
+    """The stored days from `first` to `last`, each with all its counts."""
+    rows = session.execute(select(ActivityDay.day, ActivityDay.trials, ActivityDay.paying,
+                                  ActivityDay.new_trials, ActivityDay.new_subscriptions)
                            .where(ActivityDay.partner_id == partner_id,
                                   ActivityDay.day >= first.isoformat(),
                                   ActivityDay.day <= last.isoformat())).all()
-    return {date.fromisoformat(d): {"new_trials": t, "new_subscriptions": n} for d, t, n in rows}
+    return {date.fromisoformat(d): {"trials": t, "paying": p, "new_trials": nt,
+                                    "new_subscriptions": ns} for d, t, p, nt, ns in rows}
 
 
 def _day(column: Any, session: Session) -> Any:
@@ -180,16 +181,16 @@ def news_of_today(session: Session, partner_id: str, today: date) -> dict[str, i
     from .db.models import PaymentRecord
 
     start = _midnight(today)
-    trials = session.scalar(select(func.count()).select_from(Referral).where(
-        Referral.partner_id == partner_id, Referral.attributed_at >= start))
+    trials = select(func.count()).select_from(Referral).where(
+        Referral.partner_id == partner_id, Referral.attributed_at >= start)
     earlier = aliased(PaymentRecord)
-    firsts = session.scalar(
-        select(func.count(func.distinct(PaymentRecord.customer_id)))
-        .join(Referral, Referral.customer_id == PaymentRecord.customer_id)
-        .where(PaymentRecord.occurred_at >= start, Referral.partner_id == partner_id,
-               ~select(earlier.id).where(earlier.customer_id == PaymentRecord.customer_id,
-                                         earlier.occurred_at < start).exists()))
-    return {"new_trials": int(trials or 0), "new_subscriptions": int(firsts or 0)}
+    firsts = (select(func.count(func.distinct(PaymentRecord.customer_id)))
+              .join(Referral, Referral.customer_id == PaymentRecord.customer_id)
+              .where(PaymentRecord.occurred_at >= start, Referral.partner_id == partner_id,
+                     ~select(earlier.id).where(earlier.customer_id == PaymentRecord.customer_id,
+                                               earlier.occurred_at < start).exists()))
+    row = session.execute(select(trials.scalar_subquery(), firsts.scalar_subquery())).one()
+    return {"new_trials": int(row[0] or 0), "new_subscriptions": int(row[1] or 0)}
 
 
 def _midnight(day: date) -> datetime:

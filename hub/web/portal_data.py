@@ -89,12 +89,15 @@ def current_counts(session: Session, partner: Partner,
 
 
 def active_over_time(session: Session, partner: Partner, days: list[date], today: date,
-                     now_counts: dict[str, int]) -> dict[str, list[int]]:
+                     now_counts: dict[str, int],
+                     snapshots: dict[date, dict[str, int]] | None = None) -> dict[str, list[int]]:
     """Trials and paying clients at the end of each of `days`: closed days from the snapshots
-    `hub tick` writes, today from the live projection. Missing snapshots (tick has not run
-    yet) are computed from the timelines instead: correct, only slower."""
+    `hub tick` writes (read here unless given), today from the live projection. Missing
+    snapshots (tick has not run yet) are computed from the timelines instead: correct, only
+    slower."""
     past = [d for d in days if d < today]
-    stored = statuses.snapshots(session, partner.id, past)
+    stored = ({d: snapshots[d] for d in past if d in snapshots} if snapshots is not None
+              else statuses.snapshots(session, partner.id, past))
     if len(stored) < len(past):
         deltas = statuses.status_deltas(session, partner.id).get(partner.id)
         empty: dict[date, int] = {}
@@ -134,12 +137,15 @@ def daily_first_payments(session: Session, partner: Partner, since: date) -> lis
     return [(_as_date(d), int(n)) for d, n in rows]
 
 
-def new_per_day(session: Session, partner: Partner, since: date,
-                today: date) -> dict[str, list[tuple[date, int]]]:
+def new_per_day(session: Session, partner: Partner, since: date, today: date,
+                snapshots: dict[date, dict[str, int]] | None = None
+                ) -> dict[str, list[tuple[date, int]]]:
     """New trials and new subscriptions per day from `since` to today: closed days from the
-    snapshots `hub tick` writes, today live. Missing snapshots (tick has not run yet) are
-    computed from the referrals and payments instead: correct, only slower."""
-    stored = statuses.snapshot_range(session, partner.id, since, today - timedelta(days=1))
+    snapshots `hub tick` writes (read here unless given), today live. Missing snapshots (tick
+    has not run yet) are computed from the referrals and payments instead: correct, only
+    slower."""
+    stored = (snapshots if snapshots is not None else
+              statuses.snapshot_range(session, partner.id, since, today - timedelta(days=1)))
     if len(stored) < (today - since).days:
         return {"new_trials": daily_referrals(session, partner, since),
                 "new_subscriptions": daily_first_payments(session, partner, since)}
@@ -222,8 +228,9 @@ def trend_series(session: Session, partner: Partner, money: Money, period: trend
                  today: date, now_counts: dict[str, int]) -> dict[str, Any]:
     since = trends.bucket_starts(period, today)[0]
     days = trends.sample_days(period, today)
-    active = active_over_time(session, partner, days, today, now_counts)
-    news = new_per_day(session, partner, since, today)
+    stored = statuses.snapshot_range(session, partner.id, since, today - timedelta(days=1))
+    active = active_over_time(session, partner, days, today, now_counts, stored)
+    news = new_per_day(session, partner, since, today, stored)
     return {
         "commission": trends.fold(daily_commission(session, partner, money.currency, since, today),
                                   period, today),
