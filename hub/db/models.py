@@ -372,8 +372,10 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_balance", "partner_id", "currency", "state"),
-        # a partner's entries past the checkpoint watermark (hub.ledger_checkpoints)
-        Index("ix_ledger_partner_seq", "partner_id", "id"),
+        # a partner's entries past the checkpoint watermark (hub.ledger_checkpoints), read from
+        # the index alone: so cheap that the planner never prefers the newest entries of all
+        Index("ix_ledger_partner_seq", "partner_id", "id",
+              postgresql_include=["currency", "state", "amount", "line_id"]),
         # A commission is released from its hold exactly once, however many ticks race.
         Index("uq_ledger_release", "commission_id", unique=True,
               sqlite_where=text("kind = 'release' AND amount > 0"),
