@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -156,7 +155,7 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_up(port, proc)
-            spy = (subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--duration",
+            spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--pid", str(proc.pid), "--duration",
                                      str(duration), "--format", "raw", "-o", py_spy],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    if py_spy and name == "hub" else None)

@@ -32,7 +32,7 @@ from hub.clock import parse_instant, utcnow
 from hub.config import PaypalConfig
 from hub.connectors import Connector
 from hub.errors import BadRequest, BadSignature, HTTPError
-from hub.events import ingest
+from hub.events import Incoming, ingest
 from hub.facts import (CustomerSeen, PaymentAdjusted, PaymentSucceeded, PayoutStatusChanged,
                        SubscriptionChanged, well_typed)
 from hub.http import apply_verified_event, error_response, hub_of, read_body
@@ -404,9 +404,17 @@ def enrich(hub: Hub, facts: list[Any]) -> list[Any]:
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one PayPal event (webhook or replay). False for a duplicate."""
-    facts = well_typed(enrich(hub, normalise(event)))
-    return ingest(hub, PROVIDER, str(event["id"]), str(event.get("event_type", "")),
-                  _when(event.get("create_time")), raw if raw is not None else event, facts)
+    item = prepare(hub, event, raw=raw)
+    return ingest(hub, item.provider, item.event_id, item.type, item.occurred_at, item.payload,
+                  item.facts)
+
+
+def prepare(hub: Hub, event: dict[str, Any], session: Any = None,
+            raw: str | None = None) -> Incoming:
+    """A PayPal event read into what the hub stores and the facts it applies."""
+    facts = well_typed(enrich(hub, well_typed(normalise(event))))
+    return Incoming(PROVIDER, str(event["id"]), str(event.get("event_type", "")),
+                    _when(event.get("create_time")), raw if raw is not None else event, facts)
 
 
 def parse_event(body: bytes) -> dict[str, Any]:
@@ -436,13 +444,13 @@ async def webhook(request: Request) -> JSONResponse:
                                         status=503))
     except HTTPError as exc:
         return error_response(exc)
-    return await apply_verified_event("paypal", process, hub, event, raw)
+    return await apply_verified_event("paypal", prepare, hub, event, raw)
 
 
 @hookimpl
 def register_connectors(register: Callable[[Connector], None]) -> None:
     register(Connector(name=PROVIDER, description="PayPal billing webhooks and payouts",
                        routes=[Route("/webhooks/paypal", webhook, methods=["POST"])],
-                       process=process,
+                       process=process, prepare=prepare,
                        payout_gateway=lambda hub: PaypalGateway(hub.config.connectors.paypal)))
 

@@ -301,7 +301,7 @@ def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
 def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
             raw: str | None = None) -> Incoming:
     """A Stripe event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, normalise(event), session))
+    facts = well_typed(enrich(hub, well_typed(normalise(event)), session))
     created = from_timestamp(event.get("created") or time.time())
     return Incoming(PROVIDER, event["id"], str(event["type"]), created,
                     raw if raw is not None else event, facts)
@@ -319,7 +319,7 @@ async def webhook(request: Request) -> JSONResponse:
                        conf.tolerance_seconds)
     except HTTPError as exc:
         return error_response(exc)
-    return await apply_verified_event("stripe", process, hub, event, body.decode("utf-8"))
+    return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"))
 
 
 @hookimpl

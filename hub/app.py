@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
@@ -121,7 +123,15 @@ class TimingMiddleware:
 def create_app(hub: Hub) -> Starlette:
     from starlette.middleware import Middleware
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        committer = hub.extras.get("group_commit")
+        if committer is not None:  # answer the webhooks still waiting for their commit
+            await run_in_threadpool(committer.close)
+
     app = Starlette(
+        lifespan=lifespan,
         routes=collect_routes(hub),
         middleware=[Middleware(TimingMiddleware)],
         exception_handlers={HTTPError: hub_error, HTTPException: http_exception,

@@ -29,11 +29,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    _few_malloc_arenas()
     hub = _hub(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(create_app(hub), host=args.host, port=args.port, log_level="info",
                 access_log=False)
     return 0
+
+
+def _few_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own heap arena (up to 8 per core), and the
+    request thread pool touches dozens: under load that was a third of the server's memory.
+    Two arenas cost no measurable throughput here. (Same as MALLOC_ARENA_MAX=2; must run before
+    the threads start.)"""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform.startswith("linux") and name:
+        try:
+            ctypes.CDLL(name).mallopt(-8, arenas)  # M_ARENA_MAX
+        except (OSError, AttributeError):  # not glibc (musl has no arenas to limit)
+            pass
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

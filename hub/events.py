@@ -57,18 +57,47 @@ class Incoming:
 
 def apply_event(hub: Hub, session: Session, item: Incoming) -> bool:
     """Record `item` and apply its facts in the caller's transaction. False for a duplicate.
-    (`ingest` gives each event its own transaction; `hub replay` puts a batch in one.)"""
+    (`ingest` gives each event its own transaction; `hub.batch` applies many in one.)"""
     row_id = record(session, item.provider, item.event_id, item.type, item.occurred_at,
-                    item.payload, outcome="processed" if item.facts else "ignored")
+                    item.payload, outcome=_outcome(item))
     if row_id is None:
         return False
+    apply_facts(hub, session, item.facts, row_id)
+    return True
+
+
+def apply_facts(hub: Hub, session: Session, facts: list[Any], row_id: int) -> None:
+    """Apply the facts of the stored event `row_id`."""
     session.info[EVENT_CACHE] = {}
     try:
-        for fact in item.facts:
+        for fact in facts:
             apply(hub, session, fact, row_id)
     finally:
         session.info.pop(EVENT_CACHE, None)
-    return True
+
+
+def _outcome(item: Incoming) -> str:
+    return "processed" if item.facts else "ignored"
+
+
+def record_many(session: Session, items: list[Incoming]) -> list[int | None]:
+    """Store many events with one statement; per item its row id, or None for a duplicate
+    (stored before, or earlier in `items`). Rows are written in key order, so two processes
+    storing overlapping batches wait for each other instead of deadlocking."""
+    from .db.upsert import insert_ignore_many
+
+    now = utcnow()
+    rows = {(i.provider, i.event_id): dict(
+        provider=i.provider, event_id=i.event_id, type=i.type, occurred_at=i.occurred_at,
+        received_at=now, outcome=_outcome(i),
+        payload=i.payload if isinstance(i.payload, str) else json.dumps(
+            i.payload, separators=(",", ":"))) for i in reversed(items)}
+    stored = insert_ignore_many(session, ProviderEvent, [rows[k] for k in sorted(rows)],
+                                ("provider", "event_id"))
+    out: list[int | None] = []
+    for item in items:
+        out.append(stored.pop((item.provider, item.event_id), None))
+    return out
 
 
 def stored_event_ids(session: Session, provider: str, event_ids: list[str]) -> set[str]:

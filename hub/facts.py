@@ -157,18 +157,19 @@ def well_typed(facts: list[Any]) -> list[Any]:
     not). Connectors read untrusted payloads: a list where an id belongs must stop at the door
     (a 400) rather than reach the database or the rules."""
     for fact in facts:
-        hints = _hints(type(fact))
-        for f in dataclasses.fields(fact):
-            value = getattr(fact, f.name)
-            allowed = _runtime_types(hints.get(f.name, Any))
-            if value is not None and allowed and not isinstance(value, allowed):
-                raise TypeError(f"{type(fact).__name__}.{f.name} is a {type(value).__name__}")
+        for name, allowed in _checks(type(fact)):
+            value = getattr(fact, name)
+            if value is not None and not isinstance(value, allowed):
+                raise TypeError(f"{type(fact).__name__}.{name} is a {type(value).__name__}")
     return facts
 
 
 @functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
+    """(field, classes its value may be) for each checkable field of a fact class."""
+    hints = typing.get_type_hints(cls)
+    checks = ((f.name, _runtime_types(hints.get(f.name, Any))) for f in dataclasses.fields(cls))
+    return tuple((name, allowed) for name, allowed in checks if allowed)
 
 
 def _runtime_types(hint: Any) -> tuple[type, ...]:

@@ -74,18 +74,22 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, 
     return value
 
 
-async def apply_verified_event(provider: str, process: Callable[..., bool], *args: Any) -> JSONResponse:
-    """Store and apply a provider event whose signature was verified. An event whose fields the
-    hub cannot read is refused (400) and not stored, so the provider retries it once the hub can;
-    storing it would make every later delivery a duplicate and lose it for good."""
+async def apply_verified_event(provider: str, prepare: Callable[..., Any], hub: Hub,
+                               event: dict[str, Any], raw: str) -> JSONResponse:
+    """Store and apply a provider event whose signature was verified, answering once it is
+    committed (`hub.group_commit` batches it with the deliveries arriving alongside). An event
+    whose fields the hub cannot read is refused (400) and not stored, so the provider retries it
+    once the hub can; storing it would make every later delivery a duplicate and lose it for
+    good."""
     from starlette.concurrency import run_in_threadpool
 
     from .errors import MALFORMED_EVENT_ERRORS
+    from .group_commit import group_commit_of
 
     try:
-        new = await run_in_threadpool(process, *args)
+        item = await run_in_threadpool(prepare, hub, event, None, raw)
+        new = await group_commit_of(hub).apply(item)
     except MALFORMED_EVENT_ERRORS as exc:
-        event = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
         log.warning("%s event %s has fields the hub cannot read (%s): refused, not stored",
                     provider, str(event.get("id"))[:80], type(exc).__name__)
         return error_response(BadRequest("the event's fields have unexpected types",

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from . import webhooks_out
 from .clock import utcnow
 from .db.models import Commission, LedgerEntry, new_id
-from .db.upsert import insert_ignore, insert_ignore_row
+from .db.upsert import insert_ignore, insert_ignore_row, many_rows
 from .programs import Draft, Program
 
 STATES = ("pending", "payable", "in_payout", "paid", "voided")
@@ -32,7 +32,7 @@ def post(session: Session, legs: Iterable[tuple[str, int]], *, partner_id: str, 
     """Write one transfer: legs of (state, amount). Returns its transfer id."""
     transfer = new_id("tr")
     now = utcnow()
-    _insert_entries(session, [
+    insert_entries(session, [
         dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
              amount=amount, kind=kind, commission_id=commission_id, line_id=line_id,
              payout_id=payout_id, event_id=event_id, created_at=now)
@@ -41,11 +41,16 @@ def post(session: Session, legs: Iterable[tuple[str, int]], *, partner_id: str, 
     return transfer
 
 
-def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
+def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     """Entries are never read back as objects in the transaction that writes them: a plain
     INSERT (after flushing what they may refer to) spares the ORM's unit of work per leg."""
+    if not rows:
+        return
     session.flush()
-    session.execute(insert(LedgerEntry.__table__), rows)
+    if len(rows) == 1:
+        session.execute(insert(LedgerEntry.__table__), rows)
+        return
+    session.execute(*many_rows(session, LedgerEntry.__table__, rows))
 
 
 def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:
@@ -64,7 +69,7 @@ def move_lines(session: Session, nets: list[tuple[str | None, int]], source: str
     if not nets:
         return None
     transfer, now = new_id("tr"), utcnow()
-    _insert_entries(session, [
+    insert_entries(session, [
         dict(transfer_id=transfer, partner_id=partner_id, currency=currency, state=state,
              amount=sign * amount, kind=kind, commission_id=cid, line_id=None, payout_id=payout_id,
              event_id=None, created_at=now)
@@ -99,23 +104,40 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
          referral_id: int | None, payment_id: int | None, event_id: int | None,
          plugin_name: str, install_id: int | None = None) -> Commission | None:
     """Book a draft as a commission line unless its key is already booked (then None)."""
+    values = line_values(program, partner_id, draft, referral_id=referral_id,
+                         payment_id=payment_id, event_id=event_id, plugin_name=plugin_name,
+                         install_id=install_id)
+    line = insert_ignore_row(session, Commission, values)
+    if line is None:
+        return None
+    insert_entries(session, earn_legs([values]))
+    webhooks_out.emit(session, "commission.created", line.id, commission_event(line))
+    return line  # type: ignore[no-any-return]
+
+
+def line_values(program: Program, partner_id: str, draft: Draft, *, referral_id: int | None,
+                payment_id: int | None, event_id: int | None, plugin_name: str,
+                install_id: int | None = None) -> dict[str, Any]:
+    """The commission row a draft books (`book` one at a time, `hub.batch` many at once)."""
     hold = timedelta(days=int(program.settings.hold_days))
-    line_id = new_id("com")
     rule = {"plugin": plugin_name, "program": program.name, "rule": draft.rule,
             "settings_hash": program.settings_hash, "inputs": draft.inputs,
             "sentence": draft.sentence}
-    line = insert_ignore_row(session, Commission, dict(
-        id=line_id, program=program.name, partner_id=partner_id, referral_id=referral_id,
-        key=draft.key, amount=draft.amount, currency=draft.currency, earned_at=draft.earned_at,
-        available_at=draft.earned_at + hold, payment_id=payment_id, install_id=install_id,
-        event_id=event_id,
-        rule=rule, created_at=utcnow()))
-    if line is None:
-        return None
-    post(session, [("pending", draft.amount)], partner_id=partner_id, currency=draft.currency,
-         kind="earn", commission_id=line_id, line_id=line_id, event_id=event_id)
-    webhooks_out.emit(session, "commission.created", line_id, commission_event(line))
-    return line  # type: ignore[no-any-return]
+    return dict(id=new_id("com"), program=program.name, partner_id=partner_id,
+                referral_id=referral_id, key=draft.key, amount=draft.amount,
+                currency=draft.currency, earned_at=draft.earned_at,
+                available_at=draft.earned_at + hold, payment_id=payment_id,
+                install_id=install_id, event_id=event_id, rule=rule, created_at=utcnow())
+
+
+def earn_legs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ledger entries that bring booked lines' money into ``pending``: one single-leg
+    transfer per line."""
+    now = utcnow()
+    return [dict(transfer_id=new_id("tr"), partner_id=line["partner_id"],
+                 currency=line["currency"], state="pending", amount=line["amount"], kind="earn",
+                 commission_id=line["id"], line_id=line["id"], payout_id=None,
+                 event_id=line["event_id"], created_at=now) for line in lines]
 
 
 def reversed_so_far(session: Session, commission: Commission) -> int:

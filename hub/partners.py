@@ -51,13 +51,20 @@ def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Part
         if not kind:
             continue
         seed = f"{program.name}:{customer.provider}:{customer.ref}"
-        partner_id = "prt_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+        partner_id = enrolled_partner_id(program.name, customer)
         if insert_ignore(session, Partner, dict(
                 id=partner_id, program=program.name, kind=kind, status="active",
                 code=derived_code(seed), email=customer.email, name="",
                 customer_ref=customer.ref, created_at=utcnow())):
             created.append(session.get(Partner, partner_id))
     return [p for p in created if p is not None]
+
+
+def enrolled_partner_id(program: str, customer: Customer) -> str:
+    """The id of `customer`'s automatic membership of `program` (a function of both, so a
+    concurrent or replayed enrolment finds the same row)."""
+    seed = f"{program}:{customer.provider}:{customer.ref}"
+    return "prt_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
 def create_partner(hub: Hub, session: Session, *, program: str, email: str, name: str = "",

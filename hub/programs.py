@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -79,8 +80,9 @@ class Program:
     def currency(self) -> str:
         return str(self.settings.currency)
 
-    @property
+    @functools.cached_property
     def settings_hash(self) -> str:
+        # Settings are fixed for the life of the process; every booked line asks for this.
         return settings_hash(self.settings)
 
 

@@ -1,7 +1,7 @@
 """`hub replay`: exported provider events (JSON lines) through the same path as webhooks.
 
 Events are applied in batches, one transaction per batch, by the same code a webhook runs
-(`hub.events.apply_event`): a batch first asks which of its event ids are stored already, so a
+(`hub.batch.apply_batch`, set-based for the everyday paid invoice): a batch first asks which of its event ids are stored already, so a
 re-run after an interrupt skips the done part quickly (resuming is re-running). A batch that
 fails is rolled back and replayed one event per transaction, exactly as before batching, so a
 bad event costs only itself.
@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from .errors import StartupError
-from .events import apply_event, stored_event_ids
+from .batch import apply_batch
+from .events import stored_event_ids
 from .progress import Progress
 from .runtime import Hub
 
@@ -87,11 +88,13 @@ def _batch(hub: Hub, connector: Any, provider: str,
     with hub.transaction() as session:
         ids = [e.get("id") for _, e in events if isinstance(e, dict)]
         known = stored_event_ids(session, provider, [i for i in ids if isinstance(i, str)])
+        items = []
         for _, event in events:
             if isinstance(event, dict) and event.get("id") in known:
                 counts["duplicates"] += 1
                 continue
-            new = apply_event(hub, session, connector.prepare(hub, event, session))
+            items.append(connector.prepare(hub, event, session))
+        for new in apply_batch(hub, session, items):
             counts["new" if new else "duplicates"] += 1
     return counts
 

@@ -47,6 +47,46 @@ def record_state(session: Session, values: dict[str, Any]) -> bool:
     return True
 
 
+def _rank(status: str) -> int:
+    return TIE_ORDER.index(status) if status in TIE_ORDER else -1
+
+
+def fold_status(current: Any, states: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The `customer_statuses` row after `record_state` met new `states` one after the other,
+    starting from `current` (the stored row, or None): the same rule, in memory, for a batch.
+    None when nothing changes."""
+    row = None if current is None else dict(status=current.status, plan=current.plan,
+                                             occurred_at=current.occurred_at)
+    changed = False
+    for state in states:
+        status, at, plan = state["status"], state["occurred_at"], state.get("plan")
+        if row is None or row["occurred_at"] < at or (
+                row["occurred_at"] == at and _rank(row["status"]) < _rank(status)):
+            kept = row["plan"] if row is not None else None
+            row, changed = dict(status=status, occurred_at=at, plan=plan or kept), True
+    return row if changed else None
+
+
+def status_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write folded `customer_statuses` rows in one statement. The newest fact still wins if
+    another process wrote the customer's row since it was read."""
+    from .db.upsert import many_rows
+
+    session.execute(*many_rows(session, CustomerStatus.__table__, rows, _newer_wins))
+
+
+def _newer_wins(stmt: Any) -> Any:
+    new = stmt.excluded
+    ranks = {s: i for i, s in enumerate(TIE_ORDER)}
+    stored_rank = case(ranks, value=CustomerStatus.status, else_=-1)
+    new_rank = case(ranks, value=new.status, else_=-1)
+    return stmt.on_conflict_do_update(
+        index_elements=[CustomerStatus.customer_id],
+        set_=dict(status=new.status, occurred_at=new.occurred_at, plan=new.plan),
+        where=or_(CustomerStatus.occurred_at < new.occurred_at,
+                  and_(CustomerStatus.occurred_at == new.occurred_at, stored_rank < new_rank)))
+
+
 def snapshots(session: Session, partner_id: str, days: list[date]) -> dict[date, dict[str, int]]:
     """The stored end-of-day counts for `days` (missing days are left out)."""
     keys = [d.isoformat() for d in days]

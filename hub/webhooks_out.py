@@ -80,6 +80,11 @@ def emit(session: Session, event_type: str, key: str, data: dict[str, Any]) -> i
     return written
 
 
+def wanted(session: Session, event_type: str) -> bool:
+    """Whether any active endpoint takes `event_type` (a batch skips building payloads if not)."""
+    return any(not e.events or event_type in e.events for e in _endpoints(session))
+
+
 def _endpoints(session: Session) -> list[WebhookEndpoint]:
     """Active endpoints, read once per transaction (a replay books thousands of lines)."""
     cached = session.info.get(_CACHE)

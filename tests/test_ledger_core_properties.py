@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from hub import ledger
 from hub.config import config_from_dict
-from hub.db.models import Commission, Partner, Payout
+from hub.db.models import Commission, Partner
 from hub.events import record
 from hub.payouts import create_payout, transition
 from hub.programs import Draft

@@ -7,9 +7,12 @@ several currencies, are refunded in part or in full, dispute, cancel, while clic
 ticks run; then partners withdraw, operators approve, reject or mark paid, automatic payouts go
 out, and late refunds and disputes claw paid money back.
 
-The same history goes into two hubs: one in business-time order with the ticks in between (as
-in production), one shuffled with duplicates and the ticks only after. Both must end with the
-same balances and the same net per earning, and each must satisfy the invariants:
+The same history goes into three hubs: one in business-time order with the ticks in between (as
+in production), one shuffled with duplicates and the ticks only after, and one fed the same
+shuffled deliveries with the Stripe events grouped into batches of random sizes
+(`hub.batch.apply_batch`, what group commit and `hub replay` run). All must end with the same
+balances and the same net per earning; the batched hub's customer statuses must equal the
+shuffled one's (same deliveries, same order); and each must satisfy the invariants:
 
 * every balance is the sum of its entries, and what the accounts hold is what the lines net to;
 * no account goes negative, except ``payable`` by at most what reversals and retractions took
@@ -69,7 +72,8 @@ CTM_PLANS = ("performance", "growth", "connect")
 REFERRERS = ("crazycall", "callpage", "ctm", "odoo_partner", "odoo_referral", "callbell")
 ATTRIBUTIONS = ("metadata", "checkout", "signup", "install")
 _ids = itertools.count()
-GENERATED = {"histories": 0, "events": 0, "payout_actions": 0}
+GENERATED: dict[str, int] = {"histories": 0, "events": 0, "payout_actions": 0,
+                             "fast_path_payments": 0}
 
 
 def at(day: float) -> int:
@@ -223,18 +227,57 @@ def deliver(hub: Any, client: TestClient, codes: Codes, item: tuple[float, str, 
         assert r.status_code == 302, r.text
 
 
+def deliver_batched(hub: Any, client: TestClient, codes: Codes,
+                    items: list[tuple[float, str, Any]], rng: random.Random) -> None:
+    """Runs of Stripe events applied as batches of 1 to 24 (one transaction each); the other
+    deliveries one by one in between, in the same order."""
+    from connectors.stripe import prepare
+    from hub.batch import apply_batch
+
+    run: list[Any] = []
+
+    def flush() -> None:
+        while run:
+            size = rng.randint(1, 24)
+            with hub.transaction() as session:
+                apply_batch(hub, session, [prepare(hub, e, session) for e in run[:size]])
+            del run[:size]
+
+    for item in items:
+        if item[1] == "stripe":
+            run.append(item[2])
+            continue
+        flush()
+        deliver(hub, client, codes, item)
+    flush()
+
+
+def statuses(hub: Any) -> list[tuple[Any, ...]]:
+    from hub.db.models import Customer, CustomerStatus
+
+    with hub.sessions() as s:
+        return sorted(s.execute(select(Customer.provider, Customer.ref, CustomerStatus.status,
+                                       CustomerStatus.plan, CustomerStatus.occurred_at)
+                                .join(CustomerStatus, CustomerStatus.customer_id == Customer.id)
+                                ).all())
+
+
 def _day_of(item: tuple[float, str, Any]) -> float:
     return item[0]
 
 
-def feed(hub: Any, client: TestClient, history: dict[str, Any], shuffled: bool) -> None:
+def feed(hub: Any, client: TestClient, history: dict[str, Any], shuffled: bool,
+         batched: bool = False) -> None:
     codes, items, ticks = history["codes"], list(history["items"]), list(history["ticks"])
     if shuffled:
         rng = random.Random(history["seed"])
         items += rng.sample(items, k=len(items) // 2)
         rng.shuffle(items)
-        for item in items:
-            deliver(hub, client, codes, item)
+        if batched:
+            deliver_batched(hub, client, codes, items, random.Random(history["seed"] + 1))
+        else:
+            for item in items:
+                deliver(hub, client, codes, item)
         for now in ticks:
             _tick(hub, now)
         return
@@ -423,7 +466,7 @@ def pair(tmp_path_factory: Any) -> Any:
     from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 
     hubs = []
-    for name in ("ordered", "shuffled"):
+    for name in ("ordered", "shuffled", "batched"):
         url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'hub.db'}"
         hubs.append(build_hub(config_from_dict({
             "database": {"url": url},
@@ -432,8 +475,22 @@ def pair(tmp_path_factory: Any) -> Any:
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
             "programs": PROGRAMS})))
     clients = [TestClient(create_app(h)) for h in hubs]
-    yield list(zip(hubs, clients))
+    from hub.batch import FastPath
+
+    settle = FastPath._settle
+
+    def counted(self: Any, *args: Any) -> None:
+        GENERATED["fast_path_payments"] += 1
+        settle(self, *args)
+
+    FastPath._settle = counted  # type: ignore[method-assign]
+    try:
+        yield list(zip(hubs, clients))
+    finally:
+        FastPath._settle = settle  # type: ignore[method-assign]
     print(f"\nledger properties ({PROFILE}): {GENERATED}")
+    # The batched hub must have taken the set-based path, not only the per-event fallback.
+    assert GENERATED["fast_path_payments"] > 0
     for h in hubs:
         h.engine.dispose()
 
@@ -445,15 +502,19 @@ def pair(tmp_path_factory: Any) -> Any:
 def test_any_order_any_duplicates_same_ledger_and_invariants_hold(pair, history):
     GENERATED["histories"] += 1
     GENERATED["events"] += len(history["items"])
-    (live, live_client), (shuf, shuf_client) = pair
+    (live, live_client), (shuf, shuf_client), (bat, bat_client) = pair
     ids = []
-    for hub, client, shuffled in ((live, live_client, False), (shuf, shuf_client, True)):
+    for hub, client, shuffled, batched in ((live, live_client, False, False),
+                                           (shuf, shuf_client, True, False),
+                                           (bat, bat_client, True, True)):
         partners = setup_partners(hub, history["codes"])
-        feed(hub, client, history, shuffled)
-        _tick(hub, at(402))  # both hubs: every hold ended, every milestone due
+        feed(hub, client, history, shuffled, batched)
+        _tick(hub, at(402))  # every hub: every hold ended, every milestone due
         ids.append(partners)
     everyone = [_all_partners(h, history) for h, _ in pair]
     a, b = snapshot(live, everyone[0]), snapshot(shuf, everyone[1])
+    assert snapshot(bat, everyone[2]) == a
+    assert statuses(bat) == statuses(shuf)
     if a != b and os.environ.get("LEDGER_DEBUG"):
         for item in history["items"]:
             print(item[0], item[1], item[2].get("type") if item[1] == "stripe" else item[2],

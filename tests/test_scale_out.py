@@ -86,7 +86,7 @@ def balances_by_code(hub: Hub) -> dict[str, list[dict[str, Any]]]:
         return {code: ledger.balances(session, pid) for pid, code in partners}
 
 
-def single_process_balances(make_hub: Any, namespace: str, all_events: list[Any]) -> Any:
+def single_process_balances(make_hub: Any, namespace: str, all_events: list[Any]) -> Any:  # noqa: F811
     """The same events, once each, through one in-process hub (SQLite, in-process queue)."""
     fake = FakePaypal()
     with respx.mock(assert_all_called=False) as router:

@@ -6,6 +6,7 @@ and using it marks it used, so a leaked database or a replayed link sets no pass
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -22,8 +23,14 @@ from ..errors import Unprocessable
 HASHER = PasswordHasher()
 RESET_VALID_FOR = timedelta(hours=72)
 MIN_LENGTH = 10
-# Verified against when no partner matches, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when no partner matches, so a wrong email costs as long as a wrong
+    password. Made on first use: hashing takes argon2's 64 MiB, which at import was most of a
+    webhook-only server's peak memory."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -39,7 +46,7 @@ def check_strength(password: str) -> None:
 
 def verify_password(stored: str | None, password: str) -> bool:
     try:
-        return HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return HASHER.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
