@@ -33,6 +33,8 @@ from hub.app import create_app  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import (Commission, Customer, LedgerEntry, Partner, PaymentRecord,  # noqa: E402
                            ProviderEvent, Referral, SubscriptionState)
+from hub.ledger_checkpoints import checkpoint_ledger  # noqa: E402
+from hub.referral_counts import count_changes  # noqa: E402
 from hub.runtime import Hub, build_hub  # noqa: E402
 from hub.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
 from hub.web.passwords import hash_password  # noqa: E402
@@ -63,7 +65,9 @@ def database(url: str | None) -> Iterator[str]:
 
 
 def seed(hub: Hub, referrals: int, now: datetime) -> tuple[str, int]:
-    """One partner with `referrals` customers: 30% in trial, 60% paying 3 months, 10% cancelled."""
+    """One partner with `referrals` customers: 30% in trial, 60% paying 3 months, 10% cancelled.
+    They joined over the past year (50 minutes apart, closer for more than 10,512), and nothing
+    is dated after `now`."""
     with hub.transaction() as s:
         partner = Partner(program="crazycall", code="benchcode", email="bench@partners.test",
                           name="Bench", password_hash=hash_password(PASSWORD), created_at=now)
@@ -73,24 +77,27 @@ def seed(hub: Hub, referrals: int, now: datetime) -> tuple[str, int]:
         s.add(event)
         s.flush()
         start = now - timedelta(days=365)
+        gap = timedelta(minutes=min(50, 365 * 24 * 60 / referrals))
         s.execute(insert(Customer), [dict(id=i, provider="stripe", ref=f"cus_{i}",
                                           email=f"client{i}@example.com",
-                                          first_seen_at=start + timedelta(minutes=50 * i))
+                                          first_seen_at=start + gap * i)
                                      for i in range(1, referrals + 1)])
         s.execute(insert(Referral), [dict(id=i, program="crazycall", partner_id=partner.id,
                                           customer_id=i, source="link" if i % 3 else "code",
                                           link_code=f"lnk{i % 7}" if i % 3 else None,
-                                          attributed_at=start + timedelta(minutes=50 * i))
+                                          attributed_at=start + gap * i)
                                      for i in range(1, referrals + 1)])
         states, payments, lines, entries = [], [], [], []
         for i in range(1, referrals + 1):
-            joined = start + timedelta(minutes=50 * i)
+            joined = start + gap * i
             states.append(dict(provider="stripe", subscription_ref=f"sub_{i}", customer_id=i,
                                status="trial", plan="plan_a", occurred_at=joined))
-            if i % 10 < 3:
+            if i % 10 < 3 or joined + timedelta(days=14) > now:
                 continue
             for month in range(3):
                 paid_at = joined + timedelta(days=14 + 30 * month)
+                if paid_at > now:
+                    break
                 pid = len(payments) + 1
                 payments.append(dict(id=pid, provider="stripe", ref=f"in_{i}_{month}",
                                      customer_id=i, subscription_ref=f"sub_{i}", plan="plan_a",
@@ -108,7 +115,7 @@ def seed(hub: Hub, referrals: int, now: datetime) -> tuple[str, int]:
                                     line_id=cid, event_id=event.id, created_at=paid_at))
             states.append(dict(provider="stripe", subscription_ref=f"sub_{i}", customer_id=i,
                                status="active", plan="plan_a", occurred_at=joined + timedelta(days=14)))
-            if i % 10 == 9:
+            if i % 10 == 9 and joined + timedelta(days=100) <= now:
                 states.append(dict(provider="stripe", subscription_ref=f"sub_{i}", customer_id=i,
                                    status="cancelled", plan="plan_a",
                                    occurred_at=joined + timedelta(days=100)))
@@ -119,7 +126,12 @@ def seed(hub: Hub, referrals: int, now: datetime) -> tuple[str, int]:
         rebuild_statuses(s)  # the projection dispatch keeps when facts arrive one by one
         if s.bind.dialect.name == "postgresql":
             s.execute(text("ANALYZE"))
-    snapshot_activity(hub, now)  # what the daily `hub tick` writes
+    snapshot_activity(hub, now)  # what `hub tick` writes
+    checkpoint_ledger(hub, now)
+    count_changes(hub, now)
+    if hub.engine.dialect.name == "postgresql":
+        with hub.engine.begin() as conn:  # what autovacuum does after the first tick's updates
+            conn.execute(text("ANALYZE"))
     return partner.id, referrals // 2
 
 

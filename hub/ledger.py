@@ -305,11 +305,11 @@ def release_due(session: Session, now: datetime,
 
 
 def balances(session: Session, partner_id: str) -> list[dict[str, Any]]:
-    """Per currency: the sum of each state's entries (a currency with no entries is absent)."""
-    rows = session.execute(
-        select(LedgerEntry.currency, LedgerEntry.state, func.sum(LedgerEntry.amount))
-        .where(LedgerEntry.partner_id == partner_id)
-        .group_by(LedgerEntry.currency, LedgerEntry.state)).all()
+    """Per currency: the sum of each state's entries (a currency with no entries is absent).
+    Read as the tick's checkpoint plus the newer entries: the same sums, without the history."""
+    from .ledger_checkpoints import balance_sums
+
+    rows = balance_sums(session, partner_id)
     by_currency: dict[str, dict[str, Any]] = {}
     for currency, state, total in rows:
         entry = by_currency.setdefault(currency, {"currency": currency, **{s: 0 for s in STATES}})

@@ -10,11 +10,11 @@ job: per partner, the counts at the end of each closed UTC day, from the timelin
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from .db.models import ActivityDay, CustomerStatus, Referral, SubscriptionState
 from .db.upsert import insert_ignore
@@ -87,22 +87,24 @@ def _newer_wins(stmt: Any) -> Any:
                   and_(CustomerStatus.occurred_at == new.occurred_at, stored_rank < new_rank)))
 
 
-def current_counts(session: Session, partner_id: str, program: str) -> dict[str, int]:
-    """The partner's referred customers by their latest status (one grouped join)."""
-    rows = session.execute(
-        select(CustomerStatus.status, func.count())
-        .join(Referral, Referral.customer_id == CustomerStatus.customer_id)
-        .where(Referral.partner_id == partner_id, Referral.program == program)
-        .group_by(CustomerStatus.status)).all()
-    return {status: int(n) for status, n in rows}
-
-
 def snapshots(session: Session, partner_id: str, days: list[date]) -> dict[date, dict[str, int]]:
     """The stored end-of-day counts for `days` (missing days are left out)."""
     keys = [d.isoformat() for d in days]
     rows = session.scalars(select(ActivityDay).where(ActivityDay.partner_id == partner_id,
                                                      ActivityDay.day.in_(keys)))
     return {date.fromisoformat(r.day): {"trials": r.trials, "paying": r.paying} for r in rows}
+
+
+def snapshot_range(session: Session, partner_id: str, first: date,
+                   last: date) -> dict[date, dict[str, int]]:
+    """The stored days from `first` to `last`, each with all its counts."""
+    rows = session.execute(select(ActivityDay.day, ActivityDay.trials, ActivityDay.paying,
+                                  ActivityDay.new_trials, ActivityDay.new_subscriptions)
+                           .where(ActivityDay.partner_id == partner_id,
+                                  ActivityDay.day >= first.isoformat(),
+                                  ActivityDay.day <= last.isoformat())).all()
+    return {date.fromisoformat(d): {"trials": t, "paying": p, "new_trials": nt,
+                                    "new_subscriptions": ns} for d, t, p, nt, ns in rows}
 
 
 def _day(column: Any, session: Session) -> Any:
@@ -157,25 +159,86 @@ def snapshot_activity(hub: Hub, now: datetime) -> dict[str, Any]:
         last = dict(session.execute(select(ActivityDay.partner_id, func.max(ActivityDay.day))
                                     .group_by(ActivityDay.partner_id)).all())
         written, partners = 0, status_deltas(session)
-        for partner_id, deltas in partners.items():
-            first = yesterday - timedelta(days=SNAPSHOT_DAYS - 1)
+        oldest = yesterday - timedelta(days=SNAPSHOT_DAYS - 1)
+        news = new_per_day(session, oldest, yesterday)
+        for partner_id in sorted(set(partners) | set(news)):
+            first = oldest
             if partner_id in last:
                 first = max(first, date.fromisoformat(last[partner_id]) - timedelta(days=RECOMPUTED_DAYS))
-            written += _write_days(session, partner_id, deltas, first, yesterday)
+            deltas = partners.get(partner_id) or {name: {} for name in CLASSES}
+            written += _write_days(session, partner_id, deltas, news.get(partner_id, {}), first,
+                                   yesterday)
     return {"partners": len(partners), "days": written}
 
 
 def _write_days(session: Session, partner_id: str, deltas: dict[str, dict[date, int]],
-                first: date, last: date) -> int:
+                news: dict[str, dict[date, int]], first: date, last: date) -> int:
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     if not days:
         return 0
     trials, paying = counts_on(deltas["trials"], days), counts_on(deltas["paying"], days)
     session.execute(delete(ActivityDay).where(ActivityDay.partner_id == partner_id,
                                               ActivityDay.day >= first.isoformat()))
-    session.execute(insert(ActivityDay), [dict(partner_id=partner_id, day=d.isoformat(), trials=t,
-                                               paying=p) for d, t, p in zip(days, trials, paying)])
+    referred, subscribed = news.get("new_trials", {}), news.get("new_subscriptions", {})
+    session.execute(insert(ActivityDay), [
+        dict(partner_id=partner_id, day=d.isoformat(), trials=t, paying=p,
+             new_trials=referred.get(d, 0), new_subscriptions=subscribed.get(d, 0))
+        for d, t, p in zip(days, trials, paying)])
     return len(days)
+
+
+def new_per_day(session: Session, first: date, last: date,
+                partner_id: str | None = None) -> dict[str, dict[str, dict[date, int]]]:
+    """Per partner, the customers referred (`new_trials`) and the referred customers paying for
+    the first time (`new_subscriptions`) on each UTC day from `first` to `last`, set-based."""
+    from .db.models import PaymentRecord
+
+    start, stop = _midnight(first), _midnight(last + timedelta(days=1))
+    mine = Referral.partner_id == partner_id if partner_id else True
+    out: dict[str, dict[str, dict[date, int]]] = defaultdict(lambda: defaultdict(dict))
+    referred_day = _day(Referral.attributed_at, session)
+    for partner, day, n in session.execute(
+            select(Referral.partner_id, referred_day, func.count())
+            .where(mine, Referral.attributed_at >= start, Referral.attributed_at < stop)
+            .group_by(Referral.partner_id, referred_day)):
+        out[partner]["new_trials"][_as_date(day)] = int(n)
+    firsts = (select(PaymentRecord.customer_id, func.min(PaymentRecord.occurred_at).label("at"))
+              .group_by(PaymentRecord.customer_id).subquery())
+    paid_day = _day(firsts.c.at, session)
+    for partner, day, n in session.execute(
+            select(Referral.partner_id, paid_day, func.count())
+            .join(firsts, firsts.c.customer_id == Referral.customer_id)
+            .where(mine, firsts.c.at >= start, firsts.c.at < stop)
+            .group_by(Referral.partner_id, paid_day)):
+        out[partner]["new_subscriptions"][_as_date(day)] = int(n)
+    return out
+
+
+def news_of_today(session: Session, partner_id: str, today: date) -> dict[str, int]:
+    """Today's `new_trials` and `new_subscriptions` of one partner, live: only today's rows are
+    read (today's referrals by partner and time; today's payments by time, then whether the
+    customer paid before)."""
+    from .db.models import PaymentRecord
+
+    start = _midnight(today)
+    trials = select(func.count()).select_from(Referral).where(
+        Referral.partner_id == partner_id, Referral.attributed_at >= start)
+    earlier = aliased(PaymentRecord)
+    firsts = (select(func.count(func.distinct(PaymentRecord.customer_id)))
+              .join(Referral, Referral.customer_id == PaymentRecord.customer_id)
+              .where(PaymentRecord.occurred_at >= start, Referral.partner_id == partner_id,
+                     ~select(earlier.id).where(earlier.customer_id == PaymentRecord.customer_id,
+                                               earlier.occurred_at < start).exists()))
+    row = session.execute(select(trials.scalar_subquery(), firsts.scalar_subquery())).one()
+    return {"new_trials": int(row[0] or 0), "new_subscriptions": int(row[1] or 0)}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def rebuild_statuses(session: Session) -> int:
@@ -189,6 +252,9 @@ def rebuild_statuses(session: Session) -> int:
     rows = session.execute(select(ordered.c.customer_id, ordered.c.status, ordered.c.plan,
                                   ordered.c.occurred_at).where(ordered.c.n == 1)).all()
     session.execute(delete(CustomerStatus))
+    from .referral_counts import forget_counts
+
+    forget_counts(session)  # what each customer was counted as went with the old rows
     if rows:
         session.execute(insert(CustomerStatus), [dict(customer_id=c, status=s, plan=p, occurred_at=a)
                                                  for c, s, p, a in rows])

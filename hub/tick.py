@@ -23,6 +23,8 @@ from .programs import Draft, History, Program, TickContext
 from .programs import Referral as ReferralView
 from .referrals import Holder, can_earn, holder_at
 from .runtime import Hub
+from .ledger_checkpoints import checkpoint_ledger
+from .referral_counts import count_changes
 from .statuses import snapshot_activity
 
 TickJob = Callable[[Hub, datetime], dict[str, Any]]
@@ -211,7 +213,8 @@ def partner_ticks(referrals: Sequence[MilestoneReferral], histories: Mapping[int
 
 
 JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds", release_holds),
-                                   ("payouts", payout_sweep), ("activity", snapshot_activity)]
+                                   ("payouts", payout_sweep), ("activity", snapshot_activity),
+                                   ("checkpoint", checkpoint_ledger), ("counts", count_changes)]
 
 
 def run_tick(hub: Hub, now: datetime) -> dict[str, dict[str, Any]]:

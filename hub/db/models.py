@@ -12,8 +12,8 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint, text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Computed, DateTime, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -93,7 +93,11 @@ class Referral(Base):
     __table_args__ = (UniqueConstraint("program", "customer_id"),
                       Index("ix_referrals_link_time", "link_code", "attributed_at"),
                       # the portal lists a partner's referrals newest first, a page at a time
-                      Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"))
+                      Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"),
+                      # referrals not yet in `referral_counts` (hub.referral_counts)
+                      Index("ix_referrals_uncounted", "customer_id",
+                            postgresql_where=text("uncounted = 1"),
+                            sqlite_where=text("uncounted = 1")))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     program: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -106,6 +110,14 @@ class Referral(Base):
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
     effective_from: Mapped[datetime | None]
+    # What `referral_counts` counted this referral as (hub.referral_counts); only tick sets them.
+    counted_partner_id: Mapped[str | None] = mapped_column(String(32))
+    counted_link_code: Mapped[str | None] = mapped_column(String(64))
+    # 1 while the live values differ from the counted ones. Computed by the database, so
+    # writers need not know it, and a plain column, so the planner has statistics on it.
+    uncounted: Mapped[int] = mapped_column(Integer, Computed(
+        "CASE WHEN counted_partner_id = partner_id AND (counted_link_code = link_code OR "
+        "(counted_link_code IS NULL AND link_code IS NULL)) THEN 0 ELSE 1 END", persisted=True))
 
 
 class ReferralHandover(Base):
@@ -206,7 +218,9 @@ class PaymentRecord(Base):
     """A successful payment seen from a provider (referred or not: attribution may come later)."""
 
     __tablename__ = "payments"
-    __table_args__ = (UniqueConstraint("provider", "ref"),)
+    __table_args__ = (UniqueConstraint("provider", "ref"),
+                      # the dashboard's first payments of today (hub.statuses.first_payments_since)
+                      Index("ix_payments_occurred", "occurred_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
     ref: Mapped[str] = mapped_column(String(128))
@@ -266,21 +280,44 @@ class CustomerStatus(Base):
     `hub.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive in."""
 
     __tablename__ = "customer_statuses"
+    __table_args__ = (Index("ix_customer_statuses_uncounted", "customer_id",
+                            postgresql_where=text("uncounted = 1"),
+                            sqlite_where=text("uncounted = 1")),)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
+    # The status `referral_counts` counted this customer's referrals in; only tick sets it.
+    counted_status: Mapped[str | None] = mapped_column(String(16))
+    uncounted: Mapped[int] = mapped_column(Integer, Computed(
+        "CASE WHEN counted_status = status THEN 0 ELSE 1 END", persisted=True))
+
+
+class ReferralCount(Base):
+    """How many of a partner's referrals are in each `status` (of `customer_statuses`) and came
+    through each `link` code, as counted by `hub tick` (`hub.referral_counts`). A live count is
+    this plus the referrals and statuses that changed since (the `counted_*` columns differ)."""
+
+    __tablename__ = "referral_counts"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(8), primary_key=True)  # status | link
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class ActivityDay(Base):
     """How many of a partner's referred customers were in trial and paying at the end of a closed
-    UTC day; written by `hub tick` (`hub.statuses.snapshot_activity`) for the portal's charts."""
+    UTC day, and how many were referred (`new_trials`) and paid for the first time
+    (`new_subscriptions`) on it; written by `hub tick` (`hub.statuses.snapshot_activity`) for
+    the portal's charts."""
 
     __tablename__ = "activity_days"
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     trials: Mapped[int] = mapped_column(Integer)
     paying: Mapped[int] = mapped_column(Integer)
+    new_trials: Mapped[int] = mapped_column(Integer, default=0)
+    new_subscriptions: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class InstallRecord(Base):
@@ -335,6 +372,10 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_balance", "partner_id", "currency", "state"),
+        # a partner's entries past the checkpoint watermark (hub.ledger_checkpoints), read from
+        # the index alone: so cheap that the planner never prefers the newest entries of all
+        Index("ix_ledger_partner_seq", "partner_id", "id",
+              postgresql_include=["currency", "state", "amount", "line_id"]),
         # A commission is released from its hold exactly once, however many ticks race.
         Index("uq_ledger_release", "commission_id", unique=True,
               sqlite_where=text("kind = 'release' AND amount > 0"),
@@ -378,6 +419,37 @@ class PayoutBatch(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class LedgerWatermark(Base):
+    """How far the checkpoints have summed the ledger: every entry with `id <= through_id`. One
+    row (id 1), moved forward by `hub tick` (`hub.ledger_checkpoints.checkpoint_ledger`)."""
+
+    __tablename__ = "ledger_watermark"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class BalanceCheckpoint(Base):
+    """The sum of a partner's (currency, state) account over the entries up to the watermark. A
+    balance is this plus the entries after it: derivable from the ledger, never edited by hand."""
+
+    __tablename__ = "balance_checkpoints"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class CommissionDay(Base):
+    """The sum of a partner's commission lines per currency and UTC day of `earned_at`, over the
+    lines booked by entries up to the watermark (reversals on the day of what they reverse)."""
+
+    __tablename__ = "commission_days"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
 
 
 class Payout(Base):

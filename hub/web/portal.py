@@ -182,7 +182,8 @@ def dashboard(view: View) -> Response:
     partner, money = view.partner, view.extra["money"]
     balances = ledger.balances(view.db, partner.id)
     balance = data.balance_for(balances, money.currency)
-    counts = data.current_counts(view.db, partner)
+    counted = data.tallies(view.db, partner)
+    counts = data.current_counts(view.db, partner, counted)
     today = data.today_utc()
     period = trends.period_of(view.query("period", trends.DEFAULT_PERIOD))
     series = data.trend_series(view.db, partner, money, period, today, counts)
@@ -191,8 +192,9 @@ def dashboard(view: View) -> Response:
                      clicks_30d=data.unique_clicks(view.db, partner, today - timedelta(days=29)),
                      withdraw=data.withdraw_state(view.hub, view.db, partner, money,
                                                   balance["payable"]),
-                     top_links=data.link_counts(view.db, partner),
-                     last_links=data.recent_links(view.db, partner), period=period,
+                     top_links=data.link_counts(view.db, partner, counted=counted),
+                     last_links=data.recent_links(view.db, partner, counted=counted),
+                     period=period,
                      periods=trends.PERIODS.values(), series=series,
                      charts=_charts(series, _fmt(view)),
                      other_balances=[b for b in balances if b["currency"] != money.currency])

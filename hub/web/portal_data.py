@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from .. import ledger, statuses
+from .. import ledger, referral_counts, statuses
 from ..db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
                          Payout, Referral, SubscriptionState)
 from ..errors import NotFound
@@ -73,21 +73,31 @@ def total_commission(balance: dict[str, Any]) -> int:
     return int(sum(balance[s] for s in ("pending", "payable", "in_payout", "paid")))
 
 
-def current_counts(session: Session, partner: Partner) -> dict[str, int]:
+def tallies(session: Session, partner: Partner) -> dict[str, dict[str, int]]:
+    """The partner's clients per status and per link code, for the functions below."""
+    return referral_counts.counts(session, partner.id)
+
+
+def current_counts(session: Session, partner: Partner,
+                   counted: dict[str, dict[str, int]] | None = None) -> dict[str, int]:
     """Clients by where they stand now (the `customer_statuses` projection)."""
     counts = {"trial": 0, "paying": 0, "cancelled": 0}
-    for status, n in statuses.current_counts(session, partner.id, partner.program).items():
+    by_status = (counted or tallies(session, partner))["status"]
+    for status, n in by_status.items():
         counts[CLIENT_STATUS.get(status, "paying")] += n
     return counts
 
 
 def active_over_time(session: Session, partner: Partner, days: list[date], today: date,
-                     now_counts: dict[str, int]) -> dict[str, list[int]]:
+                     now_counts: dict[str, int],
+                     snapshots: dict[date, dict[str, int]] | None = None) -> dict[str, list[int]]:
     """Trials and paying clients at the end of each of `days`: closed days from the snapshots
-    `hub tick` writes, today from the live projection. Missing snapshots (tick has not run
-    yet) are computed from the timelines instead: correct, only slower."""
+    `hub tick` writes (read here unless given), today from the live projection. Missing
+    snapshots (tick has not run yet) are computed from the timelines instead: correct, only
+    slower."""
     past = [d for d in days if d < today]
-    stored = statuses.snapshots(session, partner.id, past)
+    stored = ({d: snapshots[d] for d in past if d in snapshots} if snapshots is not None
+              else statuses.snapshots(session, partner.id, past))
     if len(stored) < len(past):
         deltas = statuses.status_deltas(session, partner.id).get(partner.id)
         empty: dict[date, int] = {}
@@ -99,15 +109,11 @@ def active_over_time(session: Session, partner: Partner, days: list[date], today
             for name in ("trials", "paying")}
 
 
-def daily_commission(session: Session, partner: Partner, currency: str,
-                     since: date) -> list[tuple[date, int]]:
-    day = day_of(Commission.earned_at, session)
-    rows = session.execute(
-        select(day, func.sum(Commission.amount))
-        .where(Commission.partner_id == partner.id, Commission.currency == currency,
-               Commission.earned_at >= _midnight(since))
-        .group_by(day)).all()
-    return [(_as_date(d), int(total)) for d, total in rows]
+def daily_commission(session: Session, partner: Partner, currency: str, since: date,
+                     today: date) -> list[tuple[date, int]]:
+    from ..ledger_checkpoints import daily_commission as checkpointed
+
+    return checkpointed(session, partner.id, currency, since, today)
 
 
 def daily_referrals(session: Session, partner: Partner, since: date) -> list[tuple[date, int]]:
@@ -131,29 +137,40 @@ def daily_first_payments(session: Session, partner: Partner, since: date) -> lis
     return [(_as_date(d), int(n)) for d, n in rows]
 
 
+def new_per_day(session: Session, partner: Partner, since: date, today: date,
+                snapshots: dict[date, dict[str, int]] | None = None
+                ) -> dict[str, list[tuple[date, int]]]:
+    """New trials and new subscriptions per day from `since` to today: closed days from the
+    snapshots `hub tick` writes (read here unless given), today live. Missing snapshots (tick
+    has not run yet) are computed from the referrals and payments instead: correct, only
+    slower."""
+    stored = (snapshots if snapshots is not None else
+              statuses.snapshot_range(session, partner.id, since, today - timedelta(days=1)))
+    if len(stored) < (today - since).days:
+        return {"new_trials": daily_referrals(session, partner, since),
+                "new_subscriptions": daily_first_payments(session, partner, since)}
+    live = statuses.news_of_today(session, partner.id, today)
+    return {name: [(d, row[name]) for d, row in stored.items()] + [(today, live[name])]
+            for name in ("new_trials", "new_subscriptions")}
+
+
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
-def link_counts(session: Session, partner: Partner, limit: int = 5) -> list[tuple[str, int]]:
+def link_counts(session: Session, partner: Partner, limit: int = 5,
+                counted: dict[str, dict[str, int]] | None = None) -> list[tuple[str, int]]:
     """Link codes by the number of clients registered through them (top first)."""
-    rows = session.execute(
-        select(Referral.link_code, func.count()).where(
-            Referral.partner_id == partner.id, Referral.link_code.is_not(None))
-        .group_by(Referral.link_code).order_by(func.count().desc(), Referral.link_code)
-        .limit(limit)).all()
-    return [(code, int(n)) for code, n in rows]
+    counts = (counted or tallies(session, partner))["link"]
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def recent_links(session: Session, partner: Partner, limit: int = 5) -> list[tuple[Link, int]]:
+def recent_links(session: Session, partner: Partner, limit: int = 5,
+                 counted: dict[str, dict[str, int]] | None = None) -> list[tuple[Link, int]]:
     """The partner's newest links with the number of clients registered through each."""
     links = list(session.scalars(select(Link).where(Link.partner_id == partner.id)
                                  .order_by(Link.created_at.desc(), Link.code).limit(limit)))
-    counts = dict(session.execute(
-        select(Referral.link_code, func.count())
-        .where(Referral.link_code.in_([link.code for link in links]),
-               Referral.partner_id == partner.id)
-        .group_by(Referral.link_code)).all()) if links else {}
+    counts = (counted or tallies(session, partner))["link"] if links else {}
     return [(link, int(counts.get(link.code, 0))) for link in links]
 
 
@@ -211,13 +228,14 @@ def trend_series(session: Session, partner: Partner, money: Money, period: trend
                  today: date, now_counts: dict[str, int]) -> dict[str, Any]:
     since = trends.bucket_starts(period, today)[0]
     days = trends.sample_days(period, today)
-    active = active_over_time(session, partner, days, today, now_counts)
+    stored = statuses.snapshot_range(session, partner.id, since, today - timedelta(days=1))
+    active = active_over_time(session, partner, days, today, now_counts, stored)
+    news = new_per_day(session, partner, since, today, stored)
     return {
-        "commission": trends.fold(daily_commission(session, partner, money.currency, since),
+        "commission": trends.fold(daily_commission(session, partner, money.currency, since, today),
                                   period, today),
-        "new_trials": trends.fold(daily_referrals(session, partner, since), period, today),
-        "new_subscriptions": trends.fold(daily_first_payments(session, partner, since),
-                                         period, today),
+        "new_trials": trends.fold(news["new_trials"], period, today),
+        "new_subscriptions": trends.fold(news["new_subscriptions"], period, today),
         "unique_clicks": trends.fold(daily_unique_clicks(session, partner, since, today),
                                      period, today),
         "active_trials": _sampled(days, active["trials"], period),

@@ -40,6 +40,11 @@ def upgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customers_email'), ['email'], unique=False)
 
+    op.create_table('ledger_watermark',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('through_id', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('link_visitors',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('link_code', sa.String(length=64), nullable=False),
@@ -127,8 +132,18 @@ def upgrade() -> None:
     sa.Column('day', sa.String(length=10), nullable=False),
     sa.Column('trials', sa.Integer(), nullable=False),
     sa.Column('paying', sa.Integer(), nullable=False),
+    sa.Column('new_trials', sa.Integer(), nullable=False),
+    sa.Column('new_subscriptions', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
     sa.PrimaryKeyConstraint('partner_id', 'day')
+    )
+    op.create_table('balance_checkpoints',
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('partner_id', 'currency', 'state')
     )
     op.create_table('clicks',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -147,6 +162,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_clicks_link_day', ['link_code', 'day'], unique=False)
         batch_op.create_index('ix_clicks_partner_day', ['partner_id', 'day'], unique=False)
 
+    op.create_table('commission_days',
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('partner_id', 'currency', 'day')
+    )
     op.create_table('coupon_codes',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('provider', sa.String(length=16), nullable=False),
@@ -165,9 +188,14 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('plan', sa.String(length=64), nullable=True),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('counted_status', sa.String(length=16), nullable=True),
+    sa.Column('uncounted', sa.Integer(), sa.Computed('CASE WHEN counted_status = status THEN 0 ELSE 1 END', persisted=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('customer_id')
     )
+    with op.batch_alter_table('customer_statuses', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_statuses_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
+
     op.create_table('installs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('install_id', sa.String(length=128), nullable=False),
@@ -261,6 +289,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payments_charge_ref'), ['charge_ref'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_intent_ref'), ['intent_ref'], unique=False)
+        batch_op.create_index('ix_payments_occurred', ['occurred_at'], unique=False)
 
     op.create_table('payouts',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -295,6 +324,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payouts_partner_id'), ['partner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payouts_status'), ['status'], unique=False)
 
+    op.create_table('referral_counts',
+    sa.Column('partner_id', sa.String(length=32), nullable=False),
+    sa.Column('dimension', sa.String(length=8), nullable=False),
+    sa.Column('value', sa.String(length=64), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
+    sa.PrimaryKeyConstraint('partner_id', 'dimension', 'value')
+    )
     op.create_table('referrals',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('program', sa.String(length=64), nullable=False),
@@ -308,6 +345,9 @@ def upgrade() -> None:
     sa.Column('flag_reason', sa.String(length=200), nullable=True),
     sa.Column('event_id', sa.Integer(), nullable=True),
     sa.Column('effective_from', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('counted_partner_id', sa.String(length=32), nullable=True),
+    sa.Column('counted_link_code', sa.String(length=64), nullable=True),
+    sa.Column('uncounted', sa.Integer(), sa.Computed('CASE WHEN counted_partner_id = partner_id AND (counted_link_code = link_code OR (counted_link_code IS NULL AND link_code IS NULL)) THEN 0 ELSE 1 END', persisted=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.ForeignKeyConstraint(['event_id'], ['provider_events.id'], ),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], ),
@@ -319,6 +359,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_referrals_link_time', ['link_code', 'attributed_at'], unique=False)
         batch_op.create_index('ix_referrals_partner_attributed', ['partner_id', 'attributed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_partner_id'), ['partner_id'], unique=False)
+        batch_op.create_index('ix_referrals_uncounted', ['customer_id'], unique=False, postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
 
     op.create_table('subscription_states',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -434,6 +475,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ledger_entries_commission_id'), ['commission_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_payout_id'), ['payout_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_transfer_id'), ['transfer_id'], unique=False)
+        batch_op.create_index('ix_ledger_partner_seq', ['partner_id', 'id'], unique=False, postgresql_include=['currency', 'state', 'amount', 'line_id'])
         batch_op.create_index('uq_ledger_release', ['commission_id'], unique=True, sqlite_where=sa.text("kind = 'release' AND amount > 0"), postgresql_where=sa.text("kind = 'release' AND amount > 0"))
 
     # ### end Alembic commands ###
@@ -443,6 +485,7 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('uq_ledger_release', sqlite_where=sa.text("kind = 'release' AND amount > 0"), postgresql_where=sa.text("kind = 'release' AND amount > 0"))
+        batch_op.drop_index('ix_ledger_partner_seq', postgresql_include=['currency', 'state', 'amount', 'line_id'])
         batch_op.drop_index(batch_op.f('ix_ledger_entries_transfer_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_payout_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_commission_id'))
@@ -474,12 +517,14 @@ def downgrade() -> None:
 
     op.drop_table('subscription_states')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrals_uncounted', postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
         batch_op.drop_index(batch_op.f('ix_referrals_partner_id'))
         batch_op.drop_index('ix_referrals_partner_attributed')
         batch_op.drop_index('ix_referrals_link_time')
         batch_op.drop_index(batch_op.f('ix_referrals_customer_id'))
 
     op.drop_table('referrals')
+    op.drop_table('referral_counts')
     with op.batch_alter_table('payouts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payouts_status'))
         batch_op.drop_index(batch_op.f('ix_payouts_partner_id'))
@@ -487,6 +532,7 @@ def downgrade() -> None:
 
     op.drop_table('payouts')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('ix_payments_occurred')
         batch_op.drop_index(batch_op.f('ix_payments_intent_ref'))
         batch_op.drop_index(batch_op.f('ix_payments_customer_id'))
         batch_op.drop_index(batch_op.f('ix_payments_charge_ref'))
@@ -511,16 +557,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_installs_customer_ref'))
 
     op.drop_table('installs')
+    with op.batch_alter_table('customer_statuses', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_statuses_uncounted', postgresql_where=sa.text('uncounted = 1'), sqlite_where=sa.text('uncounted = 1'))
+
     op.drop_table('customer_statuses')
     with op.batch_alter_table('coupon_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_coupon_codes_partner_id'))
 
     op.drop_table('coupon_codes')
+    op.drop_table('commission_days')
     with op.batch_alter_table('clicks', schema=None) as batch_op:
         batch_op.drop_index('ix_clicks_partner_day')
         batch_op.drop_index('ix_clicks_link_day')
 
     op.drop_table('clicks')
+    op.drop_table('balance_checkpoints')
     op.drop_table('activity_days')
     op.drop_table('webhook_endpoints')
     op.drop_table('provider_events')
@@ -538,6 +589,7 @@ def downgrade() -> None:
 
     op.drop_table('materials')
     op.drop_table('link_visitors')
+    op.drop_table('ledger_watermark')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_email'))
 
