@@ -6,6 +6,7 @@ tests can switch to the real plugins once those are merged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import httpx
@@ -290,3 +292,14 @@ def balance_of(hub: Hub, partner_id: str, currency: str = "EUR") -> dict[str, in
             if entry["currency"] == currency:
                 return dict(entry)
     return {"currency": currency, "pending": 0, "payable": 0, "in_payout": 0, "paid": 0, "voided": 0}
+
+
+@contextlib.contextmanager
+def sandbox_paypal() -> Iterator[FakePaypal]:
+    """A FakePaypal answering PayPal's sandbox API through respx while the block runs."""
+    import respx
+
+    paypal = FakePaypal()
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="api.sandbox.paypal.com").mock(side_effect=paypal.respx_side_effect)
+        yield paypal

@@ -20,12 +20,13 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import prepare
-from hub.batch import FastPath, Known, apply_batch, fast_path_refusal, split
+from hub.batch import Known, apply_batch, fast_path_refusal, split
 from hub.db.models import Commission, Customer, CustomerStatus, LedgerEntry, ProviderEvent
 from hub.events import Incoming
 from hub.facts import AttributionClaimed, CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.group_commit import GroupCommit
 from hub.statuses import fold_status, record_state
+from tests.batch_helpers import fast_settled
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.payout_helpers import make_partner
 
@@ -293,23 +294,13 @@ def test_fast_path_is_taken_for_everyday_renewals(hub: Any) -> None:
         partner_code=partner.code, paid_at=1767600000), event_id=f"evt_f{c}")) for c in range(3)]
     with hub.transaction() as s:
         apply_batch(hub, s, first)  # new customers: the per-event path
-    settled: list[str] = []
-    original = FastPath._settle
-
-    def counting(self: Any, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
-        settled.append(fact.payment_ref)
-        original(self, known, fact, event_id)
-
     renewals = [prepare(hub, st.event("invoice.paid", st.invoice(
         f"in_f{c}_{m}", customer_id=f"cus_f{c}", amount=4900, subscription_id=f"sub_f{c}",
         paid_at=1767600000 + m * 2592000), event_id=f"evt_f{c}_{m}"))
         for m in (1, 2) for c in range(3)]
-    FastPath._settle = counting  # type: ignore[method-assign]
-    try:
+    with fast_settled() as settled:
         with hub.transaction() as s:
             assert apply_batch(hub, s, renewals) == [True] * 6
-    finally:
-        FastPath._settle = original  # type: ignore[method-assign]
     assert sorted(settled) == sorted(f"in_f{c}_{m}" for m in (1, 2) for c in range(3))
     with hub.sessions() as s:
         lines = s.execute(select(Commission.key, Commission.amount, Commission.payment_id,
@@ -334,19 +325,9 @@ def test_a_new_customer_and_its_invoices_in_one_batch_take_the_set_based_path(hu
         events += [st.event("invoice.paid", st.invoice(
             f"in_n{c}_{m}", customer_id=f"cus_n{c}", amount=5000, subscription_id=f"sub_n{c}",
             paid_at=1767600000 + m * 2592000), event_id=f"evt_n{c}_{m}") for m in (1, 2)]
-    settled: list[str] = []
-    original = FastPath._settle
-
-    def counting(self: Any, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
-        settled.append(fact.payment_ref)
-        original(self, known, fact, event_id)
-
-    FastPath._settle = counting  # type: ignore[method-assign]
-    try:
+    with fast_settled() as settled:
         with hub.transaction() as s:
             assert apply_batch(hub, s, [prepare(hub, e, s) for e in events]) == [True] * 9
-    finally:
-        FastPath._settle = original  # type: ignore[method-assign]
     # the customer naming an unknown code keeps it and goes the per-event way from its invoices
     assert sorted(settled) == ["in_n0_1", "in_n0_2", "in_n1_1", "in_n1_2"]
     from hub.db.models import Referral
@@ -462,22 +443,12 @@ def test_batches_of_any_size_in_any_order_book_what_one_event_at_a_time_books(
     one, batched = hubs
     for event in stream:
         process(one, event)
-    fast: list[str] = []
-    original = FastPath._settle
-
-    def counting(self: Any, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
-        fast.append(fact.payment_ref)
-        original(self, known, fact, event_id)
-
-    FastPath._settle = counting  # type: ignore[method-assign]
-    try:
+    with fast_settled() as fast:
         rest = list(stream)
         while rest:
             size = rng.choice([1, 2, 5, 17, 40, 200])
             with batched.transaction() as s:
                 apply_batch(batched, s, [prepare(batched, e, s) for e in rest[:size]])
             del rest[:size]
-    finally:
-        FastPath._settle = original  # type: ignore[method-assign]
     assert _ledger(batched) == _ledger(one)
     assert fast  # the set-based path did the settling it could

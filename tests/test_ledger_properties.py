@@ -475,24 +475,16 @@ def pair(tmp_path_factory: Any) -> Any:
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
             "programs": PROGRAMS})))
     clients = [TestClient(create_app(h)) for h in hubs]
-    from hub.batch import FastPath
+    from tests.batch_helpers import fast_settled
 
-    settle = FastPath._settle
-
-    def counted(self: Any, *args: Any) -> None:
-        GENERATED["fast_path_payments"] += 1
-        settle(self, *args)
-
-    FastPath._settle = counted  # type: ignore[method-assign]
-    try:
+    with fast_settled() as settled:
         yield list(zip(hubs, clients))
-    finally:
-        FastPath._settle = settle  # type: ignore[method-assign]
+    GENERATED["fast_path_payments"] = len(settled)
     print(f"\nledger properties ({PROFILE}): {GENERATED}")
-    # The batched hub must have taken the set-based path, not only the per-event fallback.
-    assert GENERATED["fast_path_payments"] > 0
     for h in hubs:
         h.engine.dispose()
+    # The batched hub must have taken the set-based path, not only the per-event fallback.
+    assert GENERATED["fast_path_payments"] > 0
 
 
 @settings(max_examples=EXAMPLES, deadline=None,

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any, Iterator
 
 import pytest
-import respx
 from sqlalchemy import func, select
 
 from connectors import paypal as paypal_connector
@@ -21,6 +20,7 @@ from hub.payouts import refused_before
 from hub.queue import queue_of
 from hub.tick import run_tick
 from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay, payouts_of,
+                                  sandbox_paypal,
                                   policy_registry, programs)
 from tests.test_paypal_connector import paypal_event
 
@@ -31,9 +31,7 @@ UNREGISTERED = {"name": "RECEIVER_UNREGISTERED", "message": "Receiver is unregis
 
 @pytest.fixture
 def fake() -> Iterator[FakePaypal]:
-    paypal = FakePaypal()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="api.sandbox.paypal.com").mock(side_effect=paypal.respx_side_effect)
+    with sandbox_paypal() as paypal:
         yield paypal
 
 

@@ -10,7 +10,6 @@ from typing import Any, Iterator
 import dramatiq
 import pytest
 import redis
-import respx
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
@@ -20,7 +19,8 @@ from hub.queue import queue_of
 from hub.tick import run_tick
 from tests.conftest import operator_headers
 from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay,
-                                  payouts_of, policy_registry, programs, wait_for)
+                                  payouts_of, policy_registry, programs, sandbox_paypal,
+                                  wait_for)
 
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or "redis://127.0.0.1:6379/5"
 pytestmark = pytest.mark.redis
@@ -56,9 +56,7 @@ def paypal_config(namespace: str, **queue: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def fake() -> Iterator[FakePaypal]:
-    paypal = FakePaypal()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="api.sandbox.paypal.com").mock(side_effect=paypal.respx_side_effect)
+    with sandbox_paypal() as paypal:
         yield paypal
 
 
