@@ -16,17 +16,19 @@ the tests feed the same histories through both and compare the ledgers.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from . import ledger, webhooks_out
 from .db.models import (Commission, Customer, CustomerStatus, Partner, PaymentAdjustment,
                         PaymentRecord, Referral, SubscriptionState)
+from .db.keys import one_of
 from .db.upsert import insert_ignore_many
 from .events import Incoming, apply_facts, record_many
 from .facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
@@ -96,10 +98,45 @@ def _existing(session: Session, items: list[Incoming]) -> set[CustomerKey]:
             for provider, ref in _customers(item):
                 by_provider[provider].add(ref)
     known: set[CustomerKey] = set()
+    stmt = _statements(_dialect(session)).customer_refs
     for provider, refs in by_provider.items():
         known.update((provider, ref) for ref in session.scalars(
-            select(Customer.ref).where(Customer.provider == provider, Customer.ref.in_(refs))))
+            stmt, {"provider": provider, "refs": list(refs)}))
     return known
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@functools.lru_cache(maxsize=None)
+def _statements(dialect: str) -> SimpleNamespace:
+    """The batch's reads, built once per dialect (each key list is one parameter)."""
+    provider_is = Customer.provider == bindparam("provider")
+    of_customers = {t: one_of(dialect, t.customer_id, "ids")
+                    for t in (PaymentRecord, SubscriptionState, CustomerStatus)}
+    adjustment_refs = (PaymentAdjustment.payment_ref, PaymentAdjustment.charge_ref,
+                       PaymentAdjustment.intent_ref)
+    return SimpleNamespace(
+        customer_refs=select(Customer.ref).where(
+            provider_is, one_of(dialect, Customer.ref, "refs")),
+        customers=select(Customer, Referral, Partner)
+        .outerjoin(Referral, Referral.customer_id == Customer.id)
+        .outerjoin(Partner, Partner.id == Referral.partner_id)
+        .where(provider_is, one_of(dialect, Customer.ref, "refs")),
+        payments=select(*PaymentRecord.__table__.c).where(of_customers[PaymentRecord])
+        .order_by(PaymentRecord.occurred_at, PaymentRecord.ref),
+        states=select(*SubscriptionState.__table__.c).where(of_customers[SubscriptionState])
+        .order_by(SubscriptionState.occurred_at, SubscriptionState.id),
+        statuses=select(*CustomerStatus.__table__.c).where(of_customers[CustomerStatus]),
+        # Every reference kind is matched against all the batch's references: a superset of
+        # each kind against its own, narrowed in Python.
+        adjustments=select(*adjustment_refs).where(
+            one_of(dialect, PaymentAdjustment.provider, "providers"),
+            or_(*(one_of(dialect, column, "refs") for column in adjustment_refs))),
+        partners_by_code=select(Partner).where(one_of(dialect, Partner.code, "codes")),
+        partner_ids=select(Partner.id).where(one_of(dialect, Partner.id, "ids")),
+    )
 
 
 FAST_KINDS = (PaymentSucceeded, SubscriptionChanged, CustomerSeen)
@@ -241,7 +278,8 @@ class FastPath:
             r["provider"], r["ref"])), ("provider", "ref"))
         codes = {f.partner_code.strip() for f, _ in wanted.values() if f.partner_code}
         partners = {p.code: p for p in self.session.scalars(
-            select(Partner).where(Partner.code.in_(codes)))} if codes else {}
+            _statements(_dialect(self.session)).partners_by_code,
+            {"codes": sorted(codes)})} if codes else {}
         referrals = []
         for key, (fact, row_id) in wanted.items():
             partner = partners.get((fact.partner_code or "").strip())
@@ -262,11 +300,9 @@ class FastPath:
         for fact in facts:
             by_provider[fact.provider].add(fact.customer_ref)
         known: dict[CustomerKey, Known] = {}
+        stmts = _statements(_dialect(s))
         for provider, refs in by_provider.items():
-            rows = s.execute(select(Customer, Referral, Partner)
-                             .outerjoin(Referral, Referral.customer_id == Customer.id)
-                             .outerjoin(Partner, Partner.id == Referral.partner_id)
-                             .where(Customer.provider == provider, Customer.ref.in_(refs))).all()
+            rows = s.execute(stmts.customers, {"provider": provider, "refs": list(refs)}).all()
             for customer, referral, partner in rows:
                 entry = known.setdefault((provider, customer.ref), Known(customer))
                 if referral is not None and partner is not None:
@@ -274,17 +310,12 @@ class FastPath:
         by_id = {k.customer.id: k for k in known.values()}
         if not by_id:
             return known
-        ids = list(by_id)
-        for p in s.execute(select(*PaymentRecord.__table__.c)
-                           .where(PaymentRecord.customer_id.in_(ids))
-                           .order_by(PaymentRecord.occurred_at, PaymentRecord.ref)):
+        ids = {"ids": list(by_id)}
+        for p in s.execute(stmts.payments, ids):
             by_id[p.customer_id].payments.append(p)
-        for st in s.execute(select(*SubscriptionState.__table__.c)
-                            .where(SubscriptionState.customer_id.in_(ids))
-                            .order_by(SubscriptionState.occurred_at, SubscriptionState.id)):
+        for st in s.execute(stmts.states, ids):
             by_id[st.customer_id].states.append(st)
-        for row in s.execute(select(*CustomerStatus.__table__.c)
-                             .where(CustomerStatus.customer_id.in_(ids))):
+        for row in s.execute(stmts.statuses, ids):
             by_id[row.customer_id].status = row
         self._read_adjustments([f for f in facts if isinstance(f, PaymentSucceeded)], known)
         self._read_enrolments(known)
@@ -294,15 +325,11 @@ class FastPath:
                           known: dict[CustomerKey, Known]) -> None:
         """Refunds and disputes stored before their payment (matched as `dispatch.reconcile`
         matches them: by payment, charge or intent reference)."""
-        columns = (PaymentAdjustment.payment_ref, PaymentAdjustment.charge_ref,
-                   PaymentAdjustment.intent_ref)
-        wanted = [{r for r in (getattr(f, name) for f in facts) if r}
-                  for name in ("payment_ref", "charge_ref", "intent_ref")]
-        matches = [column.in_(refs) for column, refs in zip(columns, wanted) if refs]
-        if not matches:
+        refs = sorted({r for f in facts for r in (f.payment_ref, f.charge_ref, f.intent_ref) if r})
+        if not refs:
             return
-        rows = self.session.execute(select(*columns).where(
-            PaymentAdjustment.provider.in_({f.provider for f in facts}), or_(*matches))).all()
+        rows = self.session.execute(_statements(_dialect(self.session)).adjustments, {
+            "providers": sorted({f.provider for f in facts}), "refs": refs}).all()
         waiting = {r for row in rows for r in row if r}
         for fact in facts:
             entry = known.get((fact.provider, fact.customer_ref))
@@ -316,8 +343,8 @@ class FastPath:
             return
         wanted = {enrolled_partner_id(p.name, k.customer): k for k in known.values()
                   for p in programs}
-        for partner_id in self.session.scalars(select(Partner.id).where(
-                Partner.id.in_(list(wanted)))):
+        for partner_id in self.session.scalars(_statements(_dialect(self.session)).partner_ids,
+                                               {"ids": list(wanted)}):
             wanted[partner_id].enrolled.add(partner_id)
 
     def _settle(self, known: Known, fact: PaymentSucceeded, event_id: int) -> None:

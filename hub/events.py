@@ -7,18 +7,20 @@ concurrent one from another process) into a no-op.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from sqlalchemy.orm import Session
 
 from .attribution import EVENT_CACHE
 from .clock import utcnow
+from .db.keys import one_of
 from .db.models import ProviderEvent
 from .db.upsert import insert_ignore
 from .dispatch import apply
@@ -104,5 +106,11 @@ def stored_event_ids(session: Session, provider: str, event_ids: list[str]) -> s
     """Which of `event_ids` the hub already holds (one query for a whole replay batch)."""
     if not event_ids:
         return set()
-    return set(session.scalars(select(ProviderEvent.event_id).where(
-        ProviderEvent.provider == provider, ProviderEvent.event_id.in_(event_ids))))
+    return set(session.scalars(_stored_ids_statement(session.get_bind().dialect.name),
+                               {"provider": provider, "ids": event_ids}))
+
+
+@functools.lru_cache(maxsize=None)
+def _stored_ids_statement(dialect: str) -> Any:
+    return select(ProviderEvent.event_id).where(ProviderEvent.provider == bindparam("provider"),
+                                                one_of(dialect, ProviderEvent.event_id, "ids"))

@@ -63,11 +63,10 @@ def insert_ignore_many(session: Session, model: type[Any], rows: list[dict[str, 
     if not rows:
         return {}
     table = model.__table__
-    pk = list(table.primary_key.columns)[0]
-    columns = [table.c[k] for k in key] + ([table.c[c] for c in returning] or [pk])
-    stmt, params = many_rows(session, table, rows, lambda ins: ins.on_conflict_do_nothing())
+    dialect = session.get_bind().dialect.name
+    stmt = _ignore_many_statement(dialect, table, tuple(rows[0]), key, returning)
     out: dict[Any, Any] = {}
-    for row in session.execute(stmt.returning(*columns), params).all():
+    for row in session.execute(stmt, _many_params(dialect, rows)).all():
         head = tuple(row[:len(key)])
         out[head] = tuple(row[len(key):]) if returning else row[len(key)]
     return out
@@ -85,13 +84,30 @@ def many_rows(session: Session, table: Any, rows: list[dict[str, Any]],
     written by the C JSON encoder (one array per column instead was escaped element by element
     by the driver: ten times the CPU for event payloads). SQLite takes a multi-row VALUES.
     """
-    names = tuple(rows[0])
     dialect = session.get_bind().dialect.name
-    stmt = _many_statement(dialect, table, names, finish)
-    if dialect == "postgresql":
-        return stmt, {"rows": json.dumps([{n: _json_value(row[n]) for n in names}
-                                          for row in rows], separators=(",", ":"))}
-    return stmt, rows
+    return _many_statement(dialect, table, tuple(rows[0]), finish), _many_params(dialect, rows)
+
+
+def _many_params(dialect: str, rows: list[dict[str, Any]]) -> Any:
+    if dialect != "postgresql":
+        return rows
+    names = tuple(rows[0])
+    return {"rows": json.dumps([{n: _json_value(row[n]) for n in names} for row in rows],
+                               separators=(",", ":"))}
+
+
+def _do_nothing(ins: Any) -> Any:
+    return ins.on_conflict_do_nothing()
+
+
+@functools.lru_cache(maxsize=256)
+def _ignore_many_statement(dialect: str, table: Any, names: tuple[str, ...], key: tuple[str, ...],
+                           returning: tuple[str, ...]) -> Any:
+    """Built once per shape: building it (and its cache key) cost about as much CPU per group
+    commit as the rules of sixteen events."""
+    pk = list(table.primary_key.columns)[0]
+    columns = [table.c[k] for k in key] + ([table.c[c] for c in returning] or [pk])
+    return _many_statement(dialect, table, names, _do_nothing).returning(*columns)
 
 
 def _json_value(value: Any) -> Any:
