@@ -268,7 +268,8 @@ class SubscriptionState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
     subscription_ref: Mapped[str] = mapped_column(String(128))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Looked up through ix_subscription_states_customer_time (0003 dropped the single one).
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16))
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
@@ -348,7 +349,8 @@ class Commission(Base):
                       Index("ix_commissions_partner_created", "partner_id", "created_at"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("com"))
     program: Mapped[str] = mapped_column(String(64))
-    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    # Looked up through ix_commissions_partner_earned / _created (0003 dropped the single one).
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"), index=True)
     key: Mapped[str] = mapped_column(String(200))
     amount: Mapped[int]
@@ -383,7 +385,7 @@ class LedgerEntry(Base):
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
-    transfer_id: Mapped[str] = mapped_column(String(32), index=True)
+    transfer_id: Mapped[str] = mapped_column(String(32))  # never searched by (0003)
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     currency: Mapped[str] = mapped_column(String(3))
     state: Mapped[str] = mapped_column(String(16))

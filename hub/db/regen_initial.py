@@ -1,8 +1,9 @@
 """Development tool: regenerate the initial schema migration (0001) from `hub.db.models`.
 
-Until the first release the tables live in one initial revision; run
-``python -m hub.db.regen_initial`` after changing a model. Later revisions (0002 on: triggers,
-data moves) are hand-written and chain from 0001.
+The tables were kept in one initial revision while no database outside the tests held them.
+Since 0003 (the first schema change for databases already in use) 0001 is frozen: a model
+change gets a hand-written revision of its own, as 0002 (triggers) and 0003 (indexes) are, and
+this tool is only for starting a fresh line of migrations.
 """
 
 from __future__ import annotations
