@@ -4,7 +4,8 @@ Events are applied in batches, one transaction per batch, by the same code a web
 (`hub.batch.apply_batch`, set-based for the everyday paid invoice): a batch first asks which of its event ids are stored already, so a
 re-run after an interrupt skips the done part quickly (resuming is re-running). A batch that
 fails is rolled back and replayed one event per transaction, exactly as before batching, so a
-bad event costs only itself.
+bad event costs only itself. On PostgreSQL the planner's statistics are refreshed as the
+replay grows the tables (`hub.db.statistics`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .errors import StartupError
 from .batch import apply_batch
+from .db.statistics import FreshStatistics
+from .errors import StartupError
 from .events import ingest, stored_event_ids
 from .progress import Progress
 from .runtime import Hub
@@ -32,10 +34,13 @@ def replay_file(hub: Hub, path: str, *, provider: str = "stripe",
     total = None if path == "-" else _count_lines(path)
     bar = Progress(total, "replay") if progress else None
     stats = {"events": 0, "new": 0, "duplicates": 0, "errors": 0}
+    statistics = FreshStatistics(hub.engine)
     stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
     try:
         for chunk in _chunks(stream, batch if connector.prepare else 1):
+            new_before = stats["new"]
             _replay_chunk(hub, connector, provider, chunk, stats)
+            statistics.written(stats["new"] - new_before)
             if bar:
                 bar.advance(len(chunk))
     finally:
