@@ -180,11 +180,24 @@ def _write_days(session: Session, partner_id: str, deltas: dict[str, dict[date, 
     session.execute(delete(ActivityDay).where(ActivityDay.partner_id == partner_id,
                                               ActivityDay.day >= first.isoformat()))
     referred, subscribed = news.get("new_trials", {}), news.get("new_subscriptions", {})
-    session.execute(insert(ActivityDay), [
+    from .db.upsert import many_rows
+
+    # An upsert, not a plain insert after the delete: a racing tick's rows are invisible to
+    # this transaction's delete until it commits, and a plain insert of the same day then died
+    # on the primary key (found by the scale-out test's two racing ticks).
+    session.execute(*many_rows(session, ActivityDay.__table__, [
         dict(partner_id=partner_id, day=d.isoformat(), trials=t, paying=p,
              new_trials=referred.get(d, 0), new_subscriptions=subscribed.get(d, 0))
-        for d, t, p in zip(days, trials, paying)])
+        for d, t, p in zip(days, trials, paying)], _replace_day))
     return len(days)
+
+
+def _replace_day(stmt: Any) -> Any:
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[ActivityDay.partner_id, ActivityDay.day],
+        set_=dict(trials=new.trials, paying=new.paying, new_trials=new.new_trials,
+                  new_subscriptions=new.new_subscriptions))
 
 
 def new_per_day(session: Session, first: date, last: date,

@@ -109,3 +109,48 @@ def test_dashboard_page_is_the_same_before_and_after_tick(hub: Hub) -> None:
     snapshot_activity(hub, NOW)
     checkpoint_ledger(hub, NOW)
     assert dashboard() == before
+
+
+@pytest.mark.postgres
+def test_racing_ticks_both_write_a_partners_activity_days(make_hub: Any) -> None:
+    """Two `hub tick`s snapshot the same partner at once: the second's delete cannot see the
+    first's uncommitted days, so its write must replace them rather than die on the key."""
+    import threading
+    import time
+    from datetime import date
+
+    from sqlalchemy import func, select
+
+    from hub.db.models import ActivityDay
+    from hub.statuses import CLASSES, _write_days
+    from tests.payout_helpers import make_partner
+
+    hub = make_hub("postgres")
+    partner = make_partner(hub, "crazycall")
+    first, last = date(2026, 3, 1), date(2026, 3, 5)
+
+    def write(trials: int) -> None:
+        deltas = {name: {} for name in CLASSES} | {"trials": {first: trials}}
+        with hub.transaction() as session:
+            _write_days(session, partner.id, deltas, {}, first, last)
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            write(2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with hub.transaction() as session:
+        _write_days(session, partner.id, {name: {} for name in CLASSES} | {"trials": {first: 1}},
+                    {}, first, last)
+        racer = threading.Thread(target=second)
+        racer.start()
+        time.sleep(0.5)  # the racer is now waiting on this transaction's rows
+    racer.join(timeout=30)
+    assert errors == []
+    with hub.sessions() as s:
+        rows = s.execute(select(func.count(), func.min(ActivityDay.trials)).where(
+            ActivityDay.partner_id == partner.id)).one()
+    assert tuple(rows) == (5, 2)  # five days, each the later writer's

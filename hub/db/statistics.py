@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from .models import (Commission, Customer, CustomerStatus, LedgerEntry, PaymentAdjustment,
                      PaymentRecord, ProviderEvent, Referral, SubscriptionState)
 
-GROWN = tuple(m.__table__.name for m in (
+GROWN = tuple(m.__tablename__ for m in (
     ProviderEvent, Customer, Referral, PaymentRecord, PaymentAdjustment, SubscriptionState,
     CustomerStatus, Commission, LedgerEntry))
 MIN_EVENTS = 20_000
@@ -63,5 +63,5 @@ class FreshStatistics:
         with self.engine.connect() as conn:
             value = conn.execute(text(
                 "SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)"),
-                {"table": ProviderEvent.__table__.name}).scalar()
+                {"table": ProviderEvent.__tablename__}).scalar()
         return -1 if value is None else int(value)
