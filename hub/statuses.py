@@ -17,7 +17,7 @@ from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from .db.models import ActivityDay, CustomerStatus, Referral, SubscriptionState
-from .db.upsert import insert_ignore
+from .db.upsert import insert_ignore, many_rows
 from .runtime import Hub
 
 # Which statuses each count holds (the portal's "active trials" and "active subscriptions").
@@ -70,8 +70,6 @@ def fold_status(current: Any, states: list[dict[str, Any]]) -> dict[str, Any] | 
 def status_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write folded `customer_statuses` rows in one statement. The newest fact still wins if
     another process wrote the customer's row since it was read."""
-    from .db.upsert import many_rows
-
     session.execute(*many_rows(session, CustomerStatus.__table__, rows, _newer_wins))
 
 
@@ -180,8 +178,6 @@ def _write_days(session: Session, partner_id: str, deltas: dict[str, dict[date, 
     session.execute(delete(ActivityDay).where(ActivityDay.partner_id == partner_id,
                                               ActivityDay.day >= first.isoformat()))
     referred, subscribed = news.get("new_trials", {}), news.get("new_subscriptions", {})
-    from .db.upsert import many_rows
-
     # An upsert, not a plain insert after the delete: a racing tick's rows are invisible to
     # this transaction's delete until it commits, and a plain insert of the same day then died
     # on the primary key (found by the scale-out test's two racing ticks).

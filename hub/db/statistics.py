@@ -38,7 +38,6 @@ class FreshStatistics:
         self.min_events = MIN_EVENTS if min_events is None else min_events
         self.enabled = engine.dialect.name == "postgresql"
         self.since = 0
-        self.analysed = 0
         self.base = self._estimated_events() if self.enabled else 0
         if self.enabled and self.base < 0:  # never analysed: its counts mean nothing yet
             self.analyse()
@@ -55,7 +54,6 @@ class FreshStatistics:
         with self.engine.begin() as conn:
             conn.execute(text(f"ANALYZE {', '.join(GROWN)}"))
         self.since = 0
-        self.analysed += 1
         self.base = max(self.base, self._estimated_events())
 
     def _estimated_events(self) -> int:
