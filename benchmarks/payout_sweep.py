@@ -1,10 +1,10 @@
 """Benchmark 4: the payout sweep for many partners over their automatic threshold.
 
 Seeds `--partners` odoopbx referral partners with PayPal addresses and €120 payable each, runs
-the sweep of `hub tick` (`hub.payouts.sweep`) and waits until the in-process worker has handed
+the sweep of `hub tick` (`hub.payouts.states.sweep`) and waits until the in-process worker has handed
 every payout to PayPal (sandbox mode, answered by the tests' fake PayPal through respx) and
 recorded the answer. The sweep pays them in PayPal batches of up to
-`hub.payout_batches.BATCH_SIZE` items (one transaction, one message and one PayPal request per
+`hub.payouts.batches.BATCH_SIZE` items (one transaction, one message and one PayPal request per
 batch). The reference bulk-inserts the same number of payout rows.
 
     python benchmarks/payout_sweep.py [--partners 10000]
@@ -29,8 +29,8 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 from benchmarks.ingest import schema_url  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import Payout  # noqa: E402
-from hub.payouts import sweep  # noqa: E402
-from hub.queue import close_queue, queue_of  # noqa: E402
+from hub.payouts.states import sweep  # noqa: E402
+from hub.jobs.queue import close_queue, queue_of  # noqa: E402
 from hub.runtime import build_hub  # noqa: E402
 from tests.payout_helpers import FakePaypal  # noqa: E402
 

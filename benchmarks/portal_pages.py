@@ -33,10 +33,10 @@ from hub.app import create_app  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import (Commission, Customer, LedgerEntry, Partner, PaymentRecord,  # noqa: E402
                            ProviderEvent, Referral, SubscriptionState)
-from hub.ledger_checkpoints import checkpoint_ledger  # noqa: E402
-from hub.referral_counts import count_changes  # noqa: E402
+from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
+from hub.attribution.counts import count_changes  # noqa: E402
 from hub.runtime import Hub, build_hub  # noqa: E402
-from hub.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
+from hub.ledger.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
 from hub.web.passwords import hash_password  # noqa: E402
 
 PASSWORD = "benchmark password"

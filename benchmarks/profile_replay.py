@@ -1,7 +1,7 @@
 """Profile `hub replay` in-process: where a batch's time goes, database versus Python.
 
 Writes the replay benchmark's file (customers with partner codes in three programs, monthly
-invoices), replays it with `hub.replay.replay_file` and prints the wall time, this process's CPU,
+invoices), replays it with `hub.ingest.replay.replay_file` and prints the wall time, this process's CPU,
 and the time spent inside each SQL statement kind (the driver's execute: the server's work plus
 the round trip), most first. What is neither SQL nor CPU is the two waiting for each other.
 
@@ -28,7 +28,7 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 from benchmarks import replay  # noqa: E402
 from benchmarks.ingest import schema_url  # noqa: E402
 from hub.config import load_config  # noqa: E402
-from hub.replay import replay_file  # noqa: E402
+from hub.ingest.replay import replay_file  # noqa: E402
 from hub.runtime import build_hub  # noqa: E402
 
 

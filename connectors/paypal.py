@@ -29,18 +29,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import hookimpl
-from hub.attribution import is_attributed
+from hub.attribution.customers import is_attributed
 from hub.clock import parse_instant, utcnow
 from hub.config import PaypalConfig
-from hub.connectors import Connector
+from hub.registry import Connector
 from hub.errors import BadRequest, BadSignature, HTTPError
-from hub.events import Incoming, ingest
+from hub.ingest.events import Incoming, ingest
 from hub.facts import (CustomerSeen, PaymentAdjusted, PaymentSucceeded, PayoutStatusChanged,
                        SubscriptionChanged, well_typed)
-from hub.http import apply_verified_event, error_response, hub_of, read_body
+from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.money import exponent, to_minor
-from hub.payouts import GatewayAnswer, PayoutOrder
-from hub.queue import PermanentError, TransientError
+from hub.payouts.states import GatewayAnswer, PayoutOrder
+from hub.jobs.queue import PermanentError, TransientError
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def minor_to_value(amount: int, currency: str) -> str:
 
 
 class PaypalGateway:
-    """Everything the hub asks of PayPal, in one small class (see `hub.payouts.PayoutGateway`)."""
+    """Everything the hub asks of PayPal, in one small class (see `hub.payouts.states.PayoutGateway`)."""
 
     def __init__(self, conf: PaypalConfig, client: httpx.Client | None = None):
         self.conf = conf
@@ -402,7 +402,7 @@ def normalise(event: dict[str, Any]) -> list[Any]:
 
 
 def gateway_of(hub: Hub) -> PaypalGateway:
-    from hub.payouts import gateway_for
+    from hub.payouts.states import gateway_for
 
     gateway = gateway_for(hub, PROVIDER)
     assert isinstance(gateway, PaypalGateway)

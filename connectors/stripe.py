@@ -19,14 +19,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import hookimpl
-from hub.attribution import is_attributed
+from hub.attribution.customers import is_attributed
 from hub.clock import from_timestamp
-from hub.connectors import Connector
+from hub.registry import Connector
 from hub.errors import BadRequest, BadSignature, HTTPError
-from hub.events import Incoming, ingest
+from hub.ingest.events import Incoming, ingest
 from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
                        PaymentFailed, PaymentSucceeded, SubscriptionChanged, well_typed)
-from hub.http import apply_verified_event, error_response, hub_of, read_body
+from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import api, web
-from .errors import HTTPError
-from .http import error_response, hub_of
-from .metrics import METRICS
-from .openapi import openapi_document
-from .runtime import Hub
+from hub import api, web
+from hub.errors import HTTPError
+from hub.api.http import error_response, hub_of
+from hub.ops.metrics import METRICS
+from hub.api.openapi import openapi_document
+from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def create_app(hub: Hub) -> Starlette:
     )
     app.state.hub = hub
     if hub.config.queue.url:
-        from .queue import redis_check
+        from hub.jobs.queue import redis_check
 
         hub.extras.setdefault("queue_check", lambda: redis_check(hub))
     return app

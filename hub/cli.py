@@ -9,16 +9,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .clock import parse_instant, utcnow
-from .config import load_config
-from .errors import HubError, StartupError
-from .runtime import Hub, build_hub
+from hub.clock import parse_instant, utcnow
+from hub.config import load_config
+from hub.errors import HubError, StartupError
+from hub.runtime import Hub, build_hub
 
 
 def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
     hub = build_hub(load_config(args.config), migrate=migrate)
     if migrate:  # a process that may write: audit program settings changed since the last one
-        from .audit import record_settings_changes
+        from hub.db.audit import record_settings_changes
 
         record_settings_changes(hub)
     return hub
@@ -27,7 +27,7 @@ def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
+    from hub.app import create_app
 
     _few_malloc_arenas()
     hub = _hub(args)
@@ -71,7 +71,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    from .tick import run_tick
+    from hub.jobs.tick import run_tick
 
     hub = _hub(args)
     now = parse_instant(args.now) if args.now else utcnow()
@@ -81,14 +81,14 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from . import worker
+    from hub.jobs import worker
 
     return worker.run(_hub(args), processes=args.processes, threads=args.threads,
                       config_path=args.config)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import replay_file
+    from hub.ingest.replay import replay_file
 
     hub = _hub(args)
     stats = replay_file(hub, args.file, provider=args.provider, progress=not args.quiet)
@@ -97,7 +97,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
-    from .whatif import render_text, run_whatif
+    from hub.ingest.whatif import render_text, run_whatif
 
     changes = _settings_changes(args.set or [])
     since, until = _instant(args.since, "--since"), _instant(args.until, "--until")

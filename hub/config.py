@@ -9,8 +9,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from .errors import StartupError
-from .settings import parse_table
+from hub.errors import StartupError
+from hub.settings import parse_table
 
 
 class Secret(str):
@@ -158,7 +158,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 def _downloads(tables: Any) -> dict[str, DownloadConfig]:
-    from .downloads import check_download
+    from hub.attribution.downloads import check_download
 
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise StartupError("[downloads] must hold one table per product: [downloads.<product>]")

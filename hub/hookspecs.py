@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pluggy
 
-from .programs import (Draft, History, Install, KindProfile, Payment, PayoutPolicy, Program,
+from hub.programs import (Draft, History, Install, KindProfile, Payment, PayoutPolicy, Program,
                        ProgramKind, Referral, TickContext)
 
 hookspec = pluggy.HookspecMarker("hub")
@@ -30,7 +30,7 @@ def register_programs(register: Callable[[ProgramKind], None]) -> None:
 
 @hookspec
 def register_connectors(register: Callable[[Any], None]) -> None:
-    """Called once at start-up. Call ``register(Connector(...))`` (see `hub.connectors`) for each
+    """Called once at start-up. Call ``register(Connector(...))`` (see `hub.registry`) for each
     payment provider this plugin connects: its name and its webhook routes."""
 
 

@@ -207,7 +207,7 @@ class Draft:
 
     `inputs` is JSON (str, int, bool, lists, dicts; amounts in minor units, rates as decimal
     strings). Use these names where they apply, so explanations read alike across programs
-    (`hub.explain` describes each of them in words):
+    (`hub.ledger.explain` describes each of them in words):
 
     - ``base``: the amount the rate applied to (minor units, the program currency)
     - ``rate``: the rate, a decimal string (``"0.25"``)
@@ -254,7 +254,7 @@ class PayoutPolicy:
 
 
 def rate_sentence(rate: Decimal, amount: int, currency: str, when: datetime, what: str) -> str:
-    from .money import format_money, format_rate, percent_of
+    from hub.money import format_money, format_rate, percent_of
 
     return (f"{format_rate(rate)} of {format_money(amount, currency)} paid on {when.date().isoformat()}"
             f" ({what}) = {format_money(percent_of(amount, rate), currency)}")
@@ -322,7 +322,7 @@ def percentage_draft(payment: Payment, rate: Decimal, history: History, *,
     """The usual line of a percentage program: `rate` of the payment, in its currency, earned
     when it was paid, keyed by the payment so replays book it once. `position` follows the
     payment number in the sentence (" of the first 12 months")."""
-    from .money import percent_of
+    from hub.money import percent_of
 
     number = history.payment_number(payment)
     what = f"{payment.ref}, payment {number}{position}" + (f", {note}" if note else "")

@@ -10,12 +10,12 @@ from typing import Any, Callable
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import Config
-from .db.session import make_engine, session_factory, transaction, upgrade
-from .errors import StartupError
-from .plugins import Registry, load_registry
-from .programs import KindProfile, PayoutPolicy, Program
-from .settings import parse_table
+from hub.config import Config
+from hub.db.session import make_engine, session_factory, transaction, upgrade
+from hub.errors import StartupError
+from hub.registry import Registry, load_registry
+from hub.programs import KindProfile, PayoutPolicy, Program
+from hub.settings import parse_table
 
 
 AFTER_COMMIT = "hub_after_commit"

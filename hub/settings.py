@@ -13,7 +13,7 @@ import typing
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from .errors import StartupError
+from hub.errors import StartupError
 
 T = TypeVar("T")
 

@@ -93,7 +93,7 @@ def make_hub(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable
         return hub
 
     yield factory
-    from hub.queue import close_queue
+    from hub.jobs.queue import close_queue
 
     for hub in hubs:
         close_queue(hub)  # stops an in-process worker a test started

@@ -24,7 +24,7 @@ from connectors import stripe_trigger as st
 from connectors.stripe import process as stripe_process
 from hub import hookimpl
 from hub.money import percent_of
-from hub.plugins import load_registry, plugin_manager
+from hub.registry import load_registry, plugin_manager
 from hub.programs import Draft, PayoutPolicy, ProgramKind, ProgramSettings
 from hub.runtime import Hub
 
@@ -266,7 +266,7 @@ class FakePaypalServer:
 
 
 def make_partner(hub: Hub, program: str, **fields: Any) -> Any:
-    from hub.partners import create_partner
+    from hub.attribution.partners import create_partner
 
     with hub.transaction() as session:
         return create_partner(hub, session, program=program,
@@ -285,7 +285,7 @@ def payouts_of(hub: Hub, partner_id: str) -> list[Any]:
 
 
 def balance_of(hub: Hub, partner_id: str, currency: str = "EUR") -> dict[str, int]:
-    from hub import ledger
+    from hub.ledger import entries as ledger
 
     with hub.sessions() as session:
         for entry in ledger.balances(session, partner_id):

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hub.config import config_from_dict
-from hub.plugins import load_registry
+from hub.registry import load_registry
 from hub.programs import History, Payment, Program, Referral, StatusSpan
 from hub.runtime import build_programs
 
@@ -51,7 +51,7 @@ def monthly(first: datetime, count: int, amount: int, currency: str = "USD") -> 
 
 
 def spans(*changes: tuple[str, datetime]) -> tuple[StatusSpan, ...]:
-    from hub.history import status_spans
+    from hub.ledger.history import status_spans
 
     return status_spans(list(changes))
 

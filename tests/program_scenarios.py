@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from hub.partners import derived_code
+from hub.attribution.partners import derived_code
 from tests.conftest import operator_headers
 from tests.program_rules import utc
 from tests.scenario_runner import Scenario

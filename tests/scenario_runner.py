@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors import stripe_trigger as st
-from hub.tick import run_tick
+from hub.jobs.tick import run_tick
 from tests.stripe_helpers import post_event
 
 

@@ -17,10 +17,10 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from hub.app import create_app
-from hub.audit import SETTINGS_CHANGED, record_settings_changes
+from hub.db.audit import SETTINGS_CHANGED, record_settings_changes
 from hub.config import load_config
 from hub.db.models import AuditLog, Payout
-from hub.queue import queue_of
+from hub.jobs.queue import queue_of
 from hub.runtime import build_hub
 from tests.conftest import ADMIN_TOKEN, operator_headers
 from tests.stripe_helpers import create_partner, post_event
@@ -77,7 +77,7 @@ def _api_actions(c: TestClient, hub: Any) -> dict[tuple[str, str], Any]:
     post_event(c, st.event("invoice.paid", st.invoice(
         "in_1", customer_id="cus_m", amount=100_000, subscription_id="sub_1", charge_id="ch_1",
         paid_at=1_767_225_600, shape="legacy")))
-    from hub.tick import run_tick
+    from hub.jobs.tick import run_tick
     from tests.payout_helpers import at
     run_tick(hub, at("2026-03-01T00:00:00"))
     p1 = call(f"{a}/withdrawals", "/api/v1/partners/{partner_id}/withdrawals", {"currency": "USD"})
@@ -173,7 +173,7 @@ ADMIN_MONEY_ACTIONS = {("POST", "/admin/attribution"), ("POST", "/admin/payouts/
 
 
 def test_admin_attribution_payout_and_replay_actions_are_audited(setup):
-    from hub.tick import run_tick
+    from hub.jobs.tick import run_tick
     from tests.payout_helpers import at
 
     hub, c = setup

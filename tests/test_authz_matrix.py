@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import Commission, Material, Referral
-from hub.payouts import request_withdrawal
+from hub.payouts.states import request_withdrawal
 from tests.conftest import ADMIN_TOKEN, operator_headers
 from tests.stripe_helpers import create_partner, post_event
 from tests.web_helpers import admin_login, give_password, portal_login
@@ -130,7 +130,7 @@ def world(make_hub, backend, tmp_path):
         post_event(op, st.event("invoice.paid", st.invoice(
             "in_alpha", customer_id="cus_alpha", amount=300_000, subscription_id="sub_a",
             charge_id="ch_alpha", paid_at=1_767_225_600, shape="legacy")))
-        from hub.tick import run_tick
+        from hub.jobs.tick import run_tick
         from tests.payout_helpers import at
         run_tick(hub, at("2026-03-01T00:00:00"))
         with hub.transaction() as s:
@@ -332,7 +332,7 @@ def test_operator_token_is_compared_in_constant_time(monkeypatch, world):
     """`require_operator` must use hmac.compare_digest (no early-exit string compare)."""
     import hmac
 
-    import hub.http as http
+    import hub.api.http as http
 
     seen = []
     real = hmac.compare_digest

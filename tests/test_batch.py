@@ -1,4 +1,4 @@
-"""The set-based batch path (`hub.batch`) and group commit (`hub.group_commit`).
+"""The set-based batch path (`hub.ingest.batch`) and group commit (`hub.ingest.group_commit`).
 
 The property test in `test_ledger_properties` feeds whole generated histories through batches and
 compares the ledger with the per-event path; here: when the fast path steps aside (a table of
@@ -20,12 +20,12 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import prepare
-from hub.batch import Known, apply_batch, fast_path_refusal, split
+from hub.ingest.batch import Known, apply_batch, fast_path_refusal, split
 from hub.db.models import Commission, Customer, CustomerStatus, LedgerEntry, ProviderEvent
-from hub.events import Incoming
+from hub.ingest.events import Incoming
 from hub.facts import AttributionClaimed, CustomerSeen, PaymentSucceeded, SubscriptionChanged
-from hub.group_commit import GroupCommit
-from hub.statuses import fold_status, record_state
+from hub.ingest.group_commit import GroupCommit
+from hub.ledger.statuses import fold_status, record_state
 from tests.batch_helpers import fast_settled
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.payout_helpers import make_partner
@@ -126,7 +126,7 @@ def test_fast_path_steps_aside_exactly_when_the_per_event_path_would_do_more(
 def test_automatic_enrolment_not_yet_made_sends_the_event_the_per_event_way() -> None:
     program = SimpleNamespace(name="callbell", enrolls="ambassador")
     hub = _hub_with({"callbell": program})
-    from hub.partners import enrolled_partner_id
+    from hub.attribution.partners import enrolled_partner_id
 
     known = _known()
     assert fast_path_refusal(hub, known, _payment()) == "automatic enrolment"  # type: ignore[arg-type]
@@ -233,7 +233,7 @@ def test_waiting_deliveries_are_applied_as_one_batch(hub: Any) -> None:
         paid_at=1767600000 + i), event_id=f"evt_w{i}")) for i in range(6)]
     committer = GroupCommit(hub, max_batch=4, committers=1)
     batches: list[int] = []
-    import hub.batch as batch_module
+    import hub.ingest.batch as batch_module
 
     original = batch_module.apply_batch
 
@@ -354,7 +354,7 @@ def test_a_new_customer_and_its_invoices_in_one_batch_take_the_set_based_path(hu
 ])
 def test_creating_a_customer_steps_aside_for_installs_and_enrolments(
         fact: CustomerSeen, enrols: bool, reason: str | None) -> None:
-    from hub.batch import creation_refusal
+    from hub.ingest.batch import creation_refusal
 
     program = SimpleNamespace(name="callbell", enrolls="ambassador" if enrols else None)
     assert creation_refusal(_hub_with({"callbell": program}), fact) == reason  # type: ignore[arg-type]
@@ -428,7 +428,7 @@ def test_batches_of_any_size_in_any_order_book_what_one_event_at_a_time_books(
     codes = []
     for hub in hubs:
         with hub.transaction() as s:
-            from hub.partners import create_partner
+            from hub.attribution.partners import create_partner
 
             made = [create_partner(hub, s, program=p, email=f"p{i}@partners.test",
                                    code=f"code{seed}x{i}")

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from connectors import stripe_trigger as st
 from hub.db.models import Partner, Payout, Referral
-from hub.tick import run_tick
+from hub.jobs.tick import run_tick
 from tests.conftest import LiveServer
 from tests.stripe_helpers import create_partner, operator_headers, post_event
 from tests.web_helpers import PASSWORD, give_password

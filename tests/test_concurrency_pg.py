@@ -47,7 +47,7 @@ def test_concurrent_refunds_reverse_exactly_once(make_hub):
     from connectors.stripe import process
 
     with hub.transaction() as s:
-        from hub.partners import create_partner
+        from hub.attribution.partners import create_partner
         partner = create_partner(hub, s, program="crazycall", email="r@x.test")
     process(hub, st.event("invoice.paid", st.invoice(
         "in_r", customer_id="cus_r", amount=10000, charge_id="ch_r", subscription_id="s",

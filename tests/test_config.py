@@ -10,7 +10,7 @@ import pytest
 
 from hub.config import Secret, config_from_dict, load_config
 from hub.errors import StartupError
-from hub.plugins import load_registry
+from hub.registry import load_registry
 from hub.runtime import build_programs
 
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import insert
 
 from hub.db.models import Customer, Partner, PaymentRecord, ProviderEvent, Referral
-from hub.ledger_checkpoints import checkpoint_ledger
+from hub.ledger.checkpoints import checkpoint_ledger
 from hub.runtime import Hub
-from hub.statuses import snapshot_activity
+from hub.ledger.statuses import snapshot_activity
 from hub.web import portal_data, trends
 
 NOW = datetime(2026, 3, 10, 15, tzinfo=timezone.utc)
@@ -101,7 +101,7 @@ def test_dashboard_page_is_the_same_before_and_after_tick(hub: Hub) -> None:
             for period in trends.PERIODS.values():
                 counts = portal_data.current_counts(s, partners[0])
                 out.append(portal_data.trend_series(s, partners[0], money, period, TODAY, counts))
-            from hub import ledger
+            from hub.ledger import entries as ledger
             out.append(ledger.balances(s, partners[0].id))
         return out
 
@@ -122,7 +122,7 @@ def test_racing_ticks_both_write_a_partners_activity_days(make_hub: Any) -> None
     from sqlalchemy import func, select
 
     from hub.db.models import ActivityDay
-    from hub.statuses import CLASSES, _write_days
+    from hub.ledger.statuses import CLASSES, _write_days
     from tests.payout_helpers import make_partner
 
     hub = make_hub("postgres")

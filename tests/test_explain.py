@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from hub.app import create_app
-from hub.tick import run_tick
+from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
 from tests.stripe_helpers import commissions, create_partner, post_event
 
@@ -105,7 +105,7 @@ def test_explain_is_operator_only_and_404_for_unknown(client):
 def test_explanation_flags_settings_changed_since_booking(client, hub):
     import dataclasses
 
-    from hub.whatif import simulated_program
+    from hub.ingest.whatif import simulated_program
 
     partner = create_partner(client)
     pay(client, "in_s", "cus_s", 4900, T0, partner_code=partner["code"])
@@ -206,7 +206,7 @@ def test_explain_calltrackingmetrics_bounty_with_a_tier_booked_by_hub_tick(make_
 
 
 def test_fields_used_reads_any_provider_shape():
-    from hub.explain import fields_used
+    from hub.ledger.explain import fields_used
 
     installer = '{"install_id": "inst-1", "product": "odoopbx", "partner_code": "k7", "x": 1}'
     assert fields_used(installer, {}) == {"install_id": "inst-1", "product": "odoopbx",

@@ -31,15 +31,15 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process
-from hub import ledger
+from hub.ledger import entries as ledger
 from hub.app import create_app
 from hub.clock import utcnow
 from hub.config import config_from_dict, load_config
 from hub.db.models import Commission, Partner, ProviderEvent
-from hub.payouts import operator_action, request_withdrawal
-from hub.queue import close_queue, queue_of
+from hub.payouts.states import operator_action, request_withdrawal
+from hub.jobs.queue import close_queue, queue_of
 from hub.runtime import build_hub
-from hub.tick import run_tick
+from hub.jobs.tick import run_tick
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.payout_helpers import (SANDBOX, FakePaypal, FakePaypalServer, at, balance_of,
                                   make_partner, pay, payouts_of)

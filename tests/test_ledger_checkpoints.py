@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from hub import ledger, ledger_checkpoints
+from hub.ledger import entries as ledger
+
+from hub.ledger import checkpoints as ledger_checkpoints
 from hub.db.models import BalanceCheckpoint, Commission, LedgerEntry, Partner, new_id
 from hub.runtime import Hub
 

@@ -1,7 +1,7 @@
 """The ledger's own operations under thousands of generated histories.
 
 Where `test_ledger_properties` drives whole programs through the webhooks (realistic but ~1 s a
-history), this drives `hub.ledger` and `hub.payouts` directly: bookings in several currencies,
+history), this drives `hub.ledger.entries` and `hub.payouts.states` directly: bookings in several currencies,
 reversals to any target in any order, retractions, hold releases, and payouts that are queued,
 paid, returned or rejected; each history is applied once to one partner and, with every
 operation delivered twice, to another. After every history both partners satisfy the ledger's
@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as stg
 from sqlalchemy import select
 
-from hub import ledger
+from hub.ledger import entries as ledger
 from hub.config import config_from_dict
 from hub.db.models import Commission, Partner
-from hub.events import record
-from hub.payouts import create_payout, transition
+from hub.ingest.events import record
+from hub.payouts.states import create_payout, transition
 from hub.programs import Draft
 from hub.runtime import build_hub
 from tests.test_ledger_properties import _check_sources, _check_transfers, _check_partner, snapshot

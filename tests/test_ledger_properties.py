@@ -10,7 +10,7 @@ out, and late refunds and disputes claw paid money back.
 The same history goes into three hubs: one in business-time order with the ticks in between (as
 in production), one shuffled with duplicates and the ticks only after, and one fed the same
 shuffled deliveries with the Stripe events grouped into batches of random sizes
-(`hub.batch.apply_batch`, what group commit and `hub replay` run). All must end with the same
+(`hub.ingest.batch.apply_batch`, what group commit and `hub replay` run). All must end with the same
 balances and the same net per earning; the batched hub's customer statuses must equal the
 shuffled one's (same deliveries, same order); and each must satisfy the invariants:
 
@@ -42,13 +42,13 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process
-from hub import ledger
+from hub.ledger import entries as ledger
 from hub.app import create_app
 from hub.db.models import Commission, LedgerEntry, Payout, ProviderEvent
 from hub.errors import HTTPError
-from hub.partners import create_partner, derived_code, transition
-from hub.payouts import operator_action, request_withdrawal
-from hub.tick import run_tick
+from hub.attribution.partners import create_partner, derived_code, transition
+from hub.payouts.states import operator_action, request_withdrawal
+from hub.jobs.tick import run_tick
 
 # Examples per run, by HYPOTHESIS_PROFILE: "ci" is the default (what plain `python -m pytest`
 # and CI run); "dev" is quicker for local work, "thorough" for a long soak.
@@ -205,7 +205,7 @@ def setup_partners(hub: Any, codes: Codes) -> dict[str, str]:
             if p.status == "applied":
                 transition(s, p.id, "approve", "test")
             if program == "calltrackingmetrics":
-                from hub.partners import accept_agreement
+                from hub.attribution.partners import accept_agreement
                 accept_agreement(s, p.id, "test")
             ids[referrer] = p.id
     return ids
@@ -232,7 +232,7 @@ def deliver_batched(hub: Any, client: TestClient, codes: Codes,
     """Runs of Stripe events applied as batches of 1 to 24 (one transaction each); the other
     deliveries one by one in between, in the same order."""
     from connectors.stripe import prepare
-    from hub.batch import apply_batch
+    from hub.ingest.batch import apply_batch
 
     run: list[Any] = []
 

@@ -12,13 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors import paypal as paypal_connector
-from hub import automatic_payouts, payout_batches
+from hub.payouts import automatic as automatic_payouts
+from hub.payouts import batches as payout_batches
 from hub.clock import utcnow
 from hub.db.models import LedgerEntry, PayoutBatch
-from hub.payout_batches import chunks, request_of_item
-from hub.payouts import refused_before
-from hub.queue import queue_of
-from hub.tick import run_tick
+from hub.payouts.batches import chunks, request_of_item
+from hub.payouts.states import refused_before
+from hub.jobs.queue import queue_of
+from hub.jobs.tick import run_tick
 from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay, payouts_of,
                                   sandbox_paypal,
                                   policy_registry, programs)
@@ -224,7 +225,7 @@ def test_an_operator_retry_of_a_dead_lettered_payout_resends_its_whole_batch(hub
     assert {status_of(hub, p) for p in partners} == {"failed"}
     assert all(payouts_of(hub, p.id)[0].dead_letter for p in partners)
     fake.fail_creates = 0
-    from hub.payouts import operator_action
+    from hub.payouts.states import operator_action
     with hub.transaction() as s:
         operator_action(s, payouts_of(hub, partners[0].id)[0].id, "retry", "operator")
     queue_of(hub).join()
@@ -251,8 +252,8 @@ def test_the_batch_size_caps_every_request(hub, fake, monkeypatch):
 def test_the_sweep_batches_what_the_release_left_over(hub, fake, monkeypatch):
     """Accounts already payable when the tick starts (say, a release whose payouts were not
     made) are paid by the sweep, in capped batches too."""
-    from hub.payouts import sweep
-    from hub.tick import release_holds
+    from hub.payouts.states import sweep
+    from hub.jobs.tick import release_holds
 
     monkeypatch.setattr(payout_batches, "BATCH_SIZE", 2)
     partners = referrals_earning(hub, "ann", "bob", "cat")

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.db.models import AuditLog
-from hub.queue import queue_of
-from hub.tick import run_tick
+from hub.jobs.queue import queue_of
+from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
 from tests.payout_helpers import (at, balance_of, make_partner, pay, payouts_of, policy_registry,
                                   programs)
@@ -175,7 +175,7 @@ def test_quarterly_manual_list_and_automatic_partners_without_paypal(client, hub
 
 
 def test_operator_rejects_a_dead_lettered_payout_and_the_money_returns(client, hub):
-    from hub import payouts
+    from hub.payouts import states as payouts
 
     partner = make_partner(hub, "crazycall", paypal_email="ann@pay.test")
     earn(hub, partner.code, 40000, "usd")

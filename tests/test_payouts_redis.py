@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.db.models import Partner
-from hub.queue import queue_of
-from hub.tick import run_tick
+from hub.jobs.queue import queue_of
+from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
 from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay,
                                   payouts_of, policy_registry, programs, sandbox_paypal,

@@ -9,7 +9,7 @@ import pluggy
 
 from hub import hookimpl, hookspecs
 from hub.config import config_from_dict
-from hub.plugins import load_registry, plugin_manager
+from hub.registry import load_registry, plugin_manager
 from hub.programs import Draft, ProgramKind, ProgramSettings
 from hub.runtime import build_programs
 

@@ -16,8 +16,8 @@ from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import (ActivityDay, CustomerStatus, Link, Partner, Payout, Referral,
                            SubscriptionState, WebhookDelivery)
-from hub.statuses import record_state, snapshot_activity
-from hub.tick import run_tick
+from hub.ledger.statuses import record_state, snapshot_activity
+from hub.jobs.tick import run_tick
 from hub.web import trends
 from tests.stripe_helpers import create_partner, operator_headers, post_event
 from tests.web_helpers import admin_login, give_password, portal_login, post_form

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from connectors import stripe_trigger as st
 from connectors.stripe import process
 from hub.db.models import Partner, Referral
-from hub.tick import program_milestones, run_tick
+from hub.jobs.tick import program_milestones, run_tick
 from tests.conftest import operator_headers
 from tests.program_rules import utc
 from tests.scenario_runner import ts
@@ -103,7 +103,7 @@ def test_a_customer_becomes_an_ambassador_once_when_its_email_is_known(callbell)
 
 def test_customers_who_named_an_ambassador_before_it_existed_are_attributed_on_enrolment(callbell):
     hub, client = callbell
-    from hub.partners import derived_code
+    from hub.attribution.partners import derived_code
 
     code = derived_code("bell:stripe:cus_r")
     post_event(client, st.event("customer.created", st.customer("cus_s", email="s@x.test",
@@ -173,7 +173,7 @@ def test_milestones_are_booked_once_deterministically_for_a_given_now(make_hub, 
     assert run_tick(hub, utc(2025, 5, 1))["milestones"]["booked"] == 0
     assert run_tick(hub, utc(2025, 6, 1))["milestones"]["booked"] == 0
     with hub.sessions() as session:
-        from hub import ledger
+        from hub.ledger import entries as ledger
 
         [b] = ledger.balances(session, "prt_x")
     assert b["pending"] + b["payable"] + b["in_payout"] == 25 * 14900  # 25 active: upper tier
@@ -201,7 +201,7 @@ def test_kind_profiles_and_payout_policies_through_the_hub(make_hub):
 
 def test_statuses_at_the_same_instant_build_one_timeline_whatever_the_arrival_order(
         make_hub, backend):
-    from hub.history import history_for
+    from hub.ledger.history import history_for
 
     timelines = []
     for order in ((0, 1), (1, 0)):
@@ -232,7 +232,7 @@ def test_config_example_enables_all_five_programs_with_their_defaults():
     from pathlib import Path
 
     from hub.config import config_from_dict, load_config
-    from hub.plugins import load_registry
+    from hub.registry import load_registry
     from hub.runtime import build_programs
 
     example = Path(__file__).parent.parent / "config.example.toml"
@@ -258,7 +258,7 @@ def test_concurrent_deliveries_for_one_new_customer_enrol_it_once(make_hub):
 
 
 def test_retracting_a_line_already_paid_out_owes_it_back_through_payable(make_hub, backend):
-    from hub import ledger
+    from hub.ledger import entries as ledger
     from hub.db.models import Commission
     from hub.programs import Draft
 
@@ -295,7 +295,7 @@ def test_retracting_a_line_already_paid_out_owes_it_back_through_payable(make_hu
 def test_bad_program_settings_stop_start_up_naming_table_and_key(table, message):
     from hub.config import config_from_dict
     from hub.errors import StartupError
-    from hub.plugins import load_registry
+    from hub.registry import load_registry
     from hub.runtime import build_programs
 
     with pytest.raises(StartupError) as info:

@@ -15,8 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from hub.app import create_app
-from hub.replay import replay_file
-from hub.tick import run_tick
+from hub.ingest.replay import replay_file
+from hub.jobs.tick import run_tick
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.program_scenarios import ALL_PROGRAMS, PLANS, Plan, balances_by_code
 from tests.scenario_runner import post_item, write_jsonl

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from hub import referral_counts
+from hub.attribution import counts as referral_counts
 from hub.db.models import Customer, CustomerStatus, Partner, Referral
 from hub.runtime import Hub
-from hub.statuses import TIE_ORDER, rebuild_statuses, record_state
+from hub.ledger.statuses import TIE_ORDER, rebuild_statuses, record_state
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 LINKS = (None, "lnk_a", "lnk_b", "lnk_c")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from hub.db.models import Commission, ProviderEvent
-from hub.replay import replay_file
+from hub.ingest.replay import replay_file
 from tests.payout_helpers import make_partner
 
 

@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process as stripe_process
-from hub import ledger
+from hub.ledger import entries as ledger
 from hub.config import load_config
 from hub.db.models import Commission, Partner, Payout, ProviderEvent
-from hub.queue import close_queue
+from hub.jobs.queue import close_queue
 from hub.runtime import Hub, build_hub
-from hub.tick import run_tick as tick_in_process
+from hub.jobs.tick import run_tick as tick_in_process
 from tests.conftest import WEBHOOK_SECRET, _truncate_all
 from tests.payout_helpers import FakePaypal, FakePaypalServer, make_partner, wait_for
 from tests.process_helpers import (run_tick, start_server, start_worker, stop, wait_serving,

@@ -20,7 +20,7 @@ from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.config import config_from_dict
 from hub.runtime import build_hub
-from hub.tick import run_tick
+from hub.jobs.tick import run_tick
 from tests.payout_helpers import SANDBOX, at, make_partner, pay
 from tests.test_paypal_connector import paypal_event, transmission
 
@@ -107,7 +107,7 @@ def _flows(c: TestClient, hub: Any, op: dict[str, str]) -> list[Any]:
                       headers=op))
     payout_id = out[-1].json()["id"]
     out.append(c.post(f"/api/v1/payouts/{payout_id}/approve", headers=op))  # PayPal fails
-    from hub.queue import queue_of
+    from hub.jobs.queue import queue_of
     queue_of(hub).join()
     out.append(c.get(f"/api/v1/payouts/{payout_id}", headers=op))
     assert out[-1].json()["status"] in ("queued", "failed", "sent"), out[-1].text

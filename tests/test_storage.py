@@ -8,7 +8,7 @@ from sqlalchemy.exc import DatabaseError
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process
-from hub.partners import create_partner
+from hub.attribution.partners import create_partner
 
 
 def test_ledger_refuses_update_and_delete(hub):

@@ -97,7 +97,7 @@ def test_out_of_order_refund_before_payment_and_payment_before_customer(client, 
 
 def test_dispute_reverses_whole_commission_and_tick_releases_after_hold(client, hub):
     from hub.clock import from_timestamp
-    from hub.tick import run_tick
+    from hub.jobs.tick import run_tick
 
     partner = create_partner(client)
     for i, amount in ((1, 4900), (2, 9900)):

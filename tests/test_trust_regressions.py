@@ -14,7 +14,7 @@ from hub.app import create_app
 from hub.clock import from_timestamp
 from hub.db.models import Commission, Partner, ProviderEvent
 from hub.facts import CustomerSeen, PaymentSucceeded, well_typed
-from hub.partners import derived_code
+from hub.attribution.partners import derived_code
 
 
 def test_a_signup_naming_an_ambassador_that_does_not_exist_yet_is_attributed_later(make_hub,

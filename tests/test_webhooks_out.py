@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from connectors.stripe import process as stripe_process
 from hub.app import create_app
-from hub.queue import queue_of
-from hub.tick import run_tick
+from hub.jobs.queue import queue_of
+from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
 from tests.payout_helpers import at, pay, wait_for
 

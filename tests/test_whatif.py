@@ -20,7 +20,7 @@ from hub.cli import main
 from hub.db.models import AuditLog, Base
 from hub.errors import StartupError
 from hub.db.session import read_only
-from hub.whatif import run_whatif
+from hub.ingest.whatif import run_whatif
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.stripe_helpers import create_partner, post_event
 

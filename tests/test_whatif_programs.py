@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import Partner
-from hub.tick import run_tick
-from hub.whatif import run_whatif
+from hub.jobs.tick import run_tick
+from hub.ingest.whatif import run_whatif
 from tests.conftest import operator_headers
 from tests.program_scenarios import PLANS
 from tests.stripe_helpers import balance, create_partner, post_event

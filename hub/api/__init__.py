@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import commissions, downloads, installs, links, partners, payouts, referrals, signups, webhooks
+from hub.api import commissions, downloads, installs, links, partners, payouts, referrals, signups, webhooks
 
 
 def routes() -> list[BaseRoute]:

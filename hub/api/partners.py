@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import ledger
-from ..db.models import Partner
-from ..http import field, hub_of, read_json, require_operator
-from ..partners import (accept_agreement, create_partner, get_partner, partner_json,
+from hub.ledger import entries as ledger
+from hub.db.models import Partner
+from hub.api.http import field, hub_of, read_json, require_operator
+from hub.attribution.partners import (accept_agreement, create_partner, get_partner, partner_json,
                         transition)
 
 
@@ -34,7 +34,7 @@ async def create(request: Request) -> JSONResponse:
     def work() -> dict[str, Any]:
         with hub.transaction() as session:
             partner = create_partner(hub, session, **args)
-            from ..audit import record_action
+            from hub.db.audit import record_action
             record_action(session, actor, "partner.create", partner.id)
             return partner_json(partner)
 
@@ -122,7 +122,7 @@ def _status_action(action: str) -> Any:
 
 
 def _int(raw: str | None, default: int) -> int:
-    from ..errors import Unprocessable
+    from hub.errors import Unprocessable
 
     if raw is None:
         return default

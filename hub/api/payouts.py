@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import payouts
-from ..db.models import Payout
-from ..errors import Unprocessable
-from ..http import field, hub_of, read_json, require_operator
-from ..openapi import register_body
+from hub.payouts import states as payouts
+from hub.db.models import Payout
+from hub.errors import Unprocessable
+from hub.api.http import field, hub_of, read_json, require_operator
+from hub.api.openapi import register_body
 
 FILTERS = ("partner_id", "status", "program", "method", "currency", "period")
 

@@ -10,16 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..audit import record_action
-from ..clock import parse_instant, utcnow
-from ..coupons import codes_of, map_code
-from ..db.models import Customer, Referral
-from ..errors import Unprocessable
-from ..http import field, hub_of, read_json, require_operator
-from ..openapi import register_body
-from ..partners import get_partner
-from ..referrals import assign, referral_json
-from .signups import PROVIDERS
+from hub.db.audit import record_action
+from hub.clock import parse_instant, utcnow
+from hub.attribution.coupons import codes_of, map_code
+from hub.db.models import Customer, Referral
+from hub.errors import Unprocessable
+from hub.api.http import field, hub_of, read_json, require_operator
+from hub.api.openapi import register_body
+from hub.attribution.partners import get_partner
+from hub.attribution.referrals import assign, referral_json
+from hub.api.signups import PROVIDERS
 
 
 def _provider(data: dict[str, Any]) -> str:

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import webhooks_out
-from ..audit import record_action
-from ..db.models import WebhookDelivery, WebhookEndpoint
-from ..errors import NotFound, Unprocessable
-from ..http import field, hub_of, read_json, require_operator
-from ..openapi import register_body
+from hub.notify import webhooks as webhooks_out
+from hub.db.audit import record_action
+from hub.db.models import WebhookDelivery, WebhookEndpoint
+from hub.errors import NotFound, Unprocessable
+from hub.api.http import field, hub_of, read_json, require_operator
+from hub.api.openapi import register_body
 
 
 async def create_endpoint(request: Request) -> JSONResponse:

@@ -94,7 +94,7 @@ class Referral(Base):
                       Index("ix_referrals_link_time", "link_code", "attributed_at"),
                       # the portal lists a partner's referrals newest first, a page at a time
                       Index("ix_referrals_partner_attributed", "partner_id", "attributed_at"),
-                      # referrals not yet in `referral_counts` (hub.referral_counts)
+                      # referrals not yet in `referral_counts` (hub.attribution.counts)
                       Index("ix_referrals_uncounted", "customer_id",
                             postgresql_where=text("uncounted = 1"),
                             sqlite_where=text("uncounted = 1")))
@@ -110,7 +110,7 @@ class Referral(Base):
     flag_reason: Mapped[str | None] = mapped_column(String(200))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
     effective_from: Mapped[datetime | None]
-    # What `referral_counts` counted this referral as (hub.referral_counts); only tick sets them.
+    # What `referral_counts` counted this referral as (hub.attribution.counts); only tick sets them.
     counted_partner_id: Mapped[str | None] = mapped_column(String(32))
     counted_link_code: Mapped[str | None] = mapped_column(String(64))
     # 1 while the live values differ from the counted ones. Computed by the database, so
@@ -219,7 +219,7 @@ class PaymentRecord(Base):
 
     __tablename__ = "payments"
     __table_args__ = (UniqueConstraint("provider", "ref"),
-                      # the dashboard's first payments of today (hub.statuses.first_payments_since)
+                      # the dashboard's first payments of today (hub.ledger.statuses.first_payments_since)
                       Index("ix_payments_occurred", "occurred_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
@@ -278,7 +278,7 @@ class SubscriptionState(Base):
 
 class CustomerStatus(Base):
     """A customer's latest subscription state (a projection of `subscription_states`, kept by
-    `hub.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive in."""
+    `hub.ledger.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive in."""
 
     __tablename__ = "customer_statuses"
     __table_args__ = (Index("ix_customer_statuses_uncounted", "customer_id",
@@ -296,7 +296,7 @@ class CustomerStatus(Base):
 
 class ReferralCount(Base):
     """How many of a partner's referrals are in each `status` (of `customer_statuses`) and came
-    through each `link` code, as counted by `hub tick` (`hub.referral_counts`). A live count is
+    through each `link` code, as counted by `hub tick` (`hub.attribution.counts`). A live count is
     this plus the referrals and statuses that changed since (the `counted_*` columns differ)."""
 
     __tablename__ = "referral_counts"
@@ -309,7 +309,7 @@ class ReferralCount(Base):
 class ActivityDay(Base):
     """How many of a partner's referred customers were in trial and paying at the end of a closed
     UTC day, and how many were referred (`new_trials`) and paid for the first time
-    (`new_subscriptions`) on it; written by `hub tick` (`hub.statuses.snapshot_activity`) for
+    (`new_subscriptions`) on it; written by `hub tick` (`hub.ledger.statuses.snapshot_activity`) for
     the portal's charts."""
 
     __tablename__ = "activity_days"
@@ -374,7 +374,7 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_balance", "partner_id", "currency", "state"),
-        # a partner's entries past the checkpoint watermark (hub.ledger_checkpoints), read from
+        # a partner's entries past the checkpoint watermark (hub.ledger.checkpoints), read from
         # the index alone: so cheap that the planner never prefers the newest entries of all
         Index("ix_ledger_partner_seq", "partner_id", "id",
               postgresql_include=["currency", "state", "amount", "line_id"]),
@@ -425,7 +425,7 @@ class PayoutBatch(Base):
 
 class LedgerWatermark(Base):
     """How far the checkpoints have summed the ledger: every entry with `id <= through_id`. One
-    row (id 1), moved forward by `hub tick` (`hub.ledger_checkpoints.checkpoint_ledger`)."""
+    row (id 1), moved forward by `hub tick` (`hub.ledger.checkpoints.checkpoint_ledger`)."""
 
     __tablename__ = "ledger_watermark"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

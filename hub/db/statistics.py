@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from .models import (Commission, Customer, CustomerStatus, LedgerEntry, PaymentAdjustment,
+from hub.db.models import (Commission, Customer, CustomerStatus, LedgerEntry, PaymentAdjustment,
                      PaymentRecord, ProviderEvent, Referral, SubscriptionState)
 
 GROWN = tuple(m.__tablename__ for m in (

@@ -15,7 +15,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def routes() -> list[BaseRoute]:
-    from . import admin, admin_explain, admin_whatif, directory, portal
+    from hub.web import admin, admin_explain, admin_whatif, directory, portal
 
     return [*portal.ROUTES, *admin.ROUTES, *admin_whatif.ROUTES, *admin_explain.ROUTES,
             *directory.ROUTES,

@@ -14,21 +14,21 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import ledger
-from ..audit import record_action
-from ..clock import utcnow
-from ..db.models import Commission, Material, Partner, Payout, new_id
-from ..errors import Forbidden, HTTPError, NotFound, Unprocessable
-from ..api.signups import PROVIDERS
-from ..clock import parse_instant
-from ..explain import explain_commission
-from ..partners import TRANSITIONS, create_partner, get_partner, transition
-from ..payouts import operator_action
-from ..referrals import assign
-from ..webhooks_out import replay as replay_delivery
-from . import admin_data as data, materials, passwords
-from .pages import Redirect, View, login_url, safe_next, serve
-from .security import ADMIN, fingerprint
+from hub.ledger import entries as ledger
+from hub.db.audit import record_action
+from hub.clock import utcnow
+from hub.db.models import Commission, Material, Partner, Payout, new_id
+from hub.errors import Forbidden, HTTPError, NotFound, Unprocessable
+from hub.api.signups import PROVIDERS
+from hub.clock import parse_instant
+from hub.ledger.explain import explain_commission
+from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
+from hub.payouts.states import operator_action
+from hub.attribution.referrals import assign
+from hub.notify.webhooks import replay as replay_delivery
+from hub.web import admin_data as data, materials, passwords
+from hub.web.pages import Redirect, View, login_url, safe_next, serve
+from hub.web.security import ADMIN, fingerprint
 
 ACTOR = "operator"
 EXPLAINED = 20  # newest lines shown with their whole derivation inline; the rest link to it

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..db.models import (AuditLog, Commission, Customer, Partner, Payout, Referral,
+from hub.db.models import (AuditLog, Commission, Customer, Partner, Payout, Referral,
                          WebhookDelivery, WebhookEndpoint)
-from ..runtime import Hub
+from hub.runtime import Hub
 
 PAGE_SIZE = 50
 

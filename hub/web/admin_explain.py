@@ -2,7 +2,7 @@
 rule, the settings hash in force and whether the program's settings changed since, every input
 in words and as stored, the provider event with the fields used, the payment or install, and
 the lines it reverses or that reverse it. The same data as `GET /api/v1/commissions/{id}/explain`
-(`hub.explain.explain_commission`), rendered."""
+(`hub.ledger.explain.explain_commission`), rendered."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import json
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..explain import explain_commission
-from .admin import page
-from .pages import View
+from hub.ledger.explain import explain_commission
+from hub.web.admin import page
+from hub.web.pages import View
 
 
 def derivation(view: View) -> Response:

@@ -1,7 +1,7 @@
 """/admin/whatif: `hub whatif` as a form. The operator picks a program, writes changed settings
 as key=value lines and an optional earning window; the page shows per partner and currency the
 current, simulated and difference, the program totals, and a chart of current vs simulated
-commission per month. The simulation (`hub.whatif.run_whatif`) runs in the page's worker thread
+commission per month. The simulation (`hub.ingest.whatif.run_whatif`) runs in the page's worker thread
 on its own read-only connection: the real ledger cannot change."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from sqlalchemy import select
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..clock import parse_instant
-from ..db.models import Partner
-from ..errors import StartupError
-from ..money import format_money
-from ..whatif import WhatIfResult, run_whatif
-from .admin import page
-from .charts import comparison_chart
-from .pages import View, render
+from hub.clock import parse_instant
+from hub.db.models import Partner
+from hub.errors import StartupError
+from hub.money import format_money
+from hub.ingest.whatif import WhatIfResult, run_whatif
+from hub.web.admin import page
+from hub.web.charts import comparison_chart
+from hub.web.pages import View, render
 
 
 class FormError(ValueError):

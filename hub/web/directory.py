@@ -8,10 +8,10 @@ from sqlalchemy import select
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..db.models import Partner
-from ..errors import NotFound
-from .pages import View, serve
-from .security import PORTAL
+from hub.db.models import Partner
+from hub.errors import NotFound
+from hub.web.pages import View, serve
+from hub.web.security import PORTAL
 
 LIMIT = 1000
 

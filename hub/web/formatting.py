@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from ..money import format_money
+from hub.money import format_money
 
 
 def money(minor: int | None, currency: str, locale: str = "en") -> str:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from ..runtime import Hub
+from hub.runtime import Hub
 
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 

@@ -17,11 +17,11 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ..errors import HTTPError, PayloadTooLarge
-from ..http import hub_of
-from ..runtime import Hub
-from . import formatting
-from .security import Area, WebSession, check_csrf, load_session, save_session
+from hub.errors import HTTPError, PayloadTooLarge
+from hub.api.http import hub_of
+from hub.runtime import Hub
+from hub.web import formatting
+from hub.web.security import Area, WebSession, check_csrf, load_session, save_session
 
 TEMPLATES = Path(__file__).parent / "templates"
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),

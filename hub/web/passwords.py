@@ -16,9 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..clock import utcnow
-from ..db.models import Partner, PasswordResetToken
-from ..errors import Unprocessable
+from hub.clock import utcnow
+from hub.db.models import Partner, PasswordResetToken
+from hub.errors import Unprocessable
 
 HASHER = PasswordHasher()
 RESET_VALID_FOR = timedelta(hours=72)

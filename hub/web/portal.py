@@ -17,19 +17,19 @@ from sqlalchemy import func, select
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import ledger
-from ..clock import utcnow
-from ..db.models import Partner
-from ..errors import HTTPError, NotFound, Unprocessable
-from ..money import format_money
-from ..attribution import missing_requirements
-from ..links import (CREATIVES, build_link, default_link, link_json, links_of, performance,
+from hub.ledger import entries as ledger
+from hub.clock import utcnow
+from hub.db.models import Partner
+from hub.errors import HTTPError, NotFound, Unprocessable
+from hub.money import format_money
+from hub.attribution.customers import missing_requirements
+from hub.attribution.links import (CREATIVES, build_link, default_link, link_json, links_of, performance,
                      trial_choices)
-from ..partners import EMAIL_RE, accept_agreement, create_partner
-from ..payouts import request_withdrawal
-from . import charts, materials, passwords, portal_data as data, trends
-from .pages import Redirect, View, login_url, safe_next, serve
-from .security import PORTAL, fingerprint
+from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
+from hub.payouts.states import request_withdrawal
+from hub.web import charts, materials, passwords, portal_data as data, trends
+from hub.web.pages import Redirect, View, login_url, safe_next, serve
+from hub.web.security import PORTAL, fingerprint
 
 LOGIN_STATUSES = {"active"}
 AGREEMENT_PATH = "/portal/agreement"
@@ -316,7 +316,7 @@ def transactions_csv(view: View) -> Response:
 
 
 def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Iterator[str]:
-    from ..money import exponent
+    from hub.money import exponent
 
     buffer = io.StringIO()
     out = csv.writer(buffer)

@@ -15,12 +15,16 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from .. import ledger, referral_counts, statuses
-from ..db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
+from hub.ledger import entries as ledger
+
+from hub.attribution import counts as referral_counts
+
+from hub.ledger import statuses
+from hub.db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
                          Payout, Referral, SubscriptionState)
-from ..errors import NotFound
-from ..runtime import Hub
-from . import trends
+from hub.errors import NotFound
+from hub.runtime import Hub
+from hub.web import trends
 
 PAGE_SIZE = 50
 # Subscription states as the partner reads them (the seeds' Trial / Paying / Cancelled).
@@ -111,7 +115,7 @@ def active_over_time(session: Session, partner: Partner, days: list[date], today
 
 def daily_commission(session: Session, partner: Partner, currency: str, since: date,
                      today: date) -> list[tuple[date, int]]:
-    from ..ledger_checkpoints import daily_commission as checkpointed
+    from hub.ledger.checkpoints import daily_commission as checkpointed
 
     return checkpointed(session, partner.id, currency, since, today)
 
@@ -200,8 +204,8 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
                    payable: int) -> WithdrawState:
     """Whether the Withdraw button may be pressed, and if not, why (shown next to it). Only a
     hint: the payouts core decides when the form is posted (`payouts.request_withdrawal`)."""
-    from ..money import format_money
-    from ..payouts import OPEN, policy_for
+    from hub.money import format_money
+    from hub.payouts.states import OPEN, policy_for
 
     program = hub.program(partner.program)
     if program is None:
@@ -250,7 +254,7 @@ def _sampled(days: list[date], counts: list[int], period: trends.Period) -> list
 
 def daily_unique_clicks(session: Session, partner: Partner, since: date,
                         today: date) -> list[tuple[date, int]]:
-    from ..links import daily_clicks
+    from hub.attribution.links import daily_clicks
 
     return [(date.fromisoformat(row["day"]), row["unique_clicks"])
             for row in daily_clicks(session, partner.id, since, today)]
@@ -392,7 +396,7 @@ def material_for(session: Session, program: str, material_id: str) -> Material:
 
 
 def today_utc() -> date:
-    from ..clock import utcnow
+    from hub.clock import utcnow
 
     return utcnow().date()
 

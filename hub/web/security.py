@@ -22,8 +22,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import Forbidden
-from ..runtime import Hub
+from hub.errors import Forbidden
+from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
 

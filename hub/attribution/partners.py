@@ -1,0 +1,135 @@
+"""Partners: creating memberships, codes, and the status machine (applied -> active ...)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.db.audit import record_action
+from hub.clock import utcnow
+from hub.db.models import Customer, Link, Partner
+from hub.db.upsert import insert_ignore
+from hub.errors import Conflict, NotFound, Unprocessable
+from hub.runtime import Hub
+
+CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TRANSITIONS = {"approve": ({"applied", "invited"}, "active"),
+               "decline": ({"applied", "invited"}, "declined"),
+               "suspend": ({"active"}, "suspended"),
+               "reactivate": ({"suspended"}, "active")}
+
+
+# No vowels or look-alikes: codes are read aloud and typed into installers.
+CODE_ALPHABET = "bcdfghjkmnpqrstvwxz23456789"
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+
+
+def derived_code(seed: str, length: int = 10) -> str:
+    """A code that is a function of `seed`: an automatically enrolled customer gets the same
+    code on every hub that sees the same events (a replay, another host)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(CODE_ALPHABET[b % len(CODE_ALPHABET)] for b in digest[:length])
+
+
+def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Partner]:
+    """Memberships created now for `customer` in programs that make every customer a referrer
+    (`auto_enroll_kind`); once per program and customer, also under concurrent deliveries."""
+    if not customer.email or not EMAIL_RE.match(customer.email):
+        return []  # a membership needs an address; a later customer.updated brings it
+    created = []
+    for program in hub.programs.values():
+        kind = hub.constant(program, "auto_enroll_kind")
+        if not kind:
+            continue
+        seed = f"{program.name}:{customer.provider}:{customer.ref}"
+        partner_id = enrolled_partner_id(program.name, customer)
+        if insert_ignore(session, Partner, dict(
+                id=partner_id, program=program.name, kind=kind, status="active",
+                code=derived_code(seed), email=customer.email, name="",
+                customer_ref=customer.ref, created_at=utcnow())):
+            created.append(session.get(Partner, partner_id))
+    return [p for p in created if p is not None]
+
+
+def enrolled_partner_id(program: str, customer: Customer) -> str:
+    """The id of `customer`'s automatic membership of `program` (a function of both, so a
+    concurrent or replayed enrolment finds the same row)."""
+    seed = f"{program}:{customer.provider}:{customer.ref}"
+    return "prt_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def create_partner(hub: Hub, session: Session, *, program: str, email: str, name: str = "",
+                   kind: str | None = None, paypal_email: str | None = None,
+                   code: str | None = None, invited: bool = False,
+                   customer_ref: str | None = None, website: str | None = None) -> Partner:
+    prog = hub.program(program)
+    if prog is None:
+        raise Unprocessable(f"unknown program {program!r}", code="unknown_program")
+    kind = kind or prog.kinds[0]
+    if kind not in prog.kinds:
+        raise Unprocessable(f"kind must be one of {', '.join(prog.kinds)}", code="invalid_kind")
+    if not EMAIL_RE.match(email):
+        raise Unprocessable("email is not a valid address", code="invalid_email")
+    if paypal_email and not EMAIL_RE.match(paypal_email):
+        raise Unprocessable("paypal_email is not a valid address", code="invalid_email")
+    if code is not None and not CODE_RE.match(code):
+        raise Unprocessable("code must be 3-64 letters, digits, '-' or '_'", code="invalid_code")
+    if code is not None and (session.scalar(select(Partner.id).where(Partner.code == code))
+                             or session.scalar(select(Link.id).where(Link.code == code))):
+        raise Conflict(f"code {code!r} is taken", code="code_taken")
+    status = hub.first(prog, "new_partner_status", partner_kind=kind, invited=invited) or "active"
+    partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
+                      email=email.strip(), name=name, paypal_email=paypal_email or None,
+                      customer_ref=customer_ref, website=website, created_at=utcnow())
+    session.add(partner)
+    session.flush()
+    from hub.notify.webhooks import emit
+
+    emit(session, "partner.created", partner.id, partner_json(partner))
+    return partner
+
+
+def get_partner(session: Session, partner_id: str) -> Partner:
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound(f"no partner {partner_id!r}")
+    return partner
+
+
+def transition(session: Session, partner_id: str, action: str, actor: str) -> Partner:
+    partner = get_partner(session, partner_id)
+    allowed, target = TRANSITIONS[action]
+    if partner.status not in allowed:
+        raise Conflict(f"cannot {action} a partner that is {partner.status}", code="invalid_state")
+    partner.status = target
+    record_action(session, actor, f"partner.{action}", partner.id)
+    return partner
+
+
+def accept_agreement(session: Session, partner_id: str, actor: str) -> Partner:
+    partner = get_partner(session, partner_id)
+    if partner.agreement_accepted_at is None:
+        partner.agreement_accepted_at = utcnow()
+        record_action(session, actor, "partner.agreement", partner.id)
+    return partner
+
+
+def partner_json(partner: Partner, **extra: Any) -> dict[str, Any]:
+    return {"id": partner.id, "code": partner.code, "program": partner.program,
+            "kind": partner.kind, "status": partner.status, "email": partner.email,
+            "name": partner.name, "paypal_email": partner.paypal_email,
+            "agreement_accepted_at": _iso(partner.agreement_accepted_at),
+            "created_at": _iso(partner.created_at), **extra}
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

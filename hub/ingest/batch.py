@@ -1,0 +1,439 @@
+"""Many provider events in one transaction, set-based for the everyday case.
+
+Webhooks that arrive together (`hub.ingest.group_commit`) and `hub replay` batches come here. The
+everyday event is about a customer the hub knows and has attributed, with nothing unusual about
+it: a paid invoice, a subscription that changed, the customer updated. For a whole batch of
+those, the customers with their referrals, payments and statuses are read in a few queries, the
+program rules are asked in memory, and payments, statuses, commission lines and ledger legs are
+written as multi-row inserts.
+
+Everything else goes through the per-event path (`hub.ingest.events.apply_facts`), in batch order: an
+event of another kind first (with any event of the same customer that precedes it), and a
+payment that breaks an assumption of the fast path (`fast_path_refusal`) after the fast ones, with
+every later event of its customer (`FastPath`). Both paths call the same rules and write the same rows, and
+the tests feed the same histories through both and compare the ledgers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from hub.ledger import entries as ledger
+
+from hub.notify import webhooks as webhooks_out
+from hub.db.models import (Commission, Customer, CustomerStatus, Partner, PaymentAdjustment,
+                        PaymentRecord, Referral, SubscriptionState)
+from hub.db.keys import one_of
+from hub.db.upsert import insert_ignore_many
+from hub.ingest.events import Incoming, apply_facts, record_many
+from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
+from hub.ledger.history import build_history, payment_view
+from hub.attribution.partners import EMAIL_RE, enrolled_partner_id
+from hub.attribution.customers import can_attribute, self_referral_reason
+from hub.attribution.referrals import can_earn
+from hub.runtime import Hub
+from hub.ledger.statuses import fold_status, status_upsert
+
+CustomerKey = tuple[str, str]
+Fact = Any  # one of FAST_KINDS
+
+
+def apply_batch(hub: Hub, session: Session, items: list[Incoming]) -> list[bool]:
+    """Record and apply `items` in the caller's transaction; per item, False for a duplicate."""
+    row_ids = record_many(session, items)
+    stored = [(item, row_id) for item, row_id in zip(items, row_ids) if row_id is not None]
+    existing = _existing(session, [i for i, _ in stored])
+    candidates, others = split(stored, existing)
+    for item, row_id in others:
+        apply_facts(hub, session, item.facts, row_id)
+    for item, row_id in FastPath(hub, session).apply(candidates, existing):
+        apply_facts(hub, session, item.facts, row_id)
+    return [row_id is not None for row_id in row_ids]
+
+
+def split(stored: list[tuple[Incoming, int]],
+          existing: set[CustomerKey]) -> tuple[list[Any], list[Any]]:
+    """(fast-path candidates, the others), each in batch order. A candidate holds one fact of a
+    kind the fast path knows; the first event of a customer not in `existing` is one only if it
+    is a customer event (`FastPath` creates the customer; otherwise the per-event path does, and
+    its later events may be candidates again); one that comes before another event of its
+    customer joins the others, so a customer's events keep their order."""
+    first: dict[CustomerKey, int] = {}
+    for index, (item, _) in enumerate(stored):
+        for key in _customers(item):
+            first.setdefault(key, index)
+
+    def candidate(item: Incoming, index: int) -> bool:
+        creates = type(item.facts[0]) is CustomerSeen if item.facts else False
+        return _candidate(item) and all(k in existing or first[k] < index
+                                        or creates and first[k] == index
+                                        for k in _customers(item))
+
+    last_other: dict[CustomerKey, int] = {}
+    for index, (item, _) in enumerate(stored):
+        if not candidate(item, index):
+            for key in _customers(item):
+                last_other[key] = index
+    candidates, others = [], []
+    for index, entry in enumerate(stored):
+        item = entry[0]
+        if candidate(item, index) and all(last_other.get(k, -1) < index
+                                          for k in _customers(item)):
+            candidates.append(entry)
+        else:
+            others.append(entry)
+    return candidates, others
+
+
+def _existing(session: Session, items: list[Incoming]) -> set[CustomerKey]:
+    """Which of the customers `items` are about the hub knows (one query per provider)."""
+    by_provider: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        if _candidate(item):
+            for provider, ref in _customers(item):
+                by_provider[provider].add(ref)
+    known: set[CustomerKey] = set()
+    stmt = _statements(_dialect(session)).customer_refs
+    for provider, refs in by_provider.items():
+        known.update((provider, ref) for ref in session.scalars(
+            stmt, {"provider": provider, "refs": list(refs)}))
+    return known
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@functools.lru_cache(maxsize=None)
+def _statements(dialect: str) -> SimpleNamespace:
+    """The batch's reads, built once per dialect (each key list is one parameter)."""
+    provider_is = Customer.provider == bindparam("provider")
+    of_customers = {t: one_of(dialect, t.customer_id, "ids")
+                    for t in (PaymentRecord, SubscriptionState, CustomerStatus)}
+    adjustment_refs = (PaymentAdjustment.payment_ref, PaymentAdjustment.charge_ref,
+                       PaymentAdjustment.intent_ref)
+    return SimpleNamespace(
+        customer_refs=select(Customer.ref).where(
+            provider_is, one_of(dialect, Customer.ref, "refs")),
+        customers=select(Customer, Referral, Partner)
+        .outerjoin(Referral, Referral.customer_id == Customer.id)
+        .outerjoin(Partner, Partner.id == Referral.partner_id)
+        .where(provider_is, one_of(dialect, Customer.ref, "refs")),
+        payments=select(*PaymentRecord.__table__.c).where(of_customers[PaymentRecord])
+        .order_by(PaymentRecord.occurred_at, PaymentRecord.ref),
+        states=select(*SubscriptionState.__table__.c).where(of_customers[SubscriptionState])
+        .order_by(SubscriptionState.occurred_at, SubscriptionState.id),
+        statuses=select(*CustomerStatus.__table__.c).where(of_customers[CustomerStatus]),
+        # Every reference kind is matched against all the batch's references: a superset of
+        # each kind against its own, narrowed in Python.
+        adjustments=select(*adjustment_refs).where(
+            one_of(dialect, PaymentAdjustment.provider, "providers"),
+            or_(*(one_of(dialect, column, "refs") for column in adjustment_refs))),
+        partners_by_code=select(Partner).where(one_of(dialect, Partner.code, "codes")),
+        partner_ids=select(Partner.id).where(one_of(dialect, Partner.id, "ids")),
+    )
+
+
+FAST_KINDS = (PaymentSucceeded, SubscriptionChanged, CustomerSeen)
+Fast = PaymentSucceeded | SubscriptionChanged | CustomerSeen
+
+
+def _candidate(item: Incoming) -> bool:
+    return len(item.facts) == 1 and type(item.facts[0]) in FAST_KINDS
+
+
+def _customers(item: Incoming) -> list[CustomerKey]:
+    keys = []
+    for fact in item.facts:
+        ref = getattr(fact, "customer_ref", None)
+        if ref:
+            keys.append((getattr(fact, "customer_provider", None) or fact.provider, ref))
+    return keys
+
+
+@dataclass
+class Known:
+    """What the batch knows of one customer: read once, then extended by its fast payments."""
+
+    customer: Customer
+    referrals: list[tuple[Referral, Partner]] = field(default_factory=list)
+    payments: list[Any] = field(default_factory=list)
+    states: list[Any] = field(default_factory=list)
+    status: Any = None
+    adjusted_refs: set[str] = field(default_factory=set)
+    enrolled: set[str] = field(default_factory=set)
+    refused: bool = False
+
+
+def fast_path_refusal(hub: Hub, known: Known | None, fact: Fact) -> str | None:
+    """Why `fact` needs the per-event path, or None when the fast path gives the same result:
+    nothing about the customer changes, no attribution or enrolment can happen, no later
+    payment's history changes and no refund or dispute waits for a new payment."""
+    if known is None:
+        return "new customer"
+    if known.refused:
+        return "an earlier event of the customer took the per-event path"
+    customer = known.customer
+    for name in ("email", "partner_code", "install_id"):
+        if getattr(fact, name, None) and getattr(customer, name) is None:
+            return f"fills the customer's {name}"
+    if fact.occurred_at < customer.first_seen_at:
+        return "earlier than the customer's first sighting"
+    # What each handler of `hub.ingest.apply` claims by: a payment also by the customer's own code
+    # and installation, the others by the fact's.
+    paid = isinstance(fact, PaymentSucceeded)
+    if fact.install_id or paid and customer.install_id:
+        return "installation code"
+    code = ((fact.partner_code or (customer.partner_code if paid else None)) or "").strip()
+    if code and not any(p.code == code for _, p in known.referrals):
+        return "partner code that may attribute"
+    if not isinstance(fact, SubscriptionChanged) and _enrolment_due(hub, known):
+        return "automatic enrolment"
+    if not paid or any(p.ref == fact.payment_ref for p in known.payments):
+        return None  # a payment stored before is not settled again
+    if known.payments and known.payments[-1].occurred_at >= fact.occurred_at:
+        return "a later payment is known (its history changes)"
+    if {fact.payment_ref, fact.charge_ref, fact.intent_ref} & known.adjusted_refs:
+        return "refund or dispute waiting"
+    if any(r.effective_from is not None and fact.occurred_at < r.effective_from
+           for r, _ in known.referrals):
+        return "before an operator's reassignment"
+    return None
+
+
+def creation_refusal(hub: Hub, fact: CustomerSeen) -> str | None:
+    """Why a customer seen for the first time needs the per-event path, or None."""
+    if fact.install_id:
+        return "installation code"
+    if fact.email and EMAIL_RE.match(fact.email) and any(
+            hub.constant(program, "auto_enroll_kind") for program in hub.programs.values()):
+        return "automatic enrolment"
+    return None
+
+
+def _enrolment_due(hub: Hub, known: Known) -> bool:
+    customer = known.customer
+    if not customer.email or not EMAIL_RE.match(customer.email):
+        return False
+    return any(hub.constant(program, "auto_enroll_kind")
+               and enrolled_partner_id(program.name, customer) not in known.enrolled
+               for program in hub.programs.values())
+
+
+class FastPath:
+    """The set-based path for a batch's candidates."""
+
+    def __init__(self, hub: Hub, session: Session):
+        self.hub, self.session = hub, session
+        self.payments: list[dict[str, Any]] = []
+        self.states: list[dict[str, Any]] = []
+        self.lines: list[dict[str, Any]] = []
+
+    def apply(self, candidates: list[tuple[Incoming, int]],
+              existing: set[CustomerKey]) -> list[tuple[Incoming, int]]:
+        """Apply what the fast path can; the rest, in batch order, for the per-event path."""
+        if not candidates:
+            return []
+        facts = [item.facts[0] for item, _ in candidates]
+        created = self._create([(fact, row_id) for (_, row_id), fact in zip(candidates, facts)
+                                if (fact.provider, fact.customer_ref) not in existing])
+        known = self._read(facts)
+        refused = []
+        for (item, row_id), fact in zip(candidates, facts):
+            if row_id in created:
+                continue
+            entry = known.get((fact.provider, fact.customer_ref))
+            if fast_path_refusal(self.hub, entry, fact) is not None:
+                if entry is not None:
+                    entry.refused = True
+                refused.append((item, row_id))
+                continue
+            assert entry is not None
+            if isinstance(fact, PaymentSucceeded):
+                self._settle(entry, fact, row_id)
+            elif isinstance(fact, SubscriptionChanged):
+                self._state(entry, fact, fact.status, fact.plan, row_id)
+        self._write(known)
+        return refused
+
+    def _create(self, first_events: list[tuple[Fact, int]]) -> set[int]:
+        """What `dispatch._customer_seen` does for a customer seen for the first time, with a
+        code or none, for all of them at once: insert the customers, attribute those whose code
+        names a partner that may take them. The events it applied (by row id); the others are
+        left to the per-event path (an installation code, an automatic enrolment, a customer
+        another process created meanwhile)."""
+        wanted = {(f.provider, f.customer_ref): (f, row_id) for f, row_id in reversed(first_events)
+                  if isinstance(f, CustomerSeen) and creation_refusal(self.hub, f) is None}
+        if not wanted:
+            return set()
+        rows = [dict(provider=f.provider, ref=f.customer_ref, email=f.email,
+                     partner_code=f.partner_code, install_id=None, first_seen_at=f.occurred_at)
+                for f, _ in wanted.values()]
+        ids = insert_ignore_many(self.session, Customer, sorted(rows, key=lambda r: (
+            r["provider"], r["ref"])), ("provider", "ref"))
+        codes = {f.partner_code.strip() for f, _ in wanted.values() if f.partner_code}
+        partners = {p.code: p for p in self.session.scalars(
+            _statements(_dialect(self.session)).partners_by_code,
+            {"codes": sorted(codes)})} if codes else {}
+        referrals = []
+        for key, (fact, row_id) in wanted.items():
+            partner = partners.get((fact.partner_code or "").strip())
+            if key not in ids or partner is None or not can_attribute(self.hub, partner):
+                continue
+            customer = SimpleNamespace(ref=fact.customer_ref, email=fact.email)
+            reason = self_referral_reason(partner, customer)  # type: ignore[arg-type]
+            referrals.append(dict(
+                program=partner.program, partner_id=partner.id, customer_id=ids[key],
+                source="code", attributed_at=fact.occurred_at, click_id=None, link_code=None,
+                self_referral=reason is not None, flag_reason=reason, event_id=row_id))
+        insert_ignore_many(self.session, Referral, referrals, ("program", "customer_id"))
+        return {row_id for key, (_, row_id) in wanted.items() if key in ids}
+
+    def _read(self, facts: list[Fact]) -> dict[CustomerKey, Known]:
+        s = self.session
+        by_provider: dict[str, set[str]] = defaultdict(set)
+        for fact in facts:
+            by_provider[fact.provider].add(fact.customer_ref)
+        known: dict[CustomerKey, Known] = {}
+        stmts = _statements(_dialect(s))
+        for provider, refs in by_provider.items():
+            rows = s.execute(stmts.customers, {"provider": provider, "refs": list(refs)}).all()
+            for customer, referral, partner in rows:
+                entry = known.setdefault((provider, customer.ref), Known(customer))
+                if referral is not None and partner is not None:
+                    entry.referrals.append((referral, partner))
+        by_id = {k.customer.id: k for k in known.values()}
+        if not by_id:
+            return known
+        ids = {"ids": list(by_id)}
+        for p in s.execute(stmts.payments, ids):
+            by_id[p.customer_id].payments.append(p)
+        for st in s.execute(stmts.states, ids):
+            by_id[st.customer_id].states.append(st)
+        for row in s.execute(stmts.statuses, ids):
+            by_id[row.customer_id].status = row
+        self._read_adjustments([f for f in facts if isinstance(f, PaymentSucceeded)], known)
+        self._read_enrolments(known)
+        return known
+
+    def _read_adjustments(self, facts: list[PaymentSucceeded],
+                          known: dict[CustomerKey, Known]) -> None:
+        """Refunds and disputes stored before their payment (matched as `dispatch.reconcile`
+        matches them: by payment, charge or intent reference)."""
+        refs = sorted({r for f in facts for r in (f.payment_ref, f.charge_ref, f.intent_ref) if r})
+        if not refs:
+            return
+        rows = self.session.execute(_statements(_dialect(self.session)).adjustments, {
+            "providers": sorted({f.provider for f in facts}), "refs": refs}).all()
+        waiting = {r for row in rows for r in row if r}
+        for fact in facts:
+            entry = known.get((fact.provider, fact.customer_ref))
+            if entry is not None:
+                entry.adjusted_refs |= waiting & {fact.payment_ref, fact.charge_ref, fact.intent_ref}
+
+    def _read_enrolments(self, known: dict[CustomerKey, Known]) -> None:
+        programs = [p for p in self.hub.programs.values()
+                    if self.hub.constant(p, "auto_enroll_kind")]
+        if not programs:
+            return
+        wanted = {enrolled_partner_id(p.name, k.customer): k for k in known.values()
+                  for p in programs}
+        for partner_id in self.session.scalars(_statements(_dialect(self.session)).partner_ids,
+                                               {"ids": list(wanted)}):
+            wanted[partner_id].enrolled.add(partner_id)
+
+    def _settle(self, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
+        """What `dispatch._payment_succeeded` does for such a payment, into the batch's rows."""
+        if fact.subscription_ref:
+            # A paid invoice means the account is in good standing from now on.
+            self._state(known, fact, "active", fact.plan, event_id)
+        if any(p.ref == fact.payment_ref for p in known.payments):
+            return
+        customer = known.customer
+        payment = dict(
+            provider=fact.provider, ref=fact.payment_ref, charge_ref=fact.charge_ref,
+            intent_ref=fact.intent_ref, customer_id=customer.id,
+            subscription_ref=fact.subscription_ref, plan=fact.plan, amount=fact.amount,
+            currency=fact.currency.upper(),
+            gross_amount=fact.amount if fact.gross_amount is None else fact.gross_amount,
+            occurred_at=fact.occurred_at, event_id=event_id)
+        self.payments.append(payment)
+        known.payments.append(SimpleNamespace(**payment))
+        history = None
+        for referral, partner in known.referrals:
+            program = self.hub.program(referral.program)
+            if program is None or not can_earn(referral.self_referral, partner.status):
+                continue
+            history = history or build_history(known.payments, known.states, customer.ref)
+            from hub.ingest.apply import referral_view
+
+            for draft in self.hub.rules(program, "commissions_for_payment",
+                                        payment=payment_view(known.payments[-1], customer.ref),
+                                        referral=referral_view(referral, partner, customer),
+                                        history=history):
+                if draft.amount:
+                    self.lines.append(ledger.line_values(
+                        program, partner.id, draft, referral_id=referral.id,
+                        payment_id=None, event_id=event_id, plugin_name=program.plugin)
+                        | {"_payment": (fact.provider, fact.payment_ref)})
+
+    def _state(self, known: Known, fact: Any, status: str, plan: str | None,
+               event_id: int) -> None:
+        """A subscription fact, as `statuses.record_state` stores it."""
+        state = dict(provider=fact.provider,
+                     subscription_ref=getattr(fact, "subscription_ref", None) or fact.customer_ref,
+                     customer_id=known.customer.id, status=status, plan=plan,
+                     occurred_at=fact.occurred_at, event_id=event_id)
+        self.states.append(state)
+        if not any(_state_key(s) == _state_key(state) for s in known.states):
+            known.states.append(SimpleNamespace(**state))
+
+    def _write(self, known: dict[CustomerKey, Known]) -> None:
+        s = self.session
+        payment_ids = insert_ignore_many(
+            s, PaymentRecord, sorted(self.payments, key=lambda p: (p["provider"], p["ref"])),
+            ("provider", "ref"))
+        states = insert_ignore_many(
+            s, SubscriptionState, sorted(self.states, key=_state_key),
+            ("provider", "subscription_ref", "occurred_at", "status"))
+        self._write_statuses([st for st in self.states if _state_key(st) in states], known)
+        lines = []
+        for line in self.lines:
+            # A payment another process stored first is settled by that process.
+            pid = payment_ids.get(line.pop("_payment"))
+            if pid is not None:
+                lines.append(line | {"payment_id": pid})
+        lines.sort(key=lambda line: (line["program"], line["partner_id"], line["key"]))
+        booked = insert_ignore_many(s, Commission, lines, ("program", "partner_id", "key"))
+        lines = [line for line in lines if (line["program"], line["partner_id"], line["key"]) in booked]
+        ledger.insert_entries(s, ledger.earn_legs(lines))
+        if webhooks_out.wanted(s, "commission.created"):
+            for line in lines:
+                row = Commission(**line)
+                make_transient_to_detached(row)
+                webhooks_out.emit(s, "commission.created", line["id"], ledger.commission_event(row))
+
+    def _write_statuses(self, new_states: list[dict[str, Any]], known: dict[CustomerKey, Known]) -> None:
+        by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for state in new_states:
+            by_customer[state["customer_id"]].append(state)
+        current = {k.customer.id: k.status for k in known.values()}
+        rows = []
+        for customer_id, states in sorted(by_customer.items()):
+            row = fold_status(current.get(customer_id), states)
+            if row is not None:
+                rows.append(dict(customer_id=customer_id, **row))
+        if rows:
+            status_upsert(self.session, rows)
+
+
+def _state_key(state: Any) -> tuple[Any, ...]:
+    get = state.get if isinstance(state, dict) else lambda k: getattr(state, k)
+    return (get("provider"), get("subscription_ref"), get("occurred_at"), get("status"))

@@ -1,0 +1,133 @@
+"""Automatic payouts, set-based: every account over its program's threshold paid in batches.
+
+The rules are the ones `hub.payouts.states.trigger_automatic` applies to one partner (the program's
+`automatic` policy, its minimum per partner kind, a PayPal address, no automatic payout again
+into an address PayPal refused); here they are applied to up to `BATCH_SIZE` accounts with a
+handful of statements: lock the partners (in id order, so racing ticks cannot deadlock),
+read their payable money per commission, insert the payouts, reserve their money
+(payable -> in_payout, one transfer per payout, as `create_payout` writes it) and open one
+PayPal batch for all of them, whose message follows the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.ledger import entries as ledger
+from hub.clock import utcnow
+from hub.db.models import Partner, Payout, new_id
+from hub.db.upsert import many_rows
+from hub.payouts.batches import BATCH_SIZE, chunks, open_batch
+from hub.payouts.states import payable_accounts, refused_before
+from hub.runtime import Hub
+
+
+@dataclass(frozen=True)
+class Account:
+    """A partner's payable money in one currency under an automatic policy."""
+
+    partner_id: str
+    currency: str
+    program: str
+    minimum: int
+
+
+def split_accounts(hub: Hub, rows: Iterable[Any]) -> tuple[list[Account], list[tuple[str, str]]]:
+    """Payable accounts (`payouts.payable_accounts` rows) into automatic PayPal ones at or over
+    their minimum, and the rest (other policies, or no PayPal address: decided per partner)."""
+    automatic, others = [], []
+    minimums: dict[tuple[str, str, bool], int | None] = {}  # one hook call per program and kind
+    for row in rows:
+        key = (row.program, row.kind, bool(row.paypal_email))
+        if key not in minimums:
+            minimums[key] = automatic_minimum(hub, row.program, row.kind, row.paypal_email)
+        minimum = minimums[key]
+        if minimum is None:
+            others.append((row.partner_id, row.currency))
+        elif row.payable >= minimum:
+            automatic.append(Account(row.partner_id, row.currency, row.program, minimum))
+    return automatic, others
+
+
+def automatic_minimum(hub: Hub, program_name: str, kind: str,
+                      paypal_email: str | None) -> int | None:
+    """The threshold of an automatic PayPal payout for this partner; None when its program
+    does not pay automatically (or it has no PayPal address, so it is listed for manual
+    payment by `payouts.policy_for`)."""
+    program = hub.program(program_name)
+    if program is None or not paypal_email:
+        return None
+    policy = hub.payout_policy(program, kind)
+    return max(policy.minimum, 1) if policy.mode == "automatic" else None
+
+
+def create_for_changed(hub: Hub, session: Session, changed: Iterable[tuple[str, str]]) -> int:
+    """Automatic payouts for the accounts a ledger change lifted (the tick's hold releases), in
+    the caller's transaction. Returns how many payouts were created."""
+    wanted = set(changed)
+    if not wanted:
+        return 0
+    partner_ids = sorted({partner_id for partner_id, _ in wanted})
+    rows = [r for chunk in chunks(partner_ids, BATCH_SIZE)
+            for r in payable_accounts(session, chunk) if (r.partner_id, r.currency) in wanted]
+    automatic, _ = split_accounts(hub, rows)
+    return sum(create_automatic(session, chunk) for chunk in chunks(automatic, BATCH_SIZE))
+
+
+def create_automatic(session: Session, accounts: list[Account]) -> int:
+    """Pay `accounts` (at most `BATCH_SIZE`, in partner order) in one batch. The balances are
+    read again under the partners' locks: a racing tick that paid them first leaves nothing."""
+    partner_ids = sorted({a.partner_id for a in accounts})
+    emails = _lock_partners(session, partner_ids)
+    nets = ledger.payable_by_account(session, partner_ids)
+    last = _last_automatic(session, partner_ids)
+    due = []
+    for account in accounts:
+        key = (account.partner_id, account.currency)
+        amount = sum(net for _, net in nets.get(key, []))
+        email = emails.get(account.partner_id)
+        last_status, last_receiver = last.get(key, (None, None))
+        if amount >= account.minimum and email and not refused_before(last_status, last_receiver,
+                                                                       email):
+            due.append((account, amount, email, new_id("po")))
+    if not due:
+        return 0
+    batch_id, now = open_batch(session, "paypal", len(due)), utcnow()
+    rows = [dict(id=payout_id, partner_id=a.partner_id, program=a.program, amount=amount,
+                 currency=a.currency, status="queued", method="paypal", period=None, attempts=0,
+                 receiver=email, dead_letter=False, batch_id=batch_id, created_at=now,
+                 updated_at=now) for a, amount, email, payout_id in due]
+    session.execute(*many_rows(session, Payout.__table__, rows))  # one statement for all
+    ledger.move_lines_many(session, [(payout_id, a.partner_id, a.currency,
+                                      nets[(a.partner_id, a.currency)])
+                                     for a, _, _, payout_id in due],
+                           "payable", "in_payout", kind="payout")
+    return len(due)
+
+
+def _lock_partners(session: Session, partner_ids: list[str]) -> dict[str, str | None]:
+    """`payouts.lock_partner` for many (FOR NO KEY UPDATE, in id order); their PayPal addresses
+    as of the lock."""
+    stmt = (select(Partner.id, Partner.paypal_email).where(Partner.id.in_(partner_ids))
+            .order_by(Partner.id))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(key_share=True)
+    return {pid: email for pid, email in session.execute(stmt).all()}
+
+
+def _last_automatic(session: Session, partner_ids: list[str]
+                    ) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(status, receiver) of each account's latest unscheduled payout."""
+    ranked = (select(Payout.partner_id, Payout.currency, Payout.status, Payout.receiver,
+                     func.row_number().over(partition_by=(Payout.partner_id, Payout.currency),
+                                            order_by=(Payout.created_at.desc(), Payout.id.desc()))
+                     .label("n"))
+              .where(Payout.partner_id.in_(partner_ids), Payout.period.is_(None)).subquery())
+    rows = session.execute(select(ranked.c.partner_id, ranked.c.currency, ranked.c.status,
+                                  ranked.c.receiver).where(ranked.c.n == 1)).all()
+    return {(p, c): (status, receiver) for p, c, status, receiver in rows}
