@@ -38,7 +38,7 @@ from benchmarks.portal_pages import PASSWORD, seed  # noqa: E402
 from hub.app import create_app  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
-from hub.runtime import build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
 
 TOKEN = "bench-admin-token-0123456789"
 REFERENCE_SQL = (

@@ -29,9 +29,9 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 from benchmarks.ingest import schema_url  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import Payout  # noqa: E402
-from hub.payouts.states import sweep  # noqa: E402
+from hub.payouts.sweep import sweep  # noqa: E402
 from hub.jobs.queue import close_queue, queue_of  # noqa: E402
-from hub.runtime import build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
 from tests.payout_helpers import FakePaypal  # noqa: E402
 
 

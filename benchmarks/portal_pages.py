@@ -35,7 +35,8 @@ from hub.db.models import (Commission, Customer, LedgerEntry, Partner, PaymentRe
                            ProviderEvent, Referral, SubscriptionState)
 from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
 from hub.attribution.counts import count_changes  # noqa: E402
-from hub.runtime import Hub, build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
+from hub.runtime import Hub# noqa: E402
 from hub.ledger.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
 from hub.web.passwords import hash_password  # noqa: E402
 

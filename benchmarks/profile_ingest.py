@@ -24,7 +24,7 @@ from benchmarks.ingest import SECRET, schema_url, seed_hub  # noqa: E402
 from connectors import stripe_trigger as st  # noqa: E402
 from connectors.stripe import process  # noqa: E402
 from hub.config import load_config  # noqa: E402
-from hub.runtime import build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from benchmarks import replay  # noqa: E402
 from benchmarks.ingest import schema_url  # noqa: E402
 from hub.config import load_config  # noqa: E402
 from hub.ingest.replay import replay_file  # noqa: E402
-from hub.runtime import build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
 
 
 def statement_clock(engine: Any) -> tuple[dict[str, float], Counter[str]]:

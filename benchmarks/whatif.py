@@ -36,7 +36,8 @@ from hub.db.models import (Commission, Customer, Partner, PaymentAdjustment,  # 
                            PaymentRecord, ProviderEvent, Referral, SubscriptionState)
 from hub.money import percent_of  # noqa: E402
 from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all  # noqa: E402
-from hub.runtime import Hub, build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
+from hub.runtime import Hub# noqa: E402
 from hub.ingest.whatif import run_whatif  # noqa: E402
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)

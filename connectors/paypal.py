@@ -39,8 +39,8 @@ from hub.facts import (CustomerSeen, PaymentAdjusted, PaymentSucceeded, PayoutSt
                        SubscriptionChanged, well_typed)
 from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.money import exponent, to_minor
-from hub.payouts.states import GatewayAnswer, PayoutOrder
-from hub.jobs.queue import PermanentError, TransientError
+from hub.payouts.gateway import GatewayAnswer, PayoutOrder
+from hub.errors import PermanentError, TransientError
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -402,7 +402,7 @@ def normalise(event: dict[str, Any]) -> list[Any]:
 
 
 def gateway_of(hub: Hub) -> PaypalGateway:
-    from hub.payouts.states import gateway_for
+    from hub.payouts.gateway import gateway_for
 
     gateway = gateway_for(hub, PROVIDER)
     assert isinstance(gateway, PaypalGateway)

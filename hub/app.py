@@ -1,4 +1,5 @@
-"""The HTTP app, declared as data: routes from the core, the connectors and the plugins."""
+"""The composition root: the running hub (`build_hub`) and its HTTP app (`create_app`), declared
+as data: routes from the core, the connectors and the plugins."""
 
 from __future__ import annotations
 
@@ -12,18 +13,36 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hub import api, web
-from hub.errors import HTTPError
 from hub.api.http import error_response, hub_of
-from hub.ops.metrics import METRICS
 from hub.api.openapi import openapi_document
-from hub.runtime import Hub
+from hub.config import Config
+from hub.db.session import make_engine, session_factory, upgrade
+from hub.errors import HTTPError
+from hub.jobs.actors import build_queue
+from hub.jobs.queue import redis_check
+from hub.ops.metrics import METRICS
+from hub.registry import Registry, load_registry
+from hub.runtime import Hub, build_programs
 
 log = logging.getLogger(__name__)
+
+
+def build_hub(config: Config, *, migrate: bool = True, registry: Registry | None = None) -> Hub:
+    """The running hub: plugins, enabled programs, the database (migrated unless told not to) and
+    the queue with every actor (`hub.jobs.actors`), built on first use."""
+    registry = registry or load_registry()
+    programs = build_programs(config, registry)
+    engine = make_engine(config.database.url, config.database.pool_size)
+    if migrate:
+        upgrade(engine)
+    return Hub(config=config, registry=registry, programs=programs, engine=engine,
+               sessions=session_factory(engine), queue_factory=build_queue)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -121,8 +140,6 @@ class TimingMiddleware:
 
 
 def create_app(hub: Hub) -> Starlette:
-    from starlette.middleware import Middleware
-
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
@@ -139,7 +156,5 @@ def create_app(hub: Hub) -> Starlette:
     )
     app.state.hub = hub
     if hub.config.queue.url:
-        from hub.jobs.queue import redis_check
-
         hub.extras.setdefault("queue_check", lambda: redis_check(hub))
     return app

@@ -12,7 +12,8 @@ from typing import Any
 from hub.clock import parse_instant, utcnow
 from hub.config import load_config
 from hub.errors import HubError, StartupError
-from hub.runtime import Hub, build_hub
+from hub.app import build_hub
+from hub.runtime import Hub
 
 
 def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:

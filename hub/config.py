@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+import zipfile
+from pathlib import PurePosixPath
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
@@ -158,8 +160,6 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 def _downloads(tables: Any) -> dict[str, DownloadConfig]:
-    from hub.attribution.downloads import check_download
-
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise StartupError("[downloads] must hold one table per product: [downloads.<product>]")
     out = {}
@@ -189,3 +189,23 @@ def _read_toml(path: str) -> dict[str, Any]:
         raise StartupError(f"config file {path!r} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise StartupError(f"config file {path!r} is not valid TOML: {exc}") from None
+
+
+def check_download(conf: DownloadConfig, where: str) -> DownloadConfig:
+    """Refuse at start-up an archive that is missing, not a zip, or already holds the stamp."""
+    path = PurePosixPath(conf.stamp_path)
+    if not conf.stamp_path or path.is_absolute() or ".." in path.parts or "\\" in conf.stamp_path:
+        raise StartupError(f"[{where}] stamp_path must be a relative path inside the archive, "
+                           f"not {conf.stamp_path!r}")
+    try:
+        with zipfile.ZipFile(conf.archive) as archive:
+            names = set(archive.namelist())
+    except FileNotFoundError:
+        raise StartupError(f"[{where}] archive: file {conf.archive!r} not found") from None
+    except (zipfile.BadZipFile, IsADirectoryError, PermissionError):
+        raise StartupError(f"[{where}] archive: {conf.archive!r} is not a readable zip "
+                           "file") from None
+    if conf.stamp_path in names:
+        raise StartupError(f"[{where}] stamp_path: the archive already contains "
+                           f"{conf.stamp_path!r}; ship it without that file")
+    return conf

@@ -16,6 +16,15 @@ class StartupError(HubError):
     """Configuration or plugin set-up that must stop the process, naming what to fix."""
 
 
+class PermanentError(HubError):
+    """A background job's failure that retrying cannot fix (every actor `throws` it)."""
+
+
+class TransientError(HubError):
+    """A background job's failure worth retrying with backoff (network errors, 5xx, rate
+    limits)."""
+
+
 class HTTPError(HubError):
     status: int = 400
     code: str = "bad_request"

@@ -1,29 +1,49 @@
-"""The running hub: config, plugins, enabled programs and the database, built once at start-up."""
+"""The running hub: config, plugins, enabled programs, the database and the queue.
+
+`Hub` is what every part of the core is handed. It is assembled by the composition root
+(`hub.app.build_hub`), which also wires the queue the jobs side declares (`hub.jobs.actors`):
+lower layers only say "send this message after the commit" (`send_after_commit`) and never
+import the queue or its actors.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Config
-from hub.db.session import make_engine, session_factory, transaction, upgrade
+from hub.db.session import transaction
 from hub.errors import StartupError
-from hub.registry import Registry, load_registry
 from hub.programs import KindProfile, PayoutPolicy, Program
+from hub.registry import Registry
 from hub.settings import parse_table
 
-
 AFTER_COMMIT = "hub_after_commit"
+QUEUE_KEY = "queue"
+log = logging.getLogger(__name__)
+
+
+class Messenger(Protocol):
+    """What the core needs of the queue: send a job message by actor name (ids only)."""
+
+    def send(self, name: str, *args: Any, delay_ms: int | None = None) -> None: ...
 
 
 def after_commit(session: Session, job: Callable[["Hub"], None]) -> None:
     """Run `job(hub)` after the transaction `session` belongs to commits (see Hub.transaction)."""
     session.info.setdefault(AFTER_COMMIT, []).append(job)
+
+
+def send_after_commit(session: Session, name: str, *args: Any) -> None:
+    """Send the job message `name(*args)` once the surrounding `hub.transaction()` has committed.
+    A message that cannot be sent is logged: its row is committed, and `hub tick` re-sends it."""
+    after_commit(session, lambda hub: hub.send_quietly(name, args))
 
 
 @dataclass
@@ -34,6 +54,25 @@ class Hub:
     engine: Engine
     sessions: sessionmaker[Session]
     extras: dict[str, Any] = field(default_factory=dict)
+    # Builds the queue on first use; set by the composition root (`hub.app.build_hub`).
+    queue_factory: Callable[["Hub"], Messenger] | None = None
+
+    @property
+    def queue(self) -> Any:
+        """The hub's queue (a `hub.jobs.queue.Queue`), built on first use."""
+        queue = self.extras.get(QUEUE_KEY)
+        if queue is None:
+            if self.queue_factory is None:
+                raise RuntimeError("this hub has no queue: build it with hub.app.build_hub")
+            queue = self.extras.setdefault(QUEUE_KEY, self.queue_factory(self))
+        return queue
+
+    def send_quietly(self, name: str, args: tuple[Any, ...]) -> None:
+        try:
+            self.queue.send(name, *args)
+        except Exception as exc:  # noqa: BLE001 - the row is committed; `hub tick` re-sends it
+            log.warning("could not enqueue %s%r: %s; hub tick will re-send it", name, args,
+                        type(exc).__name__)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -96,13 +135,3 @@ def build_programs(config: Config, registry: Registry) -> dict[str, Program]:
         settings = parse_table(kind.settings, table, where)
         programs[name] = Program(name=name, plugin=plugin, settings=settings, kinds=kind.kinds)
     return programs
-
-
-def build_hub(config: Config, *, migrate: bool = True, registry: Registry | None = None) -> Hub:
-    registry = registry or load_registry()
-    programs = build_programs(config, registry)
-    engine = make_engine(config.database.url, config.database.pool_size)
-    if migrate:
-        upgrade(engine)
-    return Hub(config=config, registry=registry, programs=programs, engine=engine,
-               sessions=session_factory(engine))

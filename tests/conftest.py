@@ -22,7 +22,8 @@ os.environ["HUB_LOAD_PLUGINS"] = ""  # keep installed third-party plugins out of
 
 from hub.app import create_app  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
-from hub.runtime import Hub, build_hub  # noqa: E402
+from hub.app import build_hub# noqa: E402
+from hub.runtime import Hub# noqa: E402
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "")
 WEBHOOK_SECRET = "whsec_test_" + "x" * 24

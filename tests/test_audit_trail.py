@@ -21,7 +21,7 @@ from hub.db.audit import SETTINGS_CHANGED, record_settings_changes
 from hub.config import load_config
 from hub.db.models import AuditLog, Payout
 from hub.jobs.queue import queue_of
-from hub.runtime import build_hub
+from hub.app import build_hub
 from tests.conftest import ADMIN_TOKEN, operator_headers
 from tests.stripe_helpers import create_partner, post_event
 from tests.test_authz_matrix import MATRIX

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import Commission, Material, Referral
-from hub.payouts.states import request_withdrawal
+from hub.payouts.requests import request_withdrawal
 from tests.conftest import ADMIN_TOKEN, operator_headers
 from tests.stripe_helpers import create_partner, post_event
 from tests.web_helpers import admin_login, give_password, portal_login

@@ -36,9 +36,10 @@ from hub.app import create_app
 from hub.clock import utcnow
 from hub.config import config_from_dict, load_config
 from hub.db.models import Commission, Partner, ProviderEvent
-from hub.payouts.states import operator_action, request_withdrawal
+from hub.payouts.requests import request_withdrawal
+from hub.payouts.states import operator_action
 from hub.jobs.queue import close_queue, queue_of
-from hub.runtime import build_hub
+from hub.app import build_hub
 from hub.jobs.tick import run_tick
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.payout_helpers import (SANDBOX, FakePaypal, FakePaypalServer, at, balance_of,

@@ -27,9 +27,10 @@ from hub.ledger import entries as ledger
 from hub.config import config_from_dict
 from hub.db.models import Commission, Partner
 from hub.ingest.events import record
-from hub.payouts.states import create_payout, transition
+from hub.payouts.requests import create_payout
+from hub.payouts.states import transition
 from hub.programs import Draft
-from hub.runtime import build_hub
+from hub.app import build_hub
 from tests.test_ledger_properties import _check_sources, _check_transfers, _check_partner, snapshot
 
 COUNTS = {"ci": 2000, "dev": 200, "thorough": 20_000, "debug": 30}

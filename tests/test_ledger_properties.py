@@ -47,7 +47,8 @@ from hub.app import create_app
 from hub.db.models import Commission, LedgerEntry, Payout, ProviderEvent
 from hub.errors import HTTPError
 from hub.attribution.partners import create_partner, derived_code, transition
-from hub.payouts.states import operator_action, request_withdrawal
+from hub.payouts.requests import request_withdrawal
+from hub.payouts.states import operator_action
 from hub.jobs.tick import run_tick
 
 # Examples per run, by HYPOTHESIS_PROFILE: "ci" is the default (what plain `python -m pytest`
@@ -462,7 +463,7 @@ def _op() -> dict[str, str]:
 def pair(tmp_path_factory: Any) -> Any:
     """Two hubs (in order / shuffled) shared by all examples: histories use their own codes."""
     from hub.config import config_from_dict
-    from hub.runtime import build_hub
+    from hub.app import build_hub
     from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 
     hubs = []

@@ -17,7 +17,7 @@ from hub.payouts import batches as payout_batches
 from hub.clock import utcnow
 from hub.db.models import LedgerEntry, PayoutBatch
 from hub.payouts.batches import chunks, request_of_item
-from hub.payouts.states import refused_before
+from hub.payouts.requests import refused_before
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
 from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay, payouts_of,
@@ -252,7 +252,7 @@ def test_the_batch_size_caps_every_request(hub, fake, monkeypatch):
 def test_the_sweep_batches_what_the_release_left_over(hub, fake, monkeypatch):
     """Accounts already payable when the tick starts (say, a release whose payouts were not
     made) are paid by the sweep, in capped batches too."""
-    from hub.payouts.states import sweep
+    from hub.payouts.sweep import sweep
     from hub.jobs.tick import release_holds
 
     monkeypatch.setattr(payout_batches, "BATCH_SIZE", 2)

@@ -20,7 +20,7 @@ import pytest
 from hub.clock import utcnow
 from hub.config import load_config
 from hub.jobs.queue import close_queue
-from hub.runtime import build_hub
+from hub.app import build_hub
 from hub.jobs.tick import run_tick
 from tests.payout_helpers import (FakePaypal, FakePaypalServer, balance_of, make_partner, pay,
                                   payouts_of, wait_for)
@@ -47,7 +47,8 @@ def test_worker_killed_after_paypal_accepted_completes_the_payout_once(
             partner = make_partner(hub, "crazycall", paypal_email="ann@pay.test")
             pay(hub, partner.code, 30000, currency="usd")  # 20% = $60.00
             run_tick(hub, RELEASED)
-            from hub.payouts.states import operator_action, request_withdrawal
+            from hub.payouts.requests import request_withdrawal
+            from hub.payouts.states import operator_action
             with hub.transaction() as s:
                 payout_id = request_withdrawal(hub, s, partner.id, "USD", None, "test").id
             with hub.transaction() as s:

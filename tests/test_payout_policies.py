@@ -175,19 +175,20 @@ def test_quarterly_manual_list_and_automatic_partners_without_paypal(client, hub
 
 
 def test_operator_rejects_a_dead_lettered_payout_and_the_money_returns(client, hub):
-    from hub.payouts import states as payouts
+    from hub.payouts.requests import create_payout, lock_partner
+    from hub.payouts.sending import dead_letter
 
     partner = make_partner(hub, "crazycall", paypal_email="ann@pay.test")
     earn(hub, partner.code, 40000, "usd")
     with hub.sessions() as s, s.begin():  # queued, its message lost (no after-commit send)
-        payout = payouts.create_payout(s, payouts.lock_partner(s, partner.id),
+        payout = create_payout(s, lock_partner(s, partner.id),
                                        hub.program("crazycall"), "USD", status="queued",
                                        method="paypal")
         payout.attempts, payout.failure_reason = 9, "retrying: PayPal HTTP 503"
     not_yet = client.post(f"/api/v1/payouts/{payout.id}/retry", headers=H)
     assert not_yet.status_code == 409
-    payouts.dead_letter(hub, {"args": [payout.id]}, {"retries": 8, "max_retries": 8})
-    payouts.dead_letter(hub, {"args": [payout.id]}, {"retries": 8, "max_retries": 8})  # twice
+    dead_letter(hub, {"args": [payout.id]}, {"retries": 8, "max_retries": 8})
+    dead_letter(hub, {"args": [payout.id]}, {"retries": 8, "max_retries": 8})  # twice
     shown = client.get(f"/api/v1/payouts/{payout.id}", headers=H).json()
     assert (shown["status"], shown["dead_letter"]) == ("failed", True)
     assert shown["failure_reason"] == "gave up after 9 attempts: PayPal HTTP 503"

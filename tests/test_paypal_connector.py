@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from connectors.paypal import duplicate_batch_id, minor_to_value
 from hub.app import create_app
 from hub.db.models import ProviderEvent, SubscriptionState
-from hub.payouts.states import create_payout, lock_partner
+from hub.payouts.requests import create_payout, lock_partner
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers

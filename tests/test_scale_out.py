@@ -26,7 +26,8 @@ from hub.ledger import entries as ledger
 from hub.config import load_config
 from hub.db.models import Commission, Partner, Payout, ProviderEvent
 from hub.jobs.queue import close_queue
-from hub.runtime import Hub, build_hub
+from hub.app import build_hub
+from hub.runtime import Hub
 from hub.jobs.tick import run_tick as tick_in_process
 from tests.conftest import WEBHOOK_SECRET, _truncate_all
 from tests.payout_helpers import FakePaypal, FakePaypalServer, make_partner, wait_for

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.payouts import states as payouts
+from hub.payouts.requests import request_withdrawal
+from hub.payouts.states import get_payout, operator_action, payout_json
 from hub.db.models import Payout
 from hub.errors import Unprocessable
 from hub.api.http import field, hub_of, read_json, require_operator
@@ -31,7 +32,7 @@ async def listing(request: Request) -> JSONResponse:
             if q.get(name):
                 stmt = stmt.where(getattr(Payout, name) == q[name])
         with hub.sessions() as session:
-            return {"items": [payouts.payout_json(p) for p in session.scalars(stmt)]}
+            return {"items": [payout_json(p) for p in session.scalars(stmt)]}
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -43,8 +44,8 @@ async def read(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         with hub.sessions() as session:
-            payout = payouts.get_payout(session, request.path_params["payout_id"])
-            return payouts.payout_json(payout)
+            payout = get_payout(session, request.path_params["payout_id"])
+            return payout_json(payout)
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -61,9 +62,9 @@ async def withdraw(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         with hub.transaction() as session:
-            payout = payouts.request_withdrawal(hub, session, request.path_params["partner_id"],
+            payout = request_withdrawal(hub, session, request.path_params["partner_id"],
                                                 currency, method, actor)
-            return payouts.payout_json(payout)
+            return payout_json(payout)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
@@ -78,9 +79,9 @@ def _action(action: str) -> Any:
 
         def work() -> dict[str, Any]:
             with hub.transaction() as session:
-                payout = payouts.operator_action(session, request.path_params["payout_id"],
+                payout = operator_action(session, request.path_params["payout_id"],
                                                  action, actor, reference=reference, reason=reason)
-                return payouts.payout_json(payout)
+                return payout_json(payout)
 
         return JSONResponse(await run_in_threadpool(work))
 

@@ -18,7 +18,8 @@ from hub.errors import Unprocessable
 from hub.api.http import field, hub_of, read_json, require_operator
 from hub.api.openapi import register_body
 from hub.attribution.partners import get_partner
-from hub.attribution.referrals import assign, referral_json
+from hub.attribution.referrals import referral_json
+from hub.ingest.assignments import assign
 from hub.api.signups import PROVIDERS
 
 

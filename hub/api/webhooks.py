@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.notify import webhooks as webhooks_out
+from hub.notify import outbox, webhooks as webhooks_out
 from hub.db.audit import record_action
 from hub.db.models import WebhookDelivery, WebhookEndpoint
 from hub.errors import NotFound, Unprocessable
@@ -27,9 +27,9 @@ async def create_endpoint(request: Request) -> JSONResponse:
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise Unprocessable("url must be an http(s) URL", code="invalid_url")
     events = field(data, "events", list, required=False, default=[])
-    unknown = [e for e in events if e not in webhooks_out.EVENTS]
+    unknown = [e for e in events if e not in outbox.EVENTS]
     if unknown:
-        known = ", ".join(webhooks_out.EVENTS)
+        known = ", ".join(outbox.EVENTS)
         raise Unprocessable(f"unknown event {unknown[0]!r}; known: {known}",
                             code="invalid_event")
     secret = field(data, "secret", required=False)
@@ -112,7 +112,7 @@ register_body("post", "/api/v1/webhooks/endpoints", {
     "type": "object", "required": ["url"],
     "properties": {"url": {"type": "string"}, "secret": {"type": "string"},
                    "events": {"type": "array", "items": {"type": "string",
-                                                         "enum": list(webhooks_out.EVENTS)}}}})
+                                                         "enum": list(outbox.EVENTS)}}}})
 
 ROUTES = [
     Route("/api/v1/webhooks/endpoints", create_endpoint, methods=["POST"]),

@@ -10,40 +10,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
-from pathlib import PurePosixPath
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from hub.errors import StartupError
 
-if TYPE_CHECKING:
-    from hub.config import DownloadConfig
+from hub.config import DownloadConfig
 
 # Spool in memory up to this size, then on disk: module archives are usually a few MB.
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def check_download(conf: "DownloadConfig", where: str) -> "DownloadConfig":
-    """Refuse at start-up an archive that is missing, not a zip, or already holds the stamp."""
-    path = PurePosixPath(conf.stamp_path)
-    if not conf.stamp_path or path.is_absolute() or ".." in path.parts or "\\" in conf.stamp_path:
-        raise StartupError(f"[{where}] stamp_path must be a relative path inside the archive, "
-                           f"not {conf.stamp_path!r}")
-    try:
-        with zipfile.ZipFile(conf.archive) as archive:
-            names = set(archive.namelist())
-    except FileNotFoundError:
-        raise StartupError(f"[{where}] archive: file {conf.archive!r} not found") from None
-    except (zipfile.BadZipFile, IsADirectoryError, PermissionError):
-        raise StartupError(f"[{where}] archive: {conf.archive!r} is not a readable zip "
-                           "file") from None
-    if conf.stamp_path in names:
-        raise StartupError(f"[{where}] stamp_path: the archive already contains "
-                           f"{conf.stamp_path!r}; ship it without that file")
-    return conf
-
-
-def stamped_copy(conf: "DownloadConfig", code: str | None) -> IO[bytes]:
+def stamped_copy(conf: DownloadConfig, code: str | None) -> IO[bytes]:
     """A readable copy of the archive, positioned at 0, with `code` written to the stamp path
     (the plain archive when `code` is None)."""
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)

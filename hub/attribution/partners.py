@@ -15,6 +15,7 @@ from hub.clock import utcnow
 from hub.db.models import Customer, Link, Partner
 from hub.db.upsert import insert_ignore
 from hub.errors import Conflict, NotFound, Unprocessable
+from hub.notify.outbox import emit
 from hub.runtime import Hub
 
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
@@ -92,8 +93,6 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
                       customer_ref=customer_ref, website=website, created_at=utcnow())
     session.add(partner)
     session.flush()
-    from hub.notify.webhooks import emit
-
     emit(session, "partner.created", partner.id, partner_json(partner))
     return partner
 

@@ -231,7 +231,7 @@ def _coupon_applied(fact: CouponApplied, hub: Hub, session: Session,
 @handle.register
 def _payout_status(fact: PayoutStatusChanged, hub: Hub, session: Session,
                    event_id: int | None) -> None:
-    from hub.payouts.states import apply_status_fact
+    from hub.payouts.answers import apply_status_fact
 
     apply_status_fact(hub, session, fact)
 

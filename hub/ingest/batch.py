@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from hub.ledger import entries as ledger
 
-from hub.notify import webhooks as webhooks_out
+from hub.notify import outbox
 from hub.db.models import (Commission, Customer, CustomerStatus, Partner, PaymentAdjustment,
                         PaymentRecord, Referral, SubscriptionState)
 from hub.db.keys import one_of
@@ -414,11 +414,11 @@ class FastPath:
         booked = insert_ignore_many(s, Commission, lines, ("program", "partner_id", "key"))
         lines = [line for line in lines if (line["program"], line["partner_id"], line["key"]) in booked]
         ledger.insert_entries(s, ledger.earn_legs(lines))
-        if webhooks_out.wanted(s, "commission.created"):
+        if outbox.wanted(s, "commission.created"):
             for line in lines:
                 row = Commission(**line)
                 make_transient_to_detached(row)
-                webhooks_out.emit(s, "commission.created", line["id"], ledger.commission_event(row))
+                outbox.emit(s, "commission.created", line["id"], ledger.commission_event(row))
 
     def _write_statuses(self, new_states: list[dict[str, Any]], known: dict[CustomerKey, Known]) -> None:
         by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)

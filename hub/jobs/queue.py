@@ -6,8 +6,8 @@ started on the first message. That keeps one code path: retries with backoff, `t
 retry-exhausted dead letter behave the same as with Redis, and a slow PayPal call never blocks the
 HTTP request that caused it (which running the job inline after the commit would).
 
-Jobs are plain functions `job(hub, *ids)` registered with `@job(...)`; a message carries ids only,
-and every job is safe to run twice. The database is the source of truth: `hub tick` re-sends
+Jobs are plain functions `job(hub, *ids)`, declared as actors in one table (`hub.jobs.actors`);
+a message carries ids only, and every job is safe to run twice. The database is the source of truth: `hub tick` re-sends
 whatever is stuck, so a lost message delays work but never loses it.
 """
 
@@ -16,25 +16,17 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Callable
 
 import dramatiq
 import dramatiq.errors
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy.orm import Session
 
-from hub.runtime import Hub, after_commit
+from hub.errors import PermanentError
+from hub.runtime import QUEUE_KEY, Hub
 
 log = logging.getLogger(__name__)
-QUEUE_KEY = "queue"
-
-
-class PermanentError(Exception):
-    """A job failure that retrying cannot fix (listed in every actor's `throws`)."""
-
-
-class TransientError(Exception):
-    """A failure worth retrying with backoff (network errors, 5xx, rate limits)."""
 
 
 @dataclass(frozen=True)
@@ -46,27 +38,13 @@ class JobSpec:
     retries: bool = True
 
 
-JOBS: dict[str, JobSpec] = {}
-
-
-def job(name: str, *, queue_name: str = "default", on_exhausted: str | None = None,
-        retries: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register `func(hub, *args)` as the actor `name`. `on_exhausted` names the job that gets
-    `(message, retry_info)` when retries run out (the dead letter)."""
-
-    def register(func: Callable[..., None]) -> Callable[..., None]:
-        JOBS[name] = JobSpec(name, func, queue_name, on_exhausted, retries)
-        return func
-
-    return register
-
-
 @dataclass
 class Queue:
     """A hub's broker with its actors; `worker` is the in-process worker (embedded mode only)."""
 
     hub: Hub
     broker: dramatiq.Broker
+    specs: tuple[JobSpec, ...] = ()
     actors: dict[str, dramatiq.Actor] = field(default_factory=dict)
     worker: dramatiq.Worker | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -92,7 +70,7 @@ class Queue:
         """Embedded mode: wait until every queue is drained (used by `hub tick` and tests)."""
         if not self.in_process:
             return
-        for name in sorted({spec.queue_name for spec in JOBS.values()}):
+        for name in sorted({spec.queue_name for spec in self.specs}):
             try:
                 self.broker.join(name, timeout=timeout_ms, fail_fast=False)  # type: ignore[call-arg]
             except dramatiq.errors.QueueJoinTimeout:
@@ -119,15 +97,12 @@ def make_broker(hub: Hub) -> dramatiq.Broker:
     return StubBroker()
 
 
-def build_queue(hub: Hub, broker: dramatiq.Broker | None = None) -> Queue:
-    """The broker and one actor per registered job, bound to `hub`."""
-    from hub.payouts import batches as payout_batches  # noqa: F401 - importing registers jobs
-    from hub.payouts import states as payouts  # noqa: F401 - importing registers jobs
-    from hub.notify import webhooks as webhooks_out  # noqa: F401 - importing registers jobs
-
-    queue = Queue(hub=hub, broker=broker or make_broker(hub))
+def build_queue(hub: Hub, specs: Iterable[JobSpec],
+                broker: dramatiq.Broker | None = None) -> Queue:
+    """The broker and one actor per job spec, bound to `hub`."""
+    queue = Queue(hub=hub, broker=broker or make_broker(hub), specs=tuple(specs))
     conf = hub.config.queue
-    for spec in JOBS.values():
+    for spec in queue.specs:
         options: dict[str, Any] = {"throws": (PermanentError,)}
         if spec.retries:
             options.update(max_retries=conf.max_retries, min_backoff=conf.min_backoff_ms,
@@ -151,24 +126,8 @@ def _bound(hub: Hub, func: Callable[..., None]) -> Callable[..., None]:
 
 
 def queue_of(hub: Hub) -> Queue:
-    """The hub's queue, built on first use."""
-    queue = hub.extras.get(QUEUE_KEY)
-    if queue is None:
-        queue = hub.extras.setdefault(QUEUE_KEY, build_queue(hub))
-    return queue  # type: ignore[no-any-return]
-
-
-def send_after_commit(session: Session, name: str, *args: Any) -> None:
-    """Send the message once the surrounding `hub.transaction()` has committed."""
-    after_commit(session, lambda hub: _send_logged(hub, name, args))
-
-
-def _send_logged(hub: Hub, name: str, args: tuple[Any, ...]) -> None:
-    try:
-        queue_of(hub).send(name, *args)
-    except Exception as exc:  # noqa: BLE001 - the row is committed; `hub tick` re-sends it
-        log.warning("could not enqueue %s%r: %s; hub tick will re-send it", name, args,
-                    type(exc).__name__)
+    """The hub's queue, built on first use (see `Hub.queue`)."""
+    return hub.queue  # type: ignore[no-any-return]
 
 
 def close_queue(hub: Hub) -> None:

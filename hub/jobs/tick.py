@@ -14,18 +14,25 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from hub.ledger import entries as ledger
-from hub.db.models import (Commission, Customer, Partner, ProviderEvent, Referral,
-                        ReferralHandover, SubscriptionState)
+from hub.attribution.counts import count_changes
+from hub.attribution.referrals import Holder, can_earn, holder_at
+from hub.db.models import (
+    Commission,
+    Customer,
+    Partner,
+    ProviderEvent,
+    Referral,
+    ReferralHandover,
+    SubscriptionState,
+)
 from hub.ingest.events import record
+from hub.ledger import entries as ledger
+from hub.ledger.checkpoints import checkpoint_ledger
 from hub.ledger.history import histories_of_program
+from hub.ledger.statuses import snapshot_activity
 from hub.programs import Draft, History, Program, TickContext
 from hub.programs import Referral as ReferralView
-from hub.attribution.referrals import Holder, can_earn, holder_at
-from hub.runtime import Hub
-from hub.ledger.checkpoints import checkpoint_ledger
-from hub.attribution.counts import count_changes
-from hub.ledger.statuses import snapshot_activity
+from hub.runtime import QUEUE_KEY, Hub
 
 TickJob = Callable[[Hub, datetime], dict[str, Any]]
 
@@ -43,7 +50,7 @@ def release_holds(hub: Hub, now: datetime) -> dict[str, Any]:
 
 
 def payout_sweep(hub: Hub, now: datetime) -> dict[str, Any]:
-    from hub.payouts.states import sweep
+    from hub.payouts.sweep import sweep
 
     return sweep(hub, now)
 
@@ -219,8 +226,6 @@ JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds",
 
 def run_tick(hub: Hub, now: datetime) -> dict[str, dict[str, Any]]:
     result = {name: job(hub, now) for name, job in JOBS}
-    from hub.jobs.queue import QUEUE_KEY
-
     queue = hub.extras.get(QUEUE_KEY)
     if queue is not None:
         queue.join()  # embedded queue: finish the jobs this tick started before exiting

@@ -17,7 +17,7 @@ from sqlalchemy import exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from hub.notify import webhooks as webhooks_out
+from hub.notify import outbox
 from hub.clock import utcnow
 from hub.db.models import Commission, LedgerEntry, new_id
 from hub.db.upsert import insert_ignore, insert_ignore_row, many_rows
@@ -158,7 +158,7 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
     if line is None:
         return None
     insert_entries(session, earn_legs([values]))
-    webhooks_out.emit(session, "commission.created", line.id, commission_event(line))
+    outbox.emit(session, "commission.created", line.id, commission_event(line))
     return line  # type: ignore[no-any-return]
 
 
@@ -228,7 +228,7 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
          currency=commission.currency, kind="reverse", commission_id=commission.id,
          line_id=line_id, event_id=event_id)
     line = session.get(Commission, line_id)
-    webhooks_out.emit(session, "commission.voided", line_id, commission_event(line))
+    outbox.emit(session, "commission.voided", line_id, commission_event(line))
     return line
 
 

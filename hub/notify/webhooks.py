@@ -1,9 +1,8 @@
 """Webhooks out: operators register endpoints; the hub tells them what happened, signed.
 
-An event is written as one `webhook_deliveries` row per endpoint in the same transaction as the
-change it reports (the outbox); the `webhook.deliver` job posts it after the commit, retrying
-with backoff, and the row is the delivery log the operator reads and replays. The event id is
-derived from its cause, so an event emitted twice (a replayed provider event) is delivered once.
+Events are written to the outbox (`hub.notify.outbox`) in the transaction of their cause; the
+`webhook.deliver` job posts each delivery after the commit, retrying with backoff, and the row
+is the delivery log the operator reads and replays.
 
 Signature: ``Hub-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
 """
@@ -15,24 +14,21 @@ import hmac
 import json
 import secrets
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
 from hub.db.models import WebhookDelivery, WebhookEndpoint, new_id
-from hub.db.upsert import insert_ignore
-from hub.jobs.queue import TransientError, job, send_after_commit
-from hub.runtime import Hub
+from hub.errors import TransientError
+from hub.notify.outbox import _CACHE
+from hub.runtime import Hub, send_after_commit
 
-EVENTS = ("commission.created", "commission.voided", "payout.paid", "payout.failed",
-          "partner.created")
 SIGNATURE_HEADER = "Hub-Signature"
+
+
 TOLERANCE_SECONDS = 300
-_CACHE = "hub_webhook_endpoints"
 
 
 def new_secret() -> str:
@@ -59,41 +55,6 @@ def verify(secret: str, header: str | None, body: bytes, *, now: float | None = 
     return hmac.compare_digest(expected, parts["v1"])
 
 
-def emit(session: Session, event_type: str, key: str, data: dict[str, Any]) -> int:
-    """Queue `event_type` for every endpoint that wants it; `key` names the cause (stable across
-    replays). Returns how many deliveries were written."""
-    targets = [e for e in _endpoints(session) if not e.events or event_type in e.events]
-    if not targets:
-        return 0
-    event_id = "evt_" + hashlib.sha256(f"{event_type}:{key}".encode()).hexdigest()[:24]
-    body = json.dumps({"id": event_id, "type": event_type, "created": int(time.time()),
-                       "data": data}, separators=(",", ":"), sort_keys=True, default=str)
-    written = 0
-    for endpoint in targets:
-        delivery_id, now = new_id("wd"), utcnow()
-        if insert_ignore(session, WebhookDelivery, dict(
-                id=delivery_id, endpoint_id=endpoint.id, event_id=event_id,
-                event_type=event_type, payload=body, status="pending", attempts=0,
-                created_at=now, updated_at=now)):
-            send_after_commit(session, "webhook.deliver", delivery_id)
-            written += 1
-    return written
-
-
-def wanted(session: Session, event_type: str) -> bool:
-    """Whether any active endpoint takes `event_type` (a batch skips building payloads if not)."""
-    return any(not e.events or event_type in e.events for e in _endpoints(session))
-
-
-def _endpoints(session: Session) -> list[WebhookEndpoint]:
-    """Active endpoints, read once per transaction (a replay books thousands of lines)."""
-    cached = session.info.get(_CACHE)
-    if cached is None:
-        cached = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active)))
-        session.info[_CACHE] = cached
-    return cached  # type: ignore[no-any-return]
-
-
 def register_endpoint(session: Session, url: str, events: list[str],
                       secret: str | None) -> WebhookEndpoint:
     endpoint = WebhookEndpoint(id=new_id("we"), url=url, secret=secret or new_secret(),
@@ -104,7 +65,6 @@ def register_endpoint(session: Session, url: str, events: list[str],
     return endpoint
 
 
-@job("webhook.deliver", queue_name="webhooks", on_exhausted="webhook.dead_letter")
 def deliver(hub: Hub, delivery_id: str) -> None:
     """POST one delivery. Anything but a 2xx is retried with backoff."""
     with hub.sessions() as session:
@@ -139,7 +99,6 @@ def _record(hub: Hub, delivery_id: str, status_code: int | None, error: str | No
             delivery.status, delivery.delivered_at = "delivered", now
 
 
-@job("webhook.dead_letter", queue_name="webhooks", retries=False)
 def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Retries ran out: the delivery stays in the log as `failed`, replayable by the operator."""
     delivery_id = (message.get("args") or [None])[0]
@@ -157,11 +116,6 @@ def replay(session: Session, delivery_id: str) -> WebhookDelivery | None:
     delivery.status, delivery.updated_at = "pending", utcnow()
     send_after_commit(session, "webhook.deliver", delivery.id)
     return delivery
-
-
-def stale_deliveries(session: Session, before: datetime) -> list[str]:
-    return list(session.scalars(select(WebhookDelivery.id).where(
-        WebhookDelivery.status == "pending", WebhookDelivery.updated_at < before)))
 
 
 def delivery_json(d: WebhookDelivery) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.ledger import entries as ledger
 from hub.clock import utcnow
 from hub.db.models import Partner, Payout, new_id
 from hub.db.upsert import many_rows
+from hub.ledger import entries as ledger
 from hub.payouts.batches import BATCH_SIZE, chunks, open_batch
-from hub.payouts.states import payable_accounts, refused_before
+from hub.payouts.requests import payable_accounts, refused_before
 from hub.runtime import Hub
 
 

@@ -20,11 +20,19 @@ from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
 from hub.db.models import Payout, PayoutBatch, new_id
+from hub.errors import PermanentError, TransientError
 from hub.facts import PayoutStatusChanged
-from hub.payouts.states import (Change, GatewayAnswer, PayoutOrder, batch_id_from_sender_id, gateway_for,
-                      order_of, payout_id_from_sender_id, sender_batch_id, transition_many)
-from hub.jobs.queue import PermanentError, TransientError, job, send_after_commit
-from hub.runtime import Hub
+from hub.payouts.gateway import (
+    GatewayAnswer,
+    PayoutOrder,
+    batch_id_from_sender_id,
+    gateway_for,
+    order_of,
+    payout_id_from_sender_id,
+    sender_batch_id,
+)
+from hub.payouts.states import Change, transition_many
+from hub.runtime import Hub, send_after_commit
 
 # PayPal takes up to 15,000 items per batch. 1,000 is the page size of PayPal's "show payout
 # batch details", so one GET reads every item's status; it also keeps a request body near
@@ -61,7 +69,6 @@ def request_of_item(body: dict[str, Any] | None, item_id: str) -> dict[str, Any]
 
 # --- sending -------------------------------------------------------------------------------------
 
-@job("payout.send_batch", queue_name="payouts", on_exhausted="payout.batch_dead_letter")
 def send_batch(hub: Hub, batch_id: str) -> None:
     """Send a batch whose payouts still await sending; safe to run twice. A resend is the very
     request PayPal may already hold: every payout of the batch (dead-lettered ones travel again
@@ -177,7 +184,6 @@ def _note_error(hub: Hub, batch_id: str, reason: str) -> None:
                         .values(failure_reason=f"retrying: {reason}"[:500]))
 
 
-@job("payout.batch_dead_letter", queue_name="payouts", retries=False)
 def batch_dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """`payout.send_batch` ran out of retries: show each payout to the operator, keep the money
     reserved (PayPal may hold the batch)."""
@@ -207,7 +213,6 @@ def batch_payouts(session: Session, batch_id: str) -> list[Payout]:
 
 # --- item answers --------------------------------------------------------------------------------
 
-@job("payout.check_batch", queue_name="payouts")
 def check_batch(hub: Hub, batch_id: str) -> None:
     """Poll the gateway for a sent batch and settle each of its payouts by its own item."""
     with hub.sessions() as session:

@@ -24,7 +24,7 @@ from hub.clock import parse_instant
 from hub.ledger.explain import explain_commission
 from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
 from hub.payouts.states import operator_action
-from hub.attribution.referrals import assign
+from hub.ingest.assignments import assign
 from hub.notify.webhooks import replay as replay_delivery
 from hub.web import admin_data as data, materials, passwords
 from hub.web.pages import Redirect, View, login_url, safe_next, serve

@@ -26,7 +26,7 @@ from hub.attribution.customers import missing_requirements
 from hub.attribution.links import (CREATIVES, build_link, default_link, link_json, links_of, performance,
                      trial_choices)
 from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
-from hub.payouts.states import request_withdrawal
+from hub.payouts.requests import request_withdrawal
 from hub.web import charts, materials, passwords, portal_data as data, trends
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
 from hub.web.security import PORTAL, fingerprint

@@ -205,7 +205,8 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
     """Whether the Withdraw button may be pressed, and if not, why (shown next to it). Only a
     hint: the payouts core decides when the form is posted (`payouts.request_withdrawal`)."""
     from hub.money import format_money
-    from hub.payouts.states import OPEN, policy_for
+    from hub.payouts.policy import policy_for
+    from hub.payouts.states import OPEN
 
     program = hub.program(partner.program)
     if program is None:
