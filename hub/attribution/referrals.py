@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from hub.db.models import Customer, Partner, Referral, ReferralHandover
@@ -79,6 +80,58 @@ def can_earn(self_referral: bool, partner_status: str) -> bool:
     """Whether a referral earns at all: never a self-referral, only while the partner is active.
     (The what-if simulation applies the same test.)"""
     return not self_referral and partner_status == "active"
+
+
+@dataclass(frozen=True)
+class MilestoneReferral:
+    """A referral as the milestone rules see it: the customer, who holds it now (`current`)
+    and, when an operator reassigned it, since when and who held it before."""
+
+    referral_id: int
+    customer_id: int
+    customer_ref: str
+    source: str
+    attributed_at: datetime
+    current: Holder
+    effective_from: datetime | None = None
+    earlier: tuple[Holder, ...] = ()
+
+
+def milestone_referrals(db: Session | Connection, program: str,
+                        now: datetime) -> list[MilestoneReferral]:
+    """The program's referrals the milestones job evaluates at `now` (self-referrals neither
+    earn nor count): one query for them and one for their handovers. Works on a session and on
+    the what-if's read-only connection alike."""
+    rows = db.execute(
+        select(Referral.id, Referral.source, Referral.attributed_at, Referral.effective_from,
+               Partner.id.label("partner_id"), Partner.kind, Partner.status,
+               Customer.id.label("customer_id"), Customer.ref)
+        .join(Partner, Partner.id == Referral.partner_id)
+        .join(Customer, Customer.id == Referral.customer_id)
+        .where(Referral.program == program, Referral.self_referral.is_(False),
+               Referral.attributed_at <= now)
+        .order_by(Referral.id)).all()
+    earlier = handover_holders(db, program)
+    return [MilestoneReferral(
+        referral_id=r.id, customer_id=r.customer_id, customer_ref=r.ref, source=r.source,
+        attributed_at=r.attributed_at, effective_from=r.effective_from,
+        current=Holder(r.partner_id, r.kind, can_earn(False, r.status)),
+        earlier=tuple(earlier.get(r.id, ()))) for r in rows]
+
+
+def handover_holders(db: Session | Connection, program: str) -> dict[int, list[Holder]]:
+    """Every handover of the program's referrals, as `Holder`s per referral id."""
+    rows = db.execute(
+        select(ReferralHandover.referral_id, ReferralHandover.partner_id, ReferralHandover.until,
+               ReferralHandover.self_referral, Partner.kind, Partner.status)
+        .join(Partner, Partner.id == ReferralHandover.partner_id)
+        .join(Referral, Referral.id == ReferralHandover.referral_id)
+        .where(Referral.program == program).order_by(ReferralHandover.until)).all()
+    out: dict[int, list[Holder]] = {}
+    for r in rows:
+        out.setdefault(r.referral_id, []).append(
+            Holder(r.partner_id, r.kind, can_earn(r.self_referral, r.status), r.until))
+    return out
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -8,27 +8,55 @@ ends in the same ledger.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from hub.ledger import entries as ledger
-from hub.attribution.customers import (attribute, claim_by_code, ensure_customer, event_cached, forget_cached,
-                          referrals_of)
-from hub.db.models import (Commission, Customer, InstallRecord, PaymentAdjustment, PaymentRecord,
-                        Referral, SubscriptionState)
-from hub.db.upsert import insert_ignore, insert_ignore_row
-from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, InstallReported,
-                    PaymentAdjusted, PaymentFailed, PaymentSucceeded, PayoutStatusChanged,
-                    SignupReported, SubscriptionChanged)
-from hub.ledger.history import build_history, history_for, payment_view
+from hub.attribution.clicks import claim_for_signup
+from hub.attribution.coupons import partner_for_codes
+from hub.attribution.customers import (
+    attribute,
+    claim_by_code,
+    ensure_customer,
+    event_cached,
+    forget_cached,
+    referrals_of,
+)
 from hub.attribution.partners import enroll_customer
-from hub.attribution.referrals import can_earn, earning_partner
+from hub.attribution.referrals import Holder, can_earn, earning_partner
+from hub.db.models import (
+    Commission,
+    Customer,
+    InstallRecord,
+    PaymentAdjustment,
+    PaymentRecord,
+    Referral,
+    SubscriptionState,
+)
+from hub.db.upsert import insert_ignore, insert_ignore_row
+from hub.facts import (
+    AttributionClaimed,
+    CouponApplied,
+    CustomerSeen,
+    InstallReported,
+    PaymentAdjusted,
+    PaymentFailed,
+    PaymentSucceeded,
+    PayoutStatusChanged,
+    SignupReported,
+    SubscriptionChanged,
+)
+from hub.ingest.decide import Booking, Earner, earner, install_bookings, payment_bookings
+from hub.ledger import entries as ledger
+from hub.ledger.history import build_history, history_for, payment_view
 from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target
-from hub.runtime import Hub
 from hub.ledger.statuses import record_state
+from hub.payouts.answers import apply_status_fact
+from hub.programs import Install
+from hub.runtime import Hub
 
 
 def apply(hub: Hub, session: Session, fact: Any, event_id: int | None) -> None:
@@ -82,8 +110,6 @@ def _claim_click_or_code(hub: Hub, session: Session, customer: Customer, click_i
                          code_source: str = "code") -> None:
     """Attribute `customer` through a click (within its window) or else a code, and settle what
     the new referral earns. A code's source is `code_source` (e.g. the checkout's own)."""
-    from hub.attribution.clicks import claim_for_signup
-
     claim = claim_for_signup(hub, session, click_id=click_id, code=code, at=at)
     if claim is not None and attribute(
             hub, session, customer, claim.partner, at=at, event_id=event_id,
@@ -218,8 +244,6 @@ def _signup_reported(fact: SignupReported, hub: Hub, session: Session,
 @handle.register
 def _coupon_applied(fact: CouponApplied, hub: Hub, session: Session,
                     event_id: int | None) -> None:
-    from hub.attribution.coupons import partner_for_codes
-
     customer = ensure_customer(session, fact.provider, fact.customer_ref, fact.occurred_at,
                                email=fact.email)
     partner = partner_for_codes(session, fact.provider, fact.codes)
@@ -231,8 +255,6 @@ def _coupon_applied(fact: CouponApplied, hub: Hub, session: Session,
 @handle.register
 def _payout_status(fact: PayoutStatusChanged, hub: Hub, session: Session,
                    event_id: int | None) -> None:
-    from hub.payouts.answers import apply_status_fact
-
     apply_status_fact(hub, session, fact)
 
 
@@ -272,57 +294,58 @@ def settle_customer(hub: Hub, session: Session, customer: Customer) -> None:
 
 
 def settle_install(hub: Hub, session: Session, install: InstallRecord, customer: Customer) -> None:
-    """Ask each referring program what an installation by `customer` earns; book it once."""
-    from hub.programs import Install
-
+    """Book once what an installation by `customer` earns in each referring program."""
+    earners = _earners(hub, session, customer, install.occurred_at)
+    if not earners:
+        return
     view = Install(install_id=install.install_id, product=install.product, site=install.site,
                    customer_ref=customer.ref, occurred_at=install.occurred_at)
-    for referral, partner, program in _earning_referrals(hub, session, customer):
-        partner = earning_partner(session, referral, partner, install.occurred_at)
-        if partner is None:
-            continue
-        history = history_for(session, customer.id, customer.ref)
-        for draft in hub.rules(program, "commissions_for_install", install=view,
-                               referral=referral_view(referral, partner, customer), history=history):
-            if draft.amount:
-                ledger.book(session, program, partner.id, draft, referral_id=referral.id,
-                            payment_id=None, install_id=install.id, event_id=install.event_id,
-                            plugin_name=program.plugin)
+    history = history_for(session, customer.id, customer.ref)
+    for booking in install_bookings(hub, earners, view, history):
+        _book(session, booking, payment_id=None, install_id=install.id, event_id=install.event_id)
 
 
-def _earning_referrals(hub: Hub, session: Session, customer: Customer) -> list[Any]:
-    """The customer's referrals that can earn: program enabled, partner active, not self."""
+def _earners(hub: Hub, session: Session, customer: Customer, at: datetime) -> list[Earner]:
+    """Who earns on something of `customer` dated `at`, per referral: program enabled, not a
+    self-referral, the holder then active (before an operator's reassignment, the earlier
+    holder)."""
     out = []
     for referral, partner in referrals_of(session, customer.id):
         program = hub.program(referral.program)
-        if program is not None and can_earn(referral.self_referral, partner.status):
-            out.append((referral, partner, program))
+        if program is None or not can_earn(referral.self_referral, partner.status):
+            continue
+        holder = earning_partner(session, referral, partner, at)
+        if holder is not None:
+            out.append(earner(program, referral.id, Holder(holder.id, holder.kind, True),
+                              customer_ref=customer.ref, source=referral.source,
+                              attributed_at=referral.attributed_at))
     return out
+
+
+def _book(session: Session, booking: Booking, *, payment_id: int | None,
+          install_id: int | None = None, event_id: int | None) -> None:
+    program = booking.earner.program
+    ledger.book(session, program, booking.earner.partner_id, booking.draft,
+                referral_id=booking.earner.referral_id, payment_id=payment_id,
+                install_id=install_id, event_id=event_id, plugin_name=program.plugin)
 
 
 def settle_payment(hub: Hub, session: Session, payment: PaymentRecord, customer: Customer, *,
                    cause_event_id: int | None = None, fresh: bool = False) -> None:
-    """Ask each referring program what `payment` earns, book it once, withdraw what it no longer
+    """Book once what `payment` earns in each referring program, withdraw what it no longer
     earns (see `ledger.retract`), then apply adjustments. `fresh`: the payment row was inserted
     in this transaction and not settled before, so it has no lines that could be stale."""
-    history = None
-    for referral, partner, program in _earning_referrals(hub, session, customer):
-        # Before an operator's reassignment it earns for whoever held the customer then.
-        partner = earning_partner(session, referral, partner, payment.occurred_at)
-        if partner is None:
-            continue
-        history = history or _history(session, customer)
-        drafts = [d for d in hub.rules(program, "commissions_for_payment",
-                                       payment=payment_view(payment, customer.ref),
-                                       referral=referral_view(referral, partner, customer),
-                                       history=history) if d.amount]
-        for draft in drafts:
-            ledger.book(session, program, partner.id, draft, referral_id=referral.id,
-                        payment_id=payment.id, event_id=payment.event_id,
-                        plugin_name=program.plugin)
+    earners = _earners(hub, session, customer, payment.occurred_at)
+    if earners:
+        bookings = payment_bookings(hub, earners, payment_view(payment, customer.ref),
+                                    _history(session, customer))
+        for booking in bookings:
+            _book(session, booking, payment_id=payment.id, event_id=payment.event_id)
         if not fresh:
-            _retract_stale(session, payment, program.name, partner.id, {d.key for d in drafts},
-                           cause_event_id or payment.event_id)
+            for e in earners:
+                _retract_stale(session, payment, e.program.name, e.partner_id,
+                               {b.draft.key for b in bookings if b.earner is e},
+                               cause_event_id or payment.event_id)
     reconcile(session, payment)
 
 
@@ -336,13 +359,6 @@ def _retract_stale(session: Session, payment: PaymentRecord, program: str, partn
         ledger.retract(session, line, event_id=event_id, sentence=(
             f"Payment {payment.ref} no longer earns this line: an earlier payment of the customer "
             f"arrived later and changed its history"))
-
-
-def referral_view(referral: Referral, partner: Any, customer: Customer) -> Any:
-    from hub.programs import Referral as ReferralView
-
-    return ReferralView(partner_id=partner.id, partner_kind=partner.kind, customer_ref=customer.ref,
-                        source=referral.source, attributed_at=referral.attributed_at)
 
 
 def reconcile(session: Session, payment: PaymentRecord) -> None:

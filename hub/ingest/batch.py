@@ -37,7 +37,8 @@ from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ledger.history import build_history, payment_view
 from hub.attribution.partners import EMAIL_RE, enrolled_partner_id
 from hub.attribution.customers import can_attribute, self_referral_reason
-from hub.attribution.referrals import can_earn
+from hub.attribution.referrals import Holder, can_earn
+from hub.ingest.decide import earner, payment_bookings
 from hub.runtime import Hub
 from hub.ledger.statuses import fold_status, status_upsert
 
@@ -264,7 +265,7 @@ class FastPath:
         return refused
 
     def _create(self, first_events: list[tuple[Fact, int]]) -> set[int]:
-        """What `dispatch._customer_seen` does for a customer seen for the first time, with a
+        """What `apply._customer_seen` does for a customer seen for the first time, with a
         code or none, for all of them at once: insert the customers, attribute those whose code
         names a partner that may take them. The events it applied (by row id); the others are
         left to the per-event path (an installation code, an automatic enrolment, a customer
@@ -325,7 +326,7 @@ class FastPath:
 
     def _read_adjustments(self, facts: list[PaymentSucceeded],
                           known: dict[CustomerKey, Known]) -> None:
-        """Refunds and disputes stored before their payment (matched as `dispatch.reconcile`
+        """Refunds and disputes stored before their payment (matched as `apply.reconcile`
         matches them: by payment, charge or intent reference)."""
         refs = sorted({r for f in facts for r in (f.payment_ref, f.charge_ref, f.intent_ref) if r})
         if not refs:
@@ -350,7 +351,7 @@ class FastPath:
             wanted[partner_id].enrolled.add(partner_id)
 
     def _settle(self, known: Known, fact: PaymentSucceeded, event_id: int) -> None:
-        """What `dispatch._payment_succeeded` does for such a payment, into the batch's rows."""
+        """What `apply._payment_succeeded` does for such a payment, into the batch's rows."""
         if fact.subscription_ref:
             # A paid invoice means the account is in good standing from now on.
             self._state(known, fact, "active", fact.plan, event_id)
@@ -366,23 +367,22 @@ class FastPath:
             occurred_at=fact.occurred_at, event_id=event_id)
         self.payments.append(payment)
         known.payments.append(SimpleNamespace(**payment))
-        history = None
-        for referral, partner in known.referrals:
-            program = self.hub.program(referral.program)
-            if program is None or not can_earn(referral.self_referral, partner.status):
-                continue
-            history = history or build_history(known.payments, known.states, customer.ref)
-            from hub.ingest.apply import referral_view
-
-            for draft in self.hub.rules(program, "commissions_for_payment",
-                                        payment=payment_view(known.payments[-1], customer.ref),
-                                        referral=referral_view(referral, partner, customer),
-                                        history=history):
-                if draft.amount:
-                    self.lines.append(ledger.line_values(
-                        program, partner.id, draft, referral_id=referral.id,
-                        payment_id=None, event_id=event_id, plugin_name=program.plugin)
-                        | {"_payment": (fact.provider, fact.payment_ref)})
+        earners = [earner(program, referral.id, Holder(partner.id, partner.kind, True),
+                          customer_ref=customer.ref, source=referral.source,
+                          attributed_at=referral.attributed_at)
+                   for referral, partner in known.referrals
+                   if (program := self.hub.program(referral.program)) is not None
+                   and can_earn(referral.self_referral, partner.status)]
+        if not earners:
+            return
+        history = build_history(known.payments, known.states, customer.ref)
+        for booking in payment_bookings(self.hub, earners,
+                                        payment_view(known.payments[-1], customer.ref), history):
+            program = booking.earner.program
+            self.lines.append(ledger.line_values(
+                program, booking.earner.partner_id, booking.draft,
+                referral_id=booking.earner.referral_id, payment_id=None, event_id=event_id,
+                plugin_name=program.plugin) | {"_payment": (fact.provider, fact.payment_ref)})
 
     def _state(self, known: Known, fact: Any, status: str, plan: str | None,
                event_id: int) -> None:

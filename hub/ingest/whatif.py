@@ -1,13 +1,14 @@
 """What-if: replay a program's stored history through its rules with changed settings.
 
-The simulation reads the projections the provider events left (payments, refunds and disputes,
-subscription states, installs, referrals) in one streaming pass, one referred customer at a
-time, and asks the program's plugin the same hooks live processing asks, with the same views
-(`history.build_history`, `dispatch.referral_view`-shaped referrals), the same earning test and
-ownership rule (`referrals.can_earn`, `referrals.holder_at`: before an operator's reassignment
-the earlier holder earns), the same milestone evaluation as `hub tick`
-(`tick.milestone_drafts`) and the same reversal rule (`reversals.reversal_target`). What the
-rules return goes to a scratch ledger in memory; the real database is opened read-only.
+The simulation is the third loader of the one decision layer (`hub.ingest.decide`). It reads the
+projections the provider events left (payments, refunds and disputes, subscription states,
+installs, referrals) in one streaming pass, one referred customer at a time, and hands them to
+the same decisions live processing makes: the same views (`history.build_history`), the same
+earning test and ownership rule (`referrals.can_earn`, `referrals.holder_at`: before an
+operator's reassignment the earlier holder earns), the same payment, install and milestone
+decisions (`decide.payment_bookings`, `decide.install_bookings`, `decide.milestone_drafts`) and
+the same reversal rule (`reversals.reversal_target`). What the rules return goes to a scratch
+ledger in memory; the real database is opened read-only.
 
 Live processing retracts a line its rule no longer gives once an earlier payment arrives late,
 so the real ledger always holds what the rules give on the full history: with unchanged
@@ -33,13 +34,14 @@ from hub.clock import utcnow
 from hub.errors import StartupError
 from hub.ledger.history import build_history, histories_of_program
 from hub.programs import Draft, Install, Program
-from hub.programs import Referral as ReferralView
 from hub.ops.progress import Progress
-from hub.attribution.referrals import Holder, can_earn, holder_at
+from hub.attribution.referrals import (Holder, can_earn, handover_holders, holder_at,
+                                      milestone_referrals)
+from hub.ingest.decide import (Earner, earner, has_milestones, install_bookings, milestone_drafts,
+                               payment_bookings)
 from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all
 from hub.runtime import Hub
 from hub.settings import replace_from_strings
-from hub.jobs.tick import handover_holders, milestone_drafts, milestone_referrals
 
 BATCH = 5000
 
@@ -282,8 +284,8 @@ class Simulation:
 
     def milestones(self, now: datetime) -> None:
         """What `hub tick` at `now` books for the program, through the tick job's own pure
-        evaluation (`tick.milestone_drafts`)."""
-        if not self.hub.implements(self.program, "commissions_for_tick"):
+        evaluation (`decide.milestone_drafts`)."""
+        if not has_milestones(self.hub, self.program):
             return
         referrals = milestone_referrals(self.conn, self.program.name, now)
         histories = histories_of_program(self.conn, self.program.name,
@@ -293,7 +295,7 @@ class Simulation:
 
     def customer(self, referral: Any, payments: list[Any], states: list[Any],
                  installs: list[Any]) -> None:
-        """Settle one referred customer the way `dispatch.settle_customer` does, each payment
+        """Settle one referred customer the way `apply.settle_customer` does, each payment
         and install for its holder at that moment (`referrals.holder_at`)."""
         self.result.customers += 1
         self.result.rows += len(payments) + len(installs)
@@ -306,27 +308,24 @@ class Simulation:
         history = build_history(payments, states, referral.customer_ref)
         who = self.holders(referral, current)
         for row, view in zip(payments, history.payments):
-            holder = who(view.occurred_at)
-            if holder is not None:
-                for draft in self.hub.rules(self.program, "commissions_for_payment", payment=view,
-                                            referral=holder, history=history):
-                    self.book(holder.partner_id, draft, row)
+            earner = who(view.occurred_at)
+            if earner is not None:
+                for booking in payment_bookings(self.hub, [earner], view, history):
+                    self.book(earner.partner_id, booking.draft, row)
         for row in installs:
             install = Install(install_id=row.install_id, product=row.product, site=row.site,
                               customer_ref=referral.customer_ref, occurred_at=row.occurred_at)
-            holder = who(row.occurred_at)
-            if holder is not None:
-                for draft in self.hub.rules(self.program, "commissions_for_install",
-                                            install=install, referral=holder, history=history):
-                    self.book(holder.partner_id, draft, None)
+            earner = who(row.occurred_at)
+            if earner is not None:
+                for booking in install_bookings(self.hub, [earner], install, history):
+                    self.book(earner.partner_id, booking.draft, None)
 
-    def holders(self, referral: Any, current: Holder) -> Callable[[datetime], ReferralView | None]:
+    def holders(self, referral: Any, current: Holder) -> Callable[[datetime], Earner | None]:
         """The referral as the rules see it for something dated `at`: its holder then
         (`referrals.holder_at`), None when nobody earns."""
-        def view(holder: Holder) -> ReferralView:
-            return ReferralView(partner_id=holder.partner_id, partner_kind=holder.partner_kind,
-                                customer_ref=referral.customer_ref, source=referral.source,
-                                attributed_at=referral.attributed_at)
+        def view(holder: Holder) -> Earner:
+            return earner(self.program, referral.id, holder, customer_ref=referral.customer_ref,
+                          source=referral.source, attributed_at=referral.attributed_at)
 
         now_held = view(current)
         if referral.effective_from is None:
@@ -334,7 +333,7 @@ class Simulation:
         earlier = self.handovers.get(referral.id, ())
         earlier_views = {h.partner_id: view(h) for h in earlier}
 
-        def who(at: datetime) -> ReferralView | None:
+        def who(at: datetime) -> Earner | None:
             holder = holder_at(current, referral.effective_from, earlier, at)
             if holder is None:
                 return None
@@ -343,7 +342,7 @@ class Simulation:
         return who
 
     def book(self, partner_id: str, draft: Draft, payment: Any) -> None:
-        """`ledger.book` then `dispatch.reconcile`, on the scratch ledger: once per (partner,
+        """`ledger.book` then `apply.reconcile`, on the scratch ledger: once per (partner,
         key), reversed as far as the payment's adjustments require."""
         if not draft.amount:
             return

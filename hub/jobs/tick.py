@@ -6,23 +6,18 @@ time, and several hosts may run it.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.attribution.counts import count_changes
-from hub.attribution.referrals import Holder, can_earn, holder_at
+from hub.attribution.referrals import milestone_referrals
 from hub.db.models import (
     Commission,
-    Customer,
-    Partner,
     ProviderEvent,
-    Referral,
-    ReferralHandover,
     SubscriptionState,
 )
 from hub.ingest.events import record
@@ -30,37 +25,33 @@ from hub.ledger import entries as ledger
 from hub.ledger.checkpoints import checkpoint_ledger
 from hub.ledger.history import histories_of_program
 from hub.ledger.statuses import snapshot_activity
-from hub.programs import Draft, History, Program, TickContext
-from hub.programs import Referral as ReferralView
+from hub.ingest.decide import has_milestones, milestone_drafts
+from hub.payouts import automatic, sweep
+from hub.programs import Program
 from hub.runtime import QUEUE_KEY, Hub
 
 TickJob = Callable[[Hub, datetime], dict[str, Any]]
 
 
 def release_holds(hub: Hub, now: datetime) -> dict[str, Any]:
-    from hub.payouts.automatic import create_for_changed
-
     changed: set[tuple[str, str]] = set()
     with hub.transaction() as session:
         released = ledger.release_due(session, now, changed)
         # The release lifted these balances: automatic programs pay at the threshold, in the
         # same transaction (payout rows in PayPal batches) and with a message after the commit.
-        paid = create_for_changed(hub, session, changed)
+        paid = automatic.create_for_changed(hub, session, changed)
     return {"released": released, "payouts": paid}
 
 
 def payout_sweep(hub: Hub, now: datetime) -> dict[str, Any]:
-    from hub.payouts.sweep import sweep
-
-    return sweep(hub, now)
-
+    return sweep.sweep(hub, now)
 
 
 def program_milestones(hub: Hub, now: datetime) -> dict[str, Any]:
-    """Ask `commissions_for_tick` about every earning referral of the programs that implement
-    it (milestones such as "90 days active") and book what is due by `now`. Per program: one
-    query for the referrals and two for their histories, then pure evaluation."""
-    programs = [p for p in hub.programs.values() if hub.implements(p, "commissions_for_tick")]
+    """Book the milestones (such as "90 days active") due by `now` in every program whose rules
+    have them. Per program: one query for the referrals and two for their histories, then the
+    pure evaluation of `hub.ingest.decide.milestone_drafts`."""
+    programs = [p for p in hub.programs.values() if has_milestones(hub, p)]
     if not programs:
         return {"booked": 0}
     with hub.transaction() as session:
@@ -109,114 +100,6 @@ def milestone_event(session: Session, program: Program, partner_id: str, referra
         row_id = session.scalar(select(ProviderEvent.id).where(
             ProviderEvent.provider == "hub", ProviderEvent.event_id == key))
     return row_id
-
-
-@dataclasses.dataclass(frozen=True)
-class MilestoneReferral:
-    """A referral as the milestone rules see it: the customer, who holds it now (`current`)
-    and, when an operator reassigned it, since when and who held it before."""
-
-    referral_id: int
-    customer_id: int
-    customer_ref: str
-    source: str
-    attributed_at: datetime
-    current: Holder
-    effective_from: datetime | None = None
-    earlier: tuple[Holder, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Milestone:
-    """A line a milestone rule gives: `draft`, for `partner_id`."""
-
-    referral: MilestoneReferral
-    partner_id: str
-    draft: Draft
-
-
-def milestone_referrals(db: Session | Connection, program: str,
-                        now: datetime) -> list[MilestoneReferral]:
-    """The program's referrals the milestones job evaluates at `now` (self-referrals neither
-    earn nor count): one query for them and one for their handovers. Works on a session and on
-    the what-if's read-only connection alike."""
-    rows = db.execute(
-        select(Referral.id, Referral.source, Referral.attributed_at, Referral.effective_from,
-               Partner.id.label("partner_id"), Partner.kind, Partner.status,
-               Customer.id.label("customer_id"), Customer.ref)
-        .join(Partner, Partner.id == Referral.partner_id)
-        .join(Customer, Customer.id == Referral.customer_id)
-        .where(Referral.program == program, Referral.self_referral.is_(False),
-               Referral.attributed_at <= now)
-        .order_by(Referral.id)).all()
-    earlier = handover_holders(db, program)
-    return [MilestoneReferral(
-        referral_id=r.id, customer_id=r.customer_id, customer_ref=r.ref, source=r.source,
-        attributed_at=r.attributed_at, effective_from=r.effective_from,
-        current=Holder(r.partner_id, r.kind, can_earn(False, r.status)),
-        earlier=tuple(earlier.get(r.id, ()))) for r in rows]
-
-
-def handover_holders(db: Session | Connection, program: str) -> dict[int, list[Holder]]:
-    """Every handover of the program's referrals, as `Holder`s per referral id."""
-    rows = db.execute(
-        select(ReferralHandover.referral_id, ReferralHandover.partner_id, ReferralHandover.until,
-               ReferralHandover.self_referral, Partner.kind, Partner.status)
-        .join(Partner, Partner.id == ReferralHandover.partner_id)
-        .join(Referral, Referral.id == ReferralHandover.referral_id)
-        .where(Referral.program == program).order_by(ReferralHandover.until)).all()
-    out: dict[int, list[Holder]] = {}
-    for r in rows:
-        out.setdefault(r.referral_id, []).append(
-            Holder(r.partner_id, r.kind, can_earn(r.self_referral, r.status), r.until))
-    return out
-
-
-def milestone_drafts(hub: Hub, program: Program, referrals: Sequence[MilestoneReferral],
-                     histories: Mapping[int, History], now: datetime) -> list[Milestone]:
-    """What `commissions_for_tick` gives at `now` for every referral, each line for the holder
-    at its moment (`referrals.holder_at`: a milestone reached before a reassignment earns for
-    the earlier holder). Pure: the tick job books the result, the what-if simulates it."""
-    ticks = partner_ticks(referrals, histories, now)
-    out = []
-    for referral in referrals:
-        if not referral.current.earns:
-            continue
-        for draft in _ask_tick(hub, program, referral, referral.current, histories, ticks, now):
-            holder = holder_at(referral.current, referral.effective_from, referral.earlier,
-                               draft.earned_at)
-            line: Draft | None = draft
-            if holder is not None and holder is not referral.current:
-                # the earlier holder's own kind and counts decide its line
-                again = _ask_tick(hub, program, referral, holder, histories, ticks, now)
-                line = next((d for d in again if d.key == draft.key), None)
-            if holder is not None and line is not None and line.amount and line.earned_at <= now:
-                out.append(Milestone(referral, holder.partner_id, line))
-    return out
-
-
-def _ask_tick(hub: Hub, program: Program, referral: MilestoneReferral, holder: Holder,
-              histories: Mapping[int, History], ticks: Mapping[str, TickContext],
-              now: datetime) -> list[Draft]:
-    view = ReferralView(partner_id=holder.partner_id, partner_kind=holder.partner_kind,
-                        customer_ref=referral.customer_ref, source=referral.source,
-                        attributed_at=referral.attributed_at)
-    return list(hub.rules(program, "commissions_for_tick", referral=view,
-                          history=histories[referral.customer_id],
-                          tick=ticks.get(holder.partner_id) or TickContext(now=now)))
-
-
-def partner_ticks(referrals: Sequence[MilestoneReferral], histories: Mapping[int, History],
-                  now: datetime) -> dict[str, TickContext]:
-    """One TickContext per partner, holding the status timelines of all its referrals."""
-    timelines: dict[str, list[Any]] = {}
-    for r in referrals:
-        timelines.setdefault(r.current.partner_id, []).append(histories[r.customer_id].statuses)
-    out = {}
-    for partner_id, spans in timelines.items():
-        tick = TickContext(now=now, referral_statuses=tuple(spans))
-        out[partner_id] = dataclasses.replace(tick, active_referrals=tick.active_referrals_in(now))
-    return out
 
 
 JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds", release_holds),

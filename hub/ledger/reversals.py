@@ -1,6 +1,6 @@
 """How far a payment's refunds and disputes reverse a commission line: one pure function.
 
-Live processing (`dispatch.reconcile`) and the what-if simulation (`hub.ingest.whatif`) both call
+Live processing (`apply.reconcile`) and the what-if simulation (`hub.ingest.whatif`) both call
 `reversal_target`, so a refund is reversed the same way whether it is booked or simulated.
 """
 
