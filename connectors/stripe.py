@@ -29,6 +29,8 @@ from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentA
 from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.runtime import Hub
 
+from connectors.stripe_trigger import add_trigger_command
+
 log = logging.getLogger(__name__)
 PROVIDER = "stripe"
 
@@ -327,3 +329,8 @@ def register_connectors(register: Callable[[Connector], None]) -> None:
     register(Connector(name=PROVIDER, description="Stripe billing webhooks", process=process,
                        prepare=prepare,
                        routes=[Route("/webhooks/stripe", webhook, methods=["POST"])]))
+
+
+@hookimpl
+def register_commands(command: Callable[..., Any]) -> None:
+    add_trigger_command(command)

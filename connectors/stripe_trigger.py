@@ -1,16 +1,23 @@
 """Realistic Stripe test events, signed with Stripe's real scheme, like `stripe trigger`.
 
-Used by ``hub trigger`` and by the tests, so nobody computes an HMAC by hand.
+Used by ``hub trigger`` (a command this connector adds through the `register_commands` hook)
+and by the tests, so nobody computes an HMAC by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
 import secrets
 import time
 from typing import Any
+
+import httpx
+
+from hub.config import load_config
+from hub.errors import StartupError
 
 
 def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -131,3 +138,43 @@ def signed_request(evt: dict[str, Any], secret: str, timestamp: int | None = Non
     body = json.dumps(evt, separators=(",", ":"))
     return body, {"Stripe-Signature": sign(body, secret, timestamp),
                   "Content-Type": "application/json"}
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    secret = args.secret or str(config.connectors.stripe.webhook_secret)
+    if not secret:
+        raise StartupError("no webhook secret: pass --secret or set HUB_STRIPE_WEBHOOK_SECRET")
+    evt = build(args.type, customer=args.customer, amount=args.amount,
+                               currency=args.currency, partner_code=args.partner_code,
+                               email=args.email, invoice=args.invoice, charge=args.charge,
+                               refunded=args.refunded)
+    body, headers = signed_request(evt, secret)
+    response = httpx.post(args.url.rstrip("/") + "/webhooks/stripe", content=body,
+                          headers=headers, timeout=10)
+    print(json.dumps({"event": evt["id"], "type": evt["type"], "status": response.status_code,
+                      "response": _json_or_text(response)}))
+    return 0 if response.status_code < 300 else 1
+
+
+def _json_or_text(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def add_trigger_command(command: Any) -> None:
+    """`hub trigger TYPE`: build, sign and post one event to a running hub."""
+    g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
+    g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, ...")
+    g.add_argument("--url", default="http://127.0.0.1:8000")
+    g.add_argument("--secret", help="webhook secret (default: from config)")
+    g.add_argument("--customer")
+    g.add_argument("--email")
+    g.add_argument("--partner-code")
+    g.add_argument("--amount", type=int, help="minor units, e.g. 4900 for $49.00")
+    g.add_argument("--currency", default="usd")
+    g.add_argument("--invoice")
+    g.add_argument("--charge")
+    g.add_argument("--refunded", type=int, help="charge.refunded: cumulative refunded amount")

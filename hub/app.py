@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub import api, web
 from hub.api.http import error_response, hub_of
 from hub.api.openapi import openapi_document
+from hub.api.routes import routes as api_routes
 from hub.config import Config
 from hub.db.session import make_engine, session_factory, upgrade
 from hub.errors import HTTPError
@@ -29,6 +29,7 @@ from hub.jobs.queue import redis_check
 from hub.ops.metrics import METRICS
 from hub.registry import Registry, load_registry
 from hub.runtime import Hub, build_programs
+from hub.web.routes import routes as web_routes
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ def collect_routes(hub: Hub) -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *api.routes(),
-        *web.routes(),
+        *api_routes(),
+        *web_routes(),
     ]
     for connector in hub.registry.connectors.values():
         routes.extend(connector.routes)

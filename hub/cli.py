@@ -1,4 +1,5 @@
-"""The `hub` command: serve, worker, tick, replay, whatif, migrate, trigger."""
+"""The `hub` command: serve, worker, tick, replay, whatif, migrate, and what plugins add
+(`register_commands`: the Stripe connector adds `hub trigger`)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,30 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import uvicorn
+
+from hub.app import build_hub, create_app
 from hub.clock import parse_instant, utcnow
 from hub.config import load_config
+from hub.db.audit import record_settings_changes
 from hub.errors import HubError, StartupError
-from hub.app import build_hub
+from hub.ingest.replay import replay_file
+from hub.ingest.whatif import render_text, run_whatif
+from hub.jobs import worker
+from hub.jobs.tick import run_tick
+from hub.registry import plugin_manager
 from hub.runtime import Hub
 
 
 def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
     hub = build_hub(load_config(args.config), migrate=migrate)
     if migrate:  # a process that may write: audit program settings changed since the last one
-        from hub.db.audit import record_settings_changes
 
         record_settings_changes(hub)
     return hub
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from hub.app import create_app
 
     _few_malloc_arenas()
     hub = _hub(args)
@@ -72,8 +77,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    from hub.jobs.tick import run_tick
-
     hub = _hub(args)
     now = parse_instant(args.now) if args.now else utcnow()
     result = run_tick(hub, now)
@@ -82,15 +85,11 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from hub.jobs import worker
-
     return worker.run(_hub(args), processes=args.processes, threads=args.threads,
                       config_path=args.config)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from hub.ingest.replay import replay_file
-
     hub = _hub(args)
     stats = replay_file(hub, args.file, provider=args.provider, progress=not args.quiet)
     print(json.dumps(stats))
@@ -98,8 +97,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
-    from hub.ingest.whatif import render_text, run_whatif
-
     changes = _settings_changes(args.set or [])
     since, until = _instant(args.since, "--since"), _instant(args.until, "--until")
     now = _instant(args.now, "--now")
@@ -127,34 +124,6 @@ def _instant(text: str | None, option: str) -> Any:
         return parse_instant(text)
     except ValueError:
         raise StartupError(f"{option}: {text!r} is not a date (YYYY-MM-DD or ISO-8601)") from None
-
-
-def cmd_trigger(args: argparse.Namespace) -> int:
-    import httpx
-
-    from connectors import stripe_trigger
-
-    config = load_config(args.config)
-    secret = args.secret or str(config.connectors.stripe.webhook_secret)
-    if not secret:
-        raise StartupError("no webhook secret: pass --secret or set HUB_STRIPE_WEBHOOK_SECRET")
-    evt = stripe_trigger.build(args.type, customer=args.customer, amount=args.amount,
-                               currency=args.currency, partner_code=args.partner_code,
-                               email=args.email, invoice=args.invoice, charge=args.charge,
-                               refunded=args.refunded)
-    body, headers = stripe_trigger.signed_request(evt, secret)
-    response = httpx.post(args.url.rstrip("/") + "/webhooks/stripe", content=body,
-                          headers=headers, timeout=10)
-    print(json.dumps({"event": evt["id"], "type": evt["type"], "status": response.status_code,
-                      "response": _json_or_text(response)}))
-    return 0 if response.status_code < 300 else 1
-
-
-def _json_or_text(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -192,18 +161,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--json", action="store_true", help="print the result as JSON")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
     command("migrate", cmd_migrate, "upgrade the database schema")
-    g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
-    g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, ...")
-    g.add_argument("--url", default="http://127.0.0.1:8000")
-    g.add_argument("--secret", help="webhook secret (default: from config)")
-    g.add_argument("--customer")
-    g.add_argument("--email")
-    g.add_argument("--partner-code")
-    g.add_argument("--amount", type=int, help="minor units, e.g. 4900 for $49.00")
-    g.add_argument("--currency", default="usd")
-    g.add_argument("--invoice")
-    g.add_argument("--charge")
-    g.add_argument("--refunded", type=int, help="charge.refunded: cumulative refunded amount")
+    plugin_manager().hook.register_commands(command=command)
     return p
 
 

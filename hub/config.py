@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import tomllib
 import zipfile
-from pathlib import PurePosixPath
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Literal, Mapping
 
 from hub.errors import StartupError

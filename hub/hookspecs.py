@@ -16,8 +16,18 @@ from typing import Any, Callable
 
 import pluggy
 
-from hub.programs import (Draft, History, Install, KindProfile, Payment, PayoutPolicy, Program,
-                       ProgramKind, Referral, TickContext)
+from hub.programs import (
+    Draft,
+    History,
+    Install,
+    KindProfile,
+    Payment,
+    PayoutPolicy,
+    Program,
+    ProgramKind,
+    Referral,
+    TickContext,
+)
 
 hookspec = pluggy.HookspecMarker("hub")
 
@@ -32,6 +42,14 @@ def register_programs(register: Callable[[ProgramKind], None]) -> None:
 def register_connectors(register: Callable[[Any], None]) -> None:
     """Called once at start-up. Call ``register(Connector(...))`` (see `hub.registry`) for each
     payment provider this plugin connects: its name and its webhook routes."""
+
+
+@hookspec
+def register_commands(command: Callable[..., Any]) -> None:
+    """Called when the `hub` command line is built. Call ``command(name, func, help)`` to add a
+    sub-command: it returns the `argparse` parser of the new command (with ``--config`` already
+    on it) for your options, and ``func(args)`` runs it and returns the exit status. The Stripe
+    connector adds ``hub trigger`` this way."""
 
 
 @hookspec

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from hub.money import format_money, format_rate, percent_of
+
 PayoutMode = Literal["automatic", "request", "monthly", "manual"]
 
 # A referred account is "active" (in good standing) unless it is cancelled or has an unpaid
@@ -254,8 +256,6 @@ class PayoutPolicy:
 
 
 def rate_sentence(rate: Decimal, amount: int, currency: str, when: datetime, what: str) -> str:
-    from hub.money import format_money, format_rate, percent_of
-
     return (f"{format_rate(rate)} of {format_money(amount, currency)} paid on {when.date().isoformat()}"
             f" ({what}) = {format_money(percent_of(amount, rate), currency)}")
 
@@ -322,8 +322,6 @@ def percentage_draft(payment: Payment, rate: Decimal, history: History, *,
     """The usual line of a percentage program: `rate` of the payment, in its currency, earned
     when it was paid, keyed by the payment so replays book it once. `position` follows the
     payment number in the sentence (" of the first 12 months")."""
-    from hub.money import percent_of
-
     number = history.payment_number(payment)
     what = f"{payment.ref}, payment {number}{position}" + (f", {note}" if note else "")
     return Draft(

@@ -1,16 +1,17 @@
-"""The plugin manager: built-in plugins first, then the `hub` entry-point group.
+"""The plugin manager: every plugin, built-in or third-party, comes from the `hub` entry-point group.
 
-`HUB_LOAD_PLUGINS` restricts which entry points load (comma-separated names; empty for none), the
-way llm's `LLM_LOAD_PLUGINS` does, so tests stay free of whatever else is installed.
+The five programs and the two connectors that ship with the hub are declared as entry points in
+the project's own `pyproject.toml`, exactly as a third-party package declares its own, so the
+core names none of them. `HUB_LOAD_PLUGINS` restricts which *other* distributions' entry points
+load (comma-separated names; empty for none), the way llm's `LLM_LOAD_PLUGINS` does, so tests
+stay free of whatever else is installed; the hub's own always load.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Callable
 
 import pluggy
@@ -19,15 +20,8 @@ from hub import hookspecs
 from hub.errors import StartupError
 from hub.programs import ProgramKind
 
-BUILTIN_PLUGINS = (
-    "plugins.crazycall",
-    "plugins.callpage",
-    "plugins.callbell",
-    "plugins.calltrackingmetrics",
-    "plugins.odoopbx",
-    "connectors.stripe",
-    "connectors.paypal",
-)
+ENTRY_POINT_GROUP = "hub"
+DISTRIBUTION = "partner-hub"
 
 
 @dataclass(frozen=True)
@@ -74,22 +68,25 @@ class Registry:
 def plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("hub")
     pm.add_hookspecs(hookspecs)
-    for name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
-    _load_entry_points(pm)
+    allowed = os.environ.get("HUB_LOAD_PLUGINS")
+    names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    builtins = 0
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        own = _distribution(ep) == DISTRIBUTION
+        builtins += own
+        if (own or names is None or ep.name in names) and not pm.has_plugin(ep.name):
+            pm.register(ep.load(), name=ep.name)
+    if not builtins:
+        raise StartupError(f"no {ENTRY_POINT_GROUP!r} entry points of {DISTRIBUTION!r} found: "
+                           "install the project (pip install -e .) so its built-in programs "
+                           "and connectors register")
     pm.check_pending()
     return pm
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    allowed = os.environ.get("HUB_LOAD_PLUGINS")
-    if allowed is None:
-        pm.load_setuptools_entrypoints("hub")
-        return
-    names = {n.strip() for n in allowed.split(",") if n.strip()}
-    for ep in importlib.metadata.entry_points(group="hub"):
-        if ep.name in names and not pm.has_plugin(ep.name):
-            pm.register(ep.load(), name=ep.name)
+def _distribution(ep: importlib.metadata.EntryPoint) -> str | None:
+    dist = ep.dist
+    return None if dist is None else dist.metadata["Name"]
 
 
 def load_registry(pm: pluggy.PluginManager | None = None) -> Registry:
@@ -116,7 +113,3 @@ def _register_connector(registry: Registry, connector: Any) -> None:
     if connector.name in registry.connectors:
         raise StartupError(f"connector {connector.name!r} is registered twice")
     registry.connectors[connector.name] = connector
-
-
-def module_name(plugin: ModuleType | object) -> str:
-    return getattr(plugin, "__name__", type(plugin).__name__)

@@ -181,9 +181,9 @@ def test_operator_rejects_a_dead_lettered_payout_and_the_money_returns(client, h
     partner = make_partner(hub, "crazycall", paypal_email="ann@pay.test")
     earn(hub, partner.code, 40000, "usd")
     with hub.sessions() as s, s.begin():  # queued, its message lost (no after-commit send)
-        payout = create_payout(s, lock_partner(s, partner.id),
-                                       hub.program("crazycall"), "USD", status="queued",
-                                       method="paypal")
+        payee = lock_partner(s, partner.id)
+        payout = create_payout(s, payee, hub.program("crazycall"), "USD", status="queued",
+                               method="paypal", receiver=payee.paypal_email)
         payout.attempts, payout.failure_reason = 9, "retrying: PayPal HTTP 503"
     not_yet = client.post(f"/api/v1/payouts/{payout.id}/retry", headers=H)
     assert not_yet.status_code == 409

@@ -227,8 +227,9 @@ def test_payout_webhooks_settle_a_payout_the_hub_had_not_recorded_yet(client, hu
     ids = []
     for p in (partner, other):
         with hub.sessions() as s, s.begin():   # queued, as if the worker crashed mid-send
-            ids.append(create_payout(s, lock_partner(s, p.id), hub.program("crazycall"), "USD",
-                                     status="queued", method="paypal").id)
+            payee = lock_partner(s, p.id)
+            ids.append(create_payout(s, payee, hub.program("crazycall"), "USD", status="queued",
+                                     method="paypal", receiver=payee.paypal_email).id)
     post(client, item_event("PAYMENT.PAYOUTS-ITEM.SUCCEEDED", ids[0], "SUCCESS"))
     denied = paypal_event("PAYMENT.PAYOUTSBATCH.DENIED", {"batch_header": {
         "payout_batch_id": "DENIEDBATCH", "batch_status": "DENIED",

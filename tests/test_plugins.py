@@ -29,6 +29,25 @@ def test_builtins_register_as_plugins_and_nothing_is_pending():
     registry.pm.check_pending()
 
 
+def test_builtins_come_from_the_projects_own_entry_points(monkeypatch):
+    """The core lists no built-in: they are the `hub` entry points of this distribution, loaded
+    even when HUB_LOAD_PLUGINS keeps every other distribution's plugins out."""
+    import importlib.metadata
+
+    own = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="hub")
+           if ep.dist is not None and ep.dist.metadata["Name"] == "partner-hub"}
+    assert own == {"crazycall": "plugins.crazycall", "callpage": "plugins.callpage",
+                   "callbell": "plugins.callbell",
+                   "calltrackingmetrics": "plugins.calltrackingmetrics",
+                   "odoopbx": "plugins.odoopbx", "stripe": "connectors.stripe",
+                   "paypal": "connectors.paypal"}
+    monkeypatch.setenv("HUB_LOAD_PLUGINS", "")
+    registry = load_registry()
+    assert sorted(registry.kinds) == ["callbell", "callpage", "calltrackingmetrics", "crazycall",
+                                      "odoopbx"]
+    assert sorted(registry.connectors) == ["paypal", "stripe"]
+
+
 @dataclass(frozen=True)
 class FlatSettings(ProgramSettings):
     bounty: int = 500
@@ -60,7 +79,7 @@ def test_a_third_party_program_plugs_in_and_only_answers_for_its_own_programs():
     impls = [i.plugin_name for i in caller.get_hookimpls()]
     assert impls == ["thirdparty"]
     other = [i.plugin_name for i in registry.rules("crazycall", "commissions_for_payment").get_hookimpls()]
-    assert other == ["plugins.crazycall"]
+    assert other == ["crazycall"]
 
 
 def test_misspelled_hook_fails_at_start_up():

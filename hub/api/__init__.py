@@ -1,13 +1,2 @@
-"""The operator and product JSON API under /api/v1."""
-
-from __future__ import annotations
-
-from starlette.routing import BaseRoute
-
-from hub.api import commissions, downloads, installs, links, partners, payouts, referrals, signups, webhooks
-
-
-def routes() -> list[BaseRoute]:
-    return [*partners.ROUTES, *installs.ROUTES, *links.ROUTES, *signups.ROUTES,
-            *referrals.ROUTES, *downloads.ROUTES, *payouts.ROUTES, *webhooks.ROUTES,
-            *commissions.ROUTES]
+"""The operator and product JSON API under /api/v1 (`routes` collects it), the webhook intake
+helpers (`http`) and the OpenAPI document (`openapi`)."""

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.ledger.explain import explain_commission
 from hub.api.http import hub_of, require_operator
+from hub.ledger.explain import explain_commission
 
 
 async def explain(request: Request) -> JSONResponse:

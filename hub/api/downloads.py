@@ -7,11 +7,11 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from hub.api.http import hub_of
 from hub.attribution.customers import can_attribute, partner_by_code
 from hub.attribution.downloads import iter_file, stamped_copy
-from hub.errors import NotFound
-from hub.api.http import hub_of
 from hub.attribution.partners import CODE_RE
+from hub.errors import NotFound
 
 
 async def download(request: Request) -> StreamingResponse:

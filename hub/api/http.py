@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import hmac
-import logging
 import json
+import logging
 from typing import Any, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from hub.errors import BadRequest, HTTPError, PayloadTooLarge, Unauthorized
+from hub.errors import (
+    MALFORMED_EVENT_ERRORS,
+    BadRequest,
+    HTTPError,
+    PayloadTooLarge,
+    Unauthorized,
+    Unprocessable,
+)
+from hub.ingest.group_commit import group_commit_of
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -62,8 +70,6 @@ def require_operator(request: Request) -> str:
 def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, *,
           required: bool = True, default: Any = None) -> Any:
     """A typed field of a JSON body, or a 422 naming it."""
-    from hub.errors import Unprocessable
-
     if name not in data or data[name] is None:
         if required:
             raise Unprocessable(f"{name} is required", code="missing_field")
@@ -83,8 +89,6 @@ async def apply_verified_event(provider: str, prepare: Callable[..., Any], hub: 
     good."""
     from starlette.concurrency import run_in_threadpool
 
-    from hub.errors import MALFORMED_EVENT_ERRORS
-    from hub.ingest.group_commit import group_commit_of
 
     try:
         item = await run_in_threadpool(prepare, hub, event, None, raw)

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.clock import parse_instant, utcnow
-from hub.errors import Unauthorized, Unprocessable
-from hub.ingest.events import ingest
-from hub.facts import InstallReported
 from hub.api.http import field, hub_of, read_json
 from hub.api.openapi import register_body
+from hub.clock import parse_instant, utcnow
+from hub.errors import Unauthorized, Unprocessable
+from hub.facts import InstallReported
+from hub.ingest.events import ingest
 
 INSTALLER = "installer"
 

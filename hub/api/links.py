@@ -12,16 +12,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
-from hub.attribution.customers import can_attribute
-from hub.attribution.clicks import is_bot, read_cookie, record_click, sign_cookie, visitor_hash
-from hub.clock import utcnow
-from hub.errors import Unprocessable
-from hub.db.audit import record_action
 from hub.api.http import field, hub_of, read_json, require_operator
-from hub.attribution.links import (build_link, daily_clicks, default_landing, default_link, find_link,
-                     link_json, links_of, performance, redirect_target, widget_link)
 from hub.api.openapi import register_body
+from hub.attribution.clicks import is_bot, read_cookie, record_click, sign_cookie, visitor_hash
+from hub.attribution.customers import can_attribute
+from hub.attribution.links import (
+    build_link,
+    daily_clicks,
+    default_landing,
+    default_link,
+    find_link,
+    link_json,
+    links_of,
+    performance,
+    redirect_target,
+    widget_link,
+)
 from hub.attribution.partners import get_partner
+from hub.clock import utcnow
+from hub.db.audit import record_action
+from hub.errors import Unprocessable
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)

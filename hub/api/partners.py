@@ -10,11 +10,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.ledger import entries as ledger
-from hub.db.models import Partner
 from hub.api.http import field, hub_of, read_json, require_operator
-from hub.attribution.partners import (accept_agreement, create_partner, get_partner, partner_json,
-                        transition)
+from hub.attribution.partners import (
+    accept_agreement,
+    create_partner,
+    get_partner,
+    partner_json,
+    transition,
+)
+from hub.db.audit import record_action
+from hub.db.models import Partner
+from hub.errors import Unprocessable
+from hub.ledger import entries as ledger
 
 
 async def create(request: Request) -> JSONResponse:
@@ -34,7 +41,6 @@ async def create(request: Request) -> JSONResponse:
     def work() -> dict[str, Any]:
         with hub.transaction() as session:
             partner = create_partner(hub, session, **args)
-            from hub.db.audit import record_action
             record_action(session, actor, "partner.create", partner.id)
             return partner_json(partner)
 
@@ -122,8 +128,6 @@ def _status_action(action: str) -> Any:
 
 
 def _int(raw: str | None, default: int) -> int:
-    from hub.errors import Unprocessable
-
     if raw is None:
         return default
     if not raw.isdigit():

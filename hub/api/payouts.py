@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.payouts.requests import request_withdrawal
-from hub.payouts.states import get_payout, operator_action, payout_json
-from hub.db.models import Payout
-from hub.errors import Unprocessable
 from hub.api.http import field, hub_of, read_json, require_operator
 from hub.api.openapi import register_body
+from hub.db.models import Payout
+from hub.errors import Unprocessable
+from hub.payouts.requests import request_withdrawal
+from hub.payouts.states import get_payout, operator_action, payout_json
 
 FILTERS = ("partner_id", "status", "program", "method", "currency", "period")
 

@@ -10,17 +10,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.db.audit import record_action
-from hub.clock import parse_instant, utcnow
-from hub.attribution.coupons import codes_of, map_code
-from hub.db.models import Customer, Referral
-from hub.errors import Unprocessable
 from hub.api.http import field, hub_of, read_json, require_operator
 from hub.api.openapi import register_body
+from hub.api.signups import PROVIDERS
+from hub.attribution.coupons import codes_of, map_code
 from hub.attribution.partners import get_partner
 from hub.attribution.referrals import referral_json
+from hub.clock import parse_instant, utcnow
+from hub.db.audit import record_action
+from hub.db.models import Customer, Referral
+from hub.errors import Unprocessable
 from hub.ingest.assignments import assign
-from hub.api.signups import PROVIDERS
 
 
 def _provider(data: dict[str, Any]) -> str:

@@ -12,16 +12,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hub.api.http import field, hub_of, read_json
+from hub.api.installs import check_installer_token
+from hub.api.openapi import register_body
 from hub.attribution.clicks import claim_for_signup
 from hub.clock import parse_instant, utcnow
 from hub.db.models import Customer, Referral
 from hub.errors import Unprocessable
-from hub.ingest.events import ingest
 from hub.facts import SignupReported
-from hub.api.http import field, hub_of, read_json
-from hub.api.openapi import register_body
+from hub.ingest.events import ingest
 from hub.runtime import Hub
-from hub.api.installs import check_installer_token
 
 PRODUCT = "product"
 PROVIDERS = ("stripe", "paypal")

@@ -11,12 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.notify import outbox, webhooks as webhooks_out
+from hub.api.http import field, hub_of, read_json, require_operator
+from hub.api.openapi import register_body
 from hub.db.audit import record_action
 from hub.db.models import WebhookDelivery, WebhookEndpoint
 from hub.errors import NotFound, Unprocessable
-from hub.api.http import field, hub_of, read_json, require_operator
-from hub.api.openapi import register_body
+from hub.notify import outbox
+from hub.notify import webhooks as webhooks_out
 
 
 async def create_endpoint(request: Request) -> JSONResponse:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from hub.attribution.links import find_link
 from hub.db.models import Click, Link, LinkVisitor, Partner
 from hub.db.upsert import insert_ignore
 from hub.runtime import Hub
@@ -114,8 +115,6 @@ def claim_for_signup(hub: Hub, session: Session, *, click_id: str | None, code: 
                      at: datetime) -> SignupClaim | None:
     """Which partner a signup belongs to. A known click decides alone (outside its window: no
     one); an unknown click id falls back to the code, a partner or link code."""
-    from hub.attribution.links import find_link
-
     click = session.get(Click, click_id) if click_id else None
     if click is not None:
         program = hub.program(click.program)

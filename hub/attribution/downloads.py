@@ -13,7 +13,6 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO
 
-
 from hub.config import DownloadConfig
 
 # Spool in memory up to this size, then on disk: module archives are usually a few MB.

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.db.audit import record_action
 from hub.clock import utcnow
+from hub.db.audit import record_action
 from hub.db.models import Customer, Link, Partner
 from hub.db.upsert import insert_ignore
 from hub.errors import Conflict, NotFound, Unprocessable

@@ -15,8 +15,17 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from hub.db.models import (Commission, Customer, CustomerStatus, LedgerEntry, PaymentAdjustment,
-                     PaymentRecord, ProviderEvent, Referral, SubscriptionState)
+from hub.db.models import (
+    Commission,
+    Customer,
+    CustomerStatus,
+    LedgerEntry,
+    PaymentAdjustment,
+    PaymentRecord,
+    ProviderEvent,
+    Referral,
+    SubscriptionState,
+)
 
 GROWN = tuple(m.__tablename__ for m in (
     ProviderEvent, Customer, Referral, PaymentRecord, PaymentAdjustment, SubscriptionState,

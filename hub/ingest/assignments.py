@@ -15,7 +15,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.attribution.customers import attribute, can_attribute, ensure_customer, self_referral_reason
+from hub.attribution.customers import (
+    attribute,
+    can_attribute,
+    ensure_customer,
+    self_referral_reason,
+)
 from hub.clock import utcnow
 from hub.db.audit import record_action
 from hub.db.models import Customer, Partner, Referral, ReferralHandover

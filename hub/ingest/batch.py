@@ -25,22 +25,29 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from hub.ledger import entries as ledger
-
-from hub.notify import outbox
-from hub.db.models import (Commission, Customer, CustomerStatus, Partner, PaymentAdjustment,
-                        PaymentRecord, Referral, SubscriptionState)
-from hub.db.keys import one_of
-from hub.db.upsert import insert_ignore_many
-from hub.ingest.events import Incoming, apply_facts, record_many
-from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
-from hub.ledger.history import build_history, payment_view
-from hub.attribution.partners import EMAIL_RE, enrolled_partner_id
 from hub.attribution.customers import can_attribute, self_referral_reason
+from hub.attribution.partners import EMAIL_RE, enrolled_partner_id
 from hub.attribution.referrals import Holder, can_earn
+from hub.db.keys import one_of
+from hub.db.models import (
+    Commission,
+    Customer,
+    CustomerStatus,
+    Partner,
+    PaymentAdjustment,
+    PaymentRecord,
+    Referral,
+    SubscriptionState,
+)
+from hub.db.upsert import insert_ignore_many
+from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ingest.decide import earner, payment_bookings
-from hub.runtime import Hub
+from hub.ingest.events import Incoming, apply_facts, record_many
+from hub.ledger import entries as ledger
+from hub.ledger.history import build_history, payment_view
 from hub.ledger.statuses import fold_status, status_upsert
+from hub.notify import outbox
+from hub.runtime import Hub
 
 CustomerKey = tuple[str, str]
 Fact = Any  # one of FAST_KINDS

@@ -10,19 +10,18 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
-
 from sqlalchemy.orm import Session
 
 from hub.attribution.customers import EVENT_CACHE
 from hub.clock import utcnow
 from hub.db.keys import one_of
 from hub.db.models import ProviderEvent
-from hub.db.upsert import insert_ignore
+from hub.db.upsert import insert_ignore, insert_ignore_many
 from hub.ingest.apply import apply
 from hub.runtime import Hub
 
@@ -86,8 +85,6 @@ def record_many(session: Session, items: list[Incoming]) -> list[int | None]:
     """Store many events with one statement; per item its row id, or None for a duplicate
     (stored before, or earlier in `items`). Rows are written in key order, so two processes
     storing overlapping batches wait for each other instead of deadlocking."""
-    from hub.db.upsert import insert_ignore_many
-
     now = utcnow()
     rows = {(i.provider, i.event_id): dict(
         provider=i.provider, event_id=i.event_id, type=i.type, occurred_at=i.occurred_at,

@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from hub.ingest import batch as batch_path
 from hub.ingest.events import Incoming, apply_event
 from hub.runtime import Hub
 
@@ -77,11 +78,9 @@ class GroupCommit:
             self._apply(batch)
 
     def _apply(self, batch: list[tuple[Incoming, Future[bool]]]) -> None:
-        from hub.ingest.batch import apply_batch
-
         try:
             with self.hub.transaction() as session:
-                results = apply_batch(self.hub, session, [item for item, _ in batch])
+                results = batch_path.apply_batch(self.hub, session, [item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - each event is retried alone, below
             if len(batch) > 1:
                 log.info("batch of %d events failed (%s); applying them one by one",

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from hub.ingest.batch import apply_batch
 from hub.db.statistics import FreshStatistics
 from hub.errors import StartupError
+from hub.ingest.batch import apply_batch
 from hub.ingest.events import ingest, stored_event_ids
 from hub.ops.progress import Progress
 from hub.runtime import Hub

@@ -27,19 +27,39 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from hub.db.models import (Commission, Customer, InstallRecord, Partner, PaymentAdjustment,
-                        PaymentRecord, Referral, SubscriptionState)
-from hub.db.session import read_only
+from hub.attribution.referrals import (
+    Holder,
+    can_earn,
+    handover_holders,
+    holder_at,
+    milestone_referrals,
+)
 from hub.clock import utcnow
+from hub.db.models import (
+    Commission,
+    Customer,
+    InstallRecord,
+    Partner,
+    PaymentAdjustment,
+    PaymentRecord,
+    Referral,
+    SubscriptionState,
+)
+from hub.db.session import read_only
 from hub.errors import StartupError
+from hub.ingest.decide import (
+    Earner,
+    earner,
+    has_milestones,
+    install_bookings,
+    milestone_drafts,
+    payment_bookings,
+)
 from hub.ledger.history import build_history, histories_of_program
-from hub.programs import Draft, Install, Program
-from hub.ops.progress import Progress
-from hub.attribution.referrals import (Holder, can_earn, handover_holders, holder_at,
-                                      milestone_referrals)
-from hub.ingest.decide import (Earner, earner, has_milestones, install_bookings, milestone_drafts,
-                               payment_bookings)
 from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all
+from hub.money import format_money
+from hub.ops.progress import Progress
+from hub.programs import Draft, Install, Program
 from hub.runtime import Hub
 from hub.settings import replace_from_strings
 
@@ -367,8 +387,6 @@ class Simulation:
 
 def render_text(result: WhatIfResult) -> str:
     """The table `hub whatif` prints: per partner and currency, then the program totals."""
-    from hub.money import format_money
-
     changes = " ".join(f"{k}={v}" for k, v in result.changes.items()) or "no changes"
     lines = [f"program {result.program}: {changes} (settings {result.settings_hash} -> "
              f"{result.simulated_settings_hash})", "",

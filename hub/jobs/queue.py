@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import dramatiq

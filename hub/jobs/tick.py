@@ -20,12 +20,12 @@ from hub.db.models import (
     ProviderEvent,
     SubscriptionState,
 )
+from hub.ingest.decide import has_milestones, milestone_drafts
 from hub.ingest.events import record
 from hub.ledger import entries as ledger
 from hub.ledger.checkpoints import checkpoint_ledger
 from hub.ledger.history import histories_of_program
 from hub.ledger.statuses import snapshot_activity
-from hub.ingest.decide import has_milestones, milestone_drafts
 from hub.payouts import automatic, sweep
 from hub.programs import Program
 from hub.runtime import QUEUE_KEY, Hub

@@ -24,8 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from hub.db.models import (BalanceCheckpoint, Commission, CommissionDay, LedgerEntry,
-                        LedgerWatermark)
+from hub.db.models import BalanceCheckpoint, Commission, CommissionDay, LedgerEntry, LedgerWatermark
 from hub.db.upsert import insert_ignore
 from hub.runtime import Hub
 

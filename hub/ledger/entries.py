@@ -17,10 +17,11 @@ from sqlalchemy import exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from hub.notify import outbox
 from hub.clock import utcnow
-from hub.db.models import Commission, LedgerEntry, new_id
+from hub.db.models import Commission, LedgerEntry, ProviderEvent, new_id
 from hub.db.upsert import insert_ignore, insert_ignore_row, many_rows
+from hub.ledger.checkpoints import balance_sums
+from hub.notify import outbox
 from hub.programs import Draft, Program
 
 STATES = ("pending", "payable", "in_payout", "paid", "voided")
@@ -307,8 +308,6 @@ def release_due(session: Session, now: datetime,
 def balances(session: Session, partner_id: str) -> list[dict[str, Any]]:
     """Per currency: the sum of each state's entries (a currency with no entries is absent).
     Read as the tick's checkpoint plus the newer entries: the same sums, without the history."""
-    from hub.ledger.checkpoints import balance_sums
-
     rows = balance_sums(session, partner_id)
     by_currency: dict[str, dict[str, Any]] = {}
     for currency, state, total in rows:
@@ -334,8 +333,6 @@ def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
                      offset: int = 0, ids: list[str] | None = None) -> list[LineView]:
     """A partner's commission lines, newest first, each with its derived state; `ids` picks
     given lines (a page chosen by a cheaper query first)."""
-    from hub.db.models import ProviderEvent
-
     reversal = aliased(Commission)
     released_at = (select(func.min(LedgerEntry.created_at)).where(
         LedgerEntry.commission_id == Commission.id, LedgerEntry.kind == "release")

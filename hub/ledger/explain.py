@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.ledger import entries as ledger
 from hub.db.models import Commission, InstallRecord, PaymentRecord, ProviderEvent
 from hub.errors import NotFound
+from hub.ledger import entries as ledger
 from hub.money import format_money, format_rate
 from hub.runtime import Hub
 

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from hub.db.models import ActivityDay, CustomerStatus, Referral, SubscriptionState
+from hub.attribution.counts import forget_counts
+from hub.db.models import ActivityDay, CustomerStatus, PaymentRecord, Referral, SubscriptionState
 from hub.db.upsert import insert_ignore, many_rows
 from hub.runtime import Hub
 
@@ -200,8 +201,6 @@ def new_per_day(session: Session, first: date, last: date,
                 partner_id: str | None = None) -> dict[str, dict[str, dict[date, int]]]:
     """Per partner, the customers referred (`new_trials`) and the referred customers paying for
     the first time (`new_subscriptions`) on each UTC day from `first` to `last`, set-based."""
-    from hub.db.models import PaymentRecord
-
     start, stop = _midnight(first), _midnight(last + timedelta(days=1))
     mine = Referral.partner_id == partner_id if partner_id else True
     out: dict[str, dict[str, dict[date, int]]] = defaultdict(lambda: defaultdict(dict))
@@ -227,8 +226,6 @@ def news_of_today(session: Session, partner_id: str, today: date) -> dict[str, i
     """Today's `new_trials` and `new_subscriptions` of one partner, live: only today's rows are
     read (today's referrals by partner and time; today's payments by time, then whether the
     customer paid before)."""
-    from hub.db.models import PaymentRecord
-
     start = _midnight(today)
     trials = select(func.count()).select_from(Referral).where(
         Referral.partner_id == partner_id, Referral.attributed_at >= start)
@@ -261,7 +258,6 @@ def rebuild_statuses(session: Session) -> int:
     rows = session.execute(select(ordered.c.customer_id, ordered.c.status, ordered.c.plan,
                                   ordered.c.occurred_at).where(ordered.c.n == 1)).all()
     session.execute(delete(CustomerStatus))
-    from hub.attribution.counts import forget_counts
 
     forget_counts(session)  # what each customer was counted as went with the old rows
     if rows:

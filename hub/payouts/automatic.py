@@ -35,35 +35,37 @@ class Account:
     currency: str
     program: str
     minimum: int
+    method: str  # the policy's first method: the gateway that pays it
 
 
 def split_accounts(hub: Hub, rows: Iterable[Any]) -> tuple[list[Account], list[tuple[str, str]]]:
     """Payable accounts (`payouts.payable_accounts` rows) into automatic PayPal ones at or over
     their minimum, and the rest (other policies, or no PayPal address: decided per partner)."""
     automatic, others = [], []
-    minimums: dict[tuple[str, str, bool], int | None] = {}  # one hook call per program and kind
+    # one hook call per program and kind
+    policies: dict[tuple[str, str, bool], tuple[int, str] | None] = {}
     for row in rows:
         key = (row.program, row.kind, bool(row.paypal_email))
-        if key not in minimums:
-            minimums[key] = automatic_minimum(hub, row.program, row.kind, row.paypal_email)
-        minimum = minimums[key]
-        if minimum is None:
+        if key not in policies:
+            policies[key] = automatic_minimum(hub, row.program, row.kind, row.paypal_email)
+        policy = policies[key]
+        if policy is None:
             others.append((row.partner_id, row.currency))
-        elif row.payable >= minimum:
-            automatic.append(Account(row.partner_id, row.currency, row.program, minimum))
+        elif row.payable >= policy[0]:
+            automatic.append(Account(row.partner_id, row.currency, row.program, *policy))
     return automatic, others
 
 
 def automatic_minimum(hub: Hub, program_name: str, kind: str,
-                      paypal_email: str | None) -> int | None:
-    """The threshold of an automatic PayPal payout for this partner; None when its program
+                      paypal_email: str | None) -> tuple[int, str] | None:
+    """The threshold and method of an automatic payout for this partner; None when its program
     does not pay automatically (or it has no PayPal address, so it is listed for manual
     payment by `payouts.policy_for`)."""
     program = hub.program(program_name)
     if program is None or not paypal_email:
         return None
     policy = hub.payout_policy(program, kind)
-    return max(policy.minimum, 1) if policy.mode == "automatic" else None
+    return (max(policy.minimum, 1), policy.methods[0]) if policy.mode == "automatic" else None
 
 
 def create_for_changed(hub: Hub, session: Session, changed: Iterable[tuple[str, str]]) -> int:
@@ -97,11 +99,14 @@ def create_automatic(session: Session, accounts: list[Account]) -> int:
             due.append((account, amount, email, new_id("po")))
     if not due:
         return 0
-    batch_id, now = open_batch(session, "paypal", len(due)), utcnow()
-    rows = [dict(id=payout_id, partner_id=a.partner_id, program=a.program, amount=amount,
-                 currency=a.currency, status="queued", method="paypal", period=None, attempts=0,
-                 receiver=email, dead_letter=False, batch_id=batch_id, created_at=now,
-                 updated_at=now) for a, amount, email, payout_id in due]
+    now, rows = utcnow(), []
+    for method in sorted({a.method for a, _, _, _ in due}):  # one batch per gateway
+        paid_by = [d for d in due if d[0].method == method]
+        batch_id = open_batch(session, method, len(paid_by))
+        rows += [dict(id=payout_id, partner_id=a.partner_id, program=a.program, amount=amount,
+                      currency=a.currency, status="queued", method=method, period=None,
+                      attempts=0, receiver=email, dead_letter=False, batch_id=batch_id,
+                      created_at=now, updated_at=now) for a, amount, email, payout_id in paid_by]
     session.execute(*many_rows(session, Payout.__table__, rows))  # one statement for all
     ledger.move_lines_many(session, [(payout_id, a.partner_id, a.currency,
                                       nets[(a.partner_id, a.currency)])

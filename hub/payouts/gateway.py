@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hub.db.models import Payout
+from hub.db.models import Partner, Payout
 from hub.money import format_money
 from hub.runtime import Hub
 
@@ -90,6 +90,22 @@ def batch_id_from_sender_id(value: str | None) -> str | None:
     """The hub batch a ``hub-pb_…`` sender_batch_id names (None for a payout's own)."""
     key = payout_id_from_sender_id(value) if value and value.startswith("hub-") else None
     return key if key and key.startswith("pb_") else None
+
+
+def has_gateway(hub: Hub, method: str) -> bool:
+    """Whether a connector pays payouts of `method` (one registered under that name with a
+    `payout_gateway`); other methods are paid by hand from the operator's list."""
+    connector = hub.connector(method)
+    return connector is not None and connector.payout_gateway is not None
+
+
+def payee_of(hub: Hub, partner: Partner, method: str | None) -> str | None:
+    """The partner's address at the gateway that pays `method`, or None: a method paid by hand,
+    or a partner without an address. Partners keep one gateway address (`paypal_email`, the name
+    the HTTP contract gives it)."""
+    if method is None or not has_gateway(hub, method):
+        return None
+    return partner.paypal_email or None
 
 
 def gateway_for(hub: Hub, method: str) -> PayoutGateway | None:

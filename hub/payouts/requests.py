@@ -18,6 +18,7 @@ from hub.db.upsert import insert_ignore
 from hub.errors import NotFound, Unprocessable
 from hub.ledger import entries as ledger
 from hub.money import format_money
+from hub.payouts.gateway import has_gateway, payee_of
 from hub.payouts.policy import DEFAULT_MANUAL_MONTHS, manual_period, monthly_period, policy_for
 from hub.payouts.states import MONEY_BACK, OPEN
 from hub.programs import PayoutPolicy, Program
@@ -41,11 +42,13 @@ def lock_partner(session: Session, partner_id: str) -> Partner:
 
 
 def create_payout(session: Session, partner: Partner, program: Program, currency: str, *,
-                  status: str, method: str, minimum: int = 0, period: str | None = None,
+                  status: str, method: str, receiver: str | None = None, minimum: int = 0,
+                  period: str | None = None,
                   earned_before: datetime | None = None) -> Payout | None:
     """Reserve the partner's payable money in `currency` (all of it, or what was earned before
     `earned_before`) as a new payout. None when there is less than `minimum` (or nothing), or the
-    period already has its payout. The caller holds the partner lock."""
+    period already has its payout. `receiver` is the partner's address at the gateway that pays
+    `method` (`payee_of`); None for a payout made by hand. The caller holds the partner lock."""
     nets = ledger.payable_by_commission(session, partner.id, currency, earned_before)
     amount = sum(net for _, net in nets)
     if amount <= 0 or amount < minimum:
@@ -54,7 +57,7 @@ def create_payout(session: Session, partner: Partner, program: Program, currency
     if not insert_ignore(session, Payout, dict(
             id=payout_id, partner_id=partner.id, program=program.name, amount=amount,
             currency=currency, status=status, method=method, period=period, attempts=0,
-            receiver=partner.paypal_email if method == "paypal" else None, dead_letter=False,
+            receiver=receiver, dead_letter=False,
             created_at=now, updated_at=now)):
         return None
     ledger.move_lines(session, nets, "payable", "in_payout", partner_id=partner.id,
@@ -78,7 +81,9 @@ def trigger_automatic(hub: Hub, session: Session, partner_id: str, currency: str
     if ledger.payable_balance(session, partner.id, currency) < max(policy.minimum, 1):
         return None
     partner = lock_partner(session, partner_id)
-    return create_payout(session, partner, program, currency, status="queued", method="paypal",
+    method = policy.methods[0]
+    return create_payout(session, partner, program, currency, status="queued", method=method,
+                         receiver=payee_of(hub, partner, method),
                          minimum=max(policy.minimum, 1))
 
 
@@ -108,14 +113,16 @@ def schedule(hub: Hub, session: Session, partner: Partner, currency: str,
         return trigger_automatic(hub, session, partner.id, currency)
     if policy.mode == "monthly":
         period, cutoff = monthly_period(now)
-        paypal = "paypal" in policy.methods and bool(partner.paypal_email)
+        gateway = next((m for m in policy.methods if payee_of(hub, partner, m)), None)
         return create_payout(session, lock_partner(session, partner.id), program, currency,
-                             status="queued" if paypal else "requested",
-                             method="paypal" if paypal else "manual", minimum=policy.minimum,
+                             status="queued" if gateway else "requested",
+                             method=gateway or "manual",
+                             receiver=payee_of(hub, partner, gateway),
+                             minimum=policy.minimum,
                              period=period, earned_before=cutoff)
     if policy.mode == "manual":
         months = policy.every_months or DEFAULT_MANUAL_MONTHS
-        method = next((m for m in policy.methods if m != "paypal"), "manual")
+        method = next((m for m in policy.methods if not has_gateway(hub, m)), "manual")
         return create_payout(session, lock_partner(session, partner.id), program, currency,
                              status="requested", method=method, minimum=policy.minimum,
                              period=manual_period(now, months))
@@ -130,7 +137,7 @@ def request_withdrawal(hub: Hub, session: Session, partner_id: str, currency: st
     if program is None:
         raise Unprocessable(f"program {partner.program!r} is not enabled", code="unknown_program")
     policy = policy_for(hub, program, partner)
-    _check_request_allowed(session, policy, partner, method)
+    _check_request_allowed(hub, policy, partner, method)
     method = method or policy.methods[0]
     if policy.one_pending and _has_open_payout(session, partner.id):
         raise Unprocessable("a withdrawal is already pending", code="already_pending")
@@ -140,7 +147,7 @@ def request_withdrawal(hub: Hub, session: Session, partner_id: str, currency: st
         raise Unprocessable(f"payable balance {format_money(payable, currency)} is below the "
                             f"minimum {format_money(minimum, currency)}", code="below_minimum")
     payout = create_payout(session, partner, program, currency, status="requested", method=method,
-                           minimum=minimum)
+                           receiver=payee_of(hub, partner, method), minimum=minimum)
     if payout is None:  # payable counted money the per-commission view did not (cannot happen)
         raise Unprocessable("nothing payable", code="below_minimum")
     record_action(session, actor, "payout.request", payout.id, amount=payout.amount,
@@ -148,7 +155,7 @@ def request_withdrawal(hub: Hub, session: Session, partner_id: str, currency: st
     return payout
 
 
-def _check_request_allowed(session: Session, policy: PayoutPolicy, partner: Partner,
+def _check_request_allowed(hub: Hub, policy: PayoutPolicy, partner: Partner,
                            method: str | None) -> None:
     if policy.mode == "automatic":
         raise Unprocessable("this program pays automatically at the threshold",
@@ -159,7 +166,8 @@ def _check_request_allowed(session: Session, policy: PayoutPolicy, partner: Part
     if method is not None and method not in policy.methods:
         raise Unprocessable(f"method must be one of {', '.join(policy.methods)}",
                             code="invalid_method")
-    if (method or policy.methods[0]) == "paypal" and not partner.paypal_email:
+    chosen = method or policy.methods[0]
+    if has_gateway(hub, chosen) and payee_of(hub, partner, chosen) is None:
         raise Unprocessable("the partner has no PayPal address", code="no_paypal_email")
 
 

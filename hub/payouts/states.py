@@ -163,7 +163,7 @@ def operator_action(session: Session, payout_id: str, action: str, actor: str, *
 
 def _operator_target(payout: Payout, action: str) -> str:
     if action == "approve":
-        return "queued" if payout.method == "paypal" else "approved"
+        return "queued" if payout.receiver else "approved"  # a gateway pays it, or a person
     if action == "retry":
         if not (payout.status == "failed" and payout.dead_letter):
             raise Conflict("only a dead-lettered payout can be retried", code="invalid_state")

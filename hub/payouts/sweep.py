@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from hub.db.models import Partner, Payout
 from hub.notify.outbox import stale_deliveries
-from hub.payouts.automatic import create_automatic, split_accounts
 from hub.payouts import batches
+from hub.payouts.automatic import create_automatic, split_accounts
 from hub.payouts.requests import payable_accounts, schedule
 from hub.runtime import Hub
 

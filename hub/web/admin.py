@@ -14,19 +14,19 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hub.ledger import entries as ledger
+from hub.api.signups import PROVIDERS
+from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
+from hub.clock import parse_instant, utcnow
 from hub.db.audit import record_action
-from hub.clock import utcnow
 from hub.db.models import Commission, Material, Partner, Payout, new_id
 from hub.errors import Forbidden, HTTPError, NotFound, Unprocessable
-from hub.api.signups import PROVIDERS
-from hub.clock import parse_instant
-from hub.ledger.explain import explain_commission
-from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
-from hub.payouts.states import operator_action
 from hub.ingest.assignments import assign
+from hub.ledger import entries as ledger
+from hub.ledger.explain import explain_commission
 from hub.notify.webhooks import replay as replay_delivery
-from hub.web import admin_data as data, materials, passwords
+from hub.payouts.states import operator_action
+from hub.web import admin_data as data
+from hub.web import materials, passwords
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
 from hub.web.security import ADMIN, fingerprint
 

@@ -9,8 +9,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.db.models import (AuditLog, Commission, Customer, Partner, Payout, Referral,
-                         WebhookDelivery, WebhookEndpoint)
+from hub.db.models import (
+    AuditLog,
+    Commission,
+    Customer,
+    Partner,
+    Payout,
+    Referral,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from hub.runtime import Hub
 
 PAGE_SIZE = 50
@@ -114,7 +122,7 @@ def manual_list(session: Session) -> list[tuple[Payout, Partner]]:
     """Payouts to make by hand (no PayPal address, or a manual method such as bank transfer):
     the periodic manual list and approved requests, with the partner's billing details."""
     rows = session.execute(select(Payout, Partner).join(Partner, Partner.id == Payout.partner_id)
-                           .where(Payout.method != "paypal",
+                           .where(Payout.receiver.is_(None),
                                   Payout.status.in_(("requested", "approved")))
                            .order_by(Payout.created_at).limit(500)).all()
     return [(p, who) for p, who in rows]

@@ -18,8 +18,8 @@ from starlette.routing import Route
 from hub.clock import parse_instant
 from hub.db.models import Partner
 from hub.errors import StartupError
-from hub.money import format_money
 from hub.ingest.whatif import WhatIfResult, run_whatif
+from hub.money import format_money
 from hub.web.admin import page
 from hub.web.charts import comparison_chart
 from hub.web.pages import View, render

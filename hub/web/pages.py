@@ -17,13 +17,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from hub.errors import HTTPError, PayloadTooLarge
 from hub.api.http import hub_of
+from hub.errors import HTTPError, PayloadTooLarge
 from hub.runtime import Hub
 from hub.web import formatting
 from hub.web.security import Area, WebSession, check_csrf, load_session, save_session
 
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
 ENV.filters.update(money=formatting.money, day=formatting.day, when=formatting.when,

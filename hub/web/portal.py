@@ -17,17 +17,25 @@ from sqlalchemy import func, select
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from hub.ledger import entries as ledger
+from hub.attribution.customers import missing_requirements
+from hub.attribution.links import (
+    CREATIVES,
+    build_link,
+    default_link,
+    link_json,
+    links_of,
+    performance,
+    trial_choices,
+)
+from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
 from hub.clock import utcnow
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
-from hub.money import format_money
-from hub.attribution.customers import missing_requirements
-from hub.attribution.links import (CREATIVES, build_link, default_link, link_json, links_of, performance,
-                     trial_choices)
-from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
+from hub.ledger import entries as ledger
+from hub.money import exponent, format_money
 from hub.payouts.requests import request_withdrawal
-from hub.web import charts, materials, passwords, portal_data as data, trends
+from hub.web import charts, materials, passwords, trends
+from hub.web import portal_data as data
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
 from hub.web.security import PORTAL, fingerprint
 
@@ -316,8 +324,6 @@ def transactions_csv(view: View) -> Response:
 
 
 def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Iterator[str]:
-    from hub.money import exponent
-
     buffer = io.StringIO()
     out = csv.writer(buffer)
 

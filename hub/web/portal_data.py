@@ -15,14 +15,29 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from hub.ledger import entries as ledger
-
 from hub.attribution import counts as referral_counts
-
-from hub.ledger import statuses
-from hub.db.models import (Click, Commission, Customer, Link, Material, Partner, PaymentRecord,
-                         Payout, Referral, SubscriptionState)
+from hub.attribution.links import daily_clicks
+from hub.clock import utcnow
+from hub.db.models import (
+    Click,
+    Commission,
+    Customer,
+    Link,
+    Material,
+    Partner,
+    PaymentRecord,
+    Payout,
+    Referral,
+    SubscriptionState,
+)
 from hub.errors import NotFound
+from hub.ledger import entries as ledger
+from hub.ledger import statuses
+from hub.ledger.checkpoints import daily_commission as checkpointed
+from hub.money import format_money
+from hub.payouts.gateway import has_gateway
+from hub.payouts.policy import policy_for
+from hub.payouts.states import OPEN
 from hub.runtime import Hub
 from hub.web import trends
 
@@ -115,8 +130,6 @@ def active_over_time(session: Session, partner: Partner, days: list[date], today
 
 def daily_commission(session: Session, partner: Partner, currency: str, since: date,
                      today: date) -> list[tuple[date, int]]:
-    from hub.ledger.checkpoints import daily_commission as checkpointed
-
     return checkpointed(session, partner.id, currency, since, today)
 
 
@@ -204,10 +217,6 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
                    payable: int) -> WithdrawState:
     """Whether the Withdraw button may be pressed, and if not, why (shown next to it). Only a
     hint: the payouts core decides when the form is posted (`payouts.request_withdrawal`)."""
-    from hub.money import format_money
-    from hub.payouts.policy import policy_for
-    from hub.payouts.states import OPEN
-
     program = hub.program(partner.program)
     if program is None:
         return WithdrawState(False, "This program is no longer running.")
@@ -222,7 +231,7 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
         Payout.partner_id == partner.id, Payout.status.in_(OPEN)))
     if policy.one_pending and pending:
         return WithdrawState(False, "A withdrawal you requested is still being processed.")
-    methods = tuple(m for m in policy.methods if m != "paypal" or partner.paypal_email)
+    methods = tuple(m for m in policy.methods if not has_gateway(hub, m) or partner.paypal_email)
     if not methods:
         return WithdrawState(False, "Add your PayPal e-mail in Settings to withdraw.")
     return WithdrawState(True, f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
@@ -255,8 +264,6 @@ def _sampled(days: list[date], counts: list[int], period: trends.Period) -> list
 
 def daily_unique_clicks(session: Session, partner: Partner, since: date,
                         today: date) -> list[tuple[date, int]]:
-    from hub.attribution.links import daily_clicks
-
     return [(date.fromisoformat(row["day"]), row["unique_clicks"])
             for row in daily_clicks(session, partner.id, since, today)]
 
@@ -397,7 +404,5 @@ def material_for(session: Session, program: str, material_id: str) -> Material:
 
 
 def today_utc() -> date:
-    from hub.clock import utcnow
-
     return utcnow().date()
 
