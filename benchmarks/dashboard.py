@@ -22,9 +22,10 @@ import re
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
@@ -35,10 +36,12 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 
 from benchmarks.ingest import schema_url  # noqa: E402
 from benchmarks.portal_pages import PASSWORD, seed  # noqa: E402
-from hub.app import create_app  # noqa: E402
+from hub.app import (
+    build_hub,  # noqa: E402
+    create_app,  # noqa: E402
+)
 from hub.config import config_from_dict  # noqa: E402
 from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
-from hub.app import build_hub# noqa: E402
 
 TOKEN = "bench-admin-token-0123456789"
 REFERENCE_SQL = (
@@ -51,7 +54,7 @@ REFERENCE_SQL = (
     "ORDER BY c.created_at DESC, c.id LIMIT 100")
 
 
-def p95(run: Callable[[], Any], requests: int, clock: "ServerClock | None" = None) -> float:
+def p95(run: Callable[[], Any], requests: int, clock: ServerClock | None = None) -> float:
     """The 95th percentile of one `run` in ms: wall time, or with `clock` the server time the
     app spent on the requests `run` made."""
     run()  # warm caches, templates, prepared statements
@@ -107,14 +110,17 @@ def tail(hub: Any, partner_id: str, lines: int) -> None:
         clients = {"p": partner_id, "a": first, "b": first + lines // 5 - 1}
         conn.execute(text(
             "INSERT INTO customers (id, provider, ref, first_seen_at) SELECT g, 'stripe', "
-            "'cus_tail' || g, now() FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"), clients)
+            "'cus_tail' || g, now() FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"),
+            clients)
         conn.execute(text(
             "INSERT INTO referrals (id, program, partner_id, customer_id, source, link_code, "
-            "attributed_at, self_referral) SELECT g, 'crazycall', :p, g, 'link', 'lnk1', now(), false "
+            "attributed_at, self_referral) SELECT g, 'crazycall', :p, g, 'link', 'lnk1', "
+            "now(), false "
             "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"), clients)
         conn.execute(text(
             "INSERT INTO customer_statuses (customer_id, status, occurred_at) "
-            "SELECT g, 'trial', now() FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"), clients)
+            "SELECT g, 'trial', now() FROM generate_series(CAST(:a AS int), CAST(:b AS int)) g"),
+            clients)
         conn.execute(text(
             "UPDATE customer_statuses SET status = 'cancelled', occurred_at = now() "
             "WHERE customer_id IN (SELECT customer_id FROM customer_statuses "
@@ -140,7 +146,7 @@ def run(database: str, partners: int, entries: int, requests: int = 100,
             "server": {"secret_key": "b" * 32, "materials_dir": materials, "admin_token": TOKEN},
             "programs": {"crazycall": {"plugin": "crazycall"}}}))
         # ~1.9 entries per referral in the portal seed: the largest partner holds a tenth.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         partner_id, _ = seed(hub, max(entries // 19, 10), now)
         fill(hub, partners, entries - entries // 10)
         checkpoint_ledger(hub, now)

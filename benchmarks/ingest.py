@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -46,7 +46,8 @@ def schema_url(base: str, schema: str) -> str:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
     sep = "&" if "?" in base else "?"
-    return f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}{sep}options=-csearch_path%3D{schema}"
+    return (f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}"
+            f"{sep}options=-csearch_path%3D{schema}")
 
 
 def wait_up(port: int, proc: subprocess.Popen) -> None:
@@ -102,12 +103,13 @@ def seed_hub(url: str, config: Path, customers: int, partners: int) -> None:
     subprocess.run([sys.executable, "-m", "hub.cli", "migrate", "--config", str(config)],
                    check=True, env=env, cwd=ROOT, capture_output=True)
     engine = create_engine(url)
-    now = datetime.now(timezone.utc) - timedelta(days=2)  # known before the benchmark's invoices
+    now = datetime.now(UTC) - timedelta(days=2)  # known before the benchmark's invoices
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO partners (id, program, kind, status, code, email, name, "
                           "payout_method, created_at) VALUES (:id, 'crazycall', 'partner', "
                           "'active', :code, :email, '', 'paypal', :now)"),
-                     [{"id": f"prt_{i}", "code": f"code{i}", "email": f"p{i}@bench.test", "now": now}
+                     [{"id": f"prt_{i}", "code": f"code{i}", "email": f"p{i}@bench.test",
+                       "now": now}
                       for i in range(partners)])
         conn.execute(text("INSERT INTO customers (id, provider, ref, email, partner_code, "
                           "first_seen_at) VALUES (:id, 'stripe', :ref, :email, :code, :now)"),
@@ -116,7 +118,8 @@ def seed_hub(url: str, config: Path, customers: int, partners: int) -> None:
         conn.execute(text("INSERT INTO referrals (program, partner_id, customer_id, source, "
                           "attributed_at, self_referral) VALUES ('crazycall', :p, :c, 'code', "
                           ":now, false)"),
-                     [{"p": f"prt_{i % partners}", "c": i + 1, "now": now} for i in range(customers)])
+                     [{"p": f"prt_{i % partners}", "c": i + 1, "now": now}
+                      for i in range(customers)])
         conn.execute(text("SELECT setval(pg_get_serial_sequence('customers', 'id'), :n)"),
                      {"n": customers})
     engine.dispose()
@@ -155,8 +158,8 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_up(port, proc)
-            spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--pid", str(proc.pid), "--duration",
-                                     str(duration), "--format", "raw", "-o", py_spy],
+            spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--pid", str(proc.pid),
+                                     "--duration", str(duration), "--format", "raw", "-o", py_spy],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    if py_spy and name == "hub" else None)
             results[name] = run_wrk(port, bodies, duration, connections)

@@ -1,8 +1,8 @@
 """Benchmark 4: the payout sweep for many partners over their automatic threshold.
 
 Seeds `--partners` odoopbx referral partners with PayPal addresses and €120 payable each, runs
-the sweep of `hub tick` (`hub.payouts.states.sweep`) and waits until the in-process worker has handed
-every payout to PayPal (sandbox mode, answered by the tests' fake PayPal through respx) and
+the sweep of `hub tick` (`hub.payouts.states.sweep`) and waits until the in-process worker has
+handed every payout to PayPal (sandbox mode, answered by the tests' fake PayPal through respx) and
 recorded the answer. The sweep pays them in PayPal batches of up to
 `hub.payouts.batches.BATCH_SIZE` items (one transaction, one message and one PayPal request per
 batch). The reference bulk-inserts the same number of payout rows.
@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 
 from benchmarks.ingest import schema_url  # noqa: E402
+from hub.app import build_hub  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import Payout  # noqa: E402
-from hub.payouts.sweep import sweep  # noqa: E402
 from hub.jobs.queue import close_queue, queue_of  # noqa: E402
-from hub.app import build_hub# noqa: E402
+from hub.payouts.sweep import sweep  # noqa: E402
 from tests.payout_helpers import FakePaypal  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def run(database: str, partners: int) -> dict[str, Any]:
             "programs": {"odoopbx": {"plugin": "odoopbx"}}}))
         seed(hub, partners)
         started = time.perf_counter()
-        created = sweep(hub, datetime.now(timezone.utc))["created"]
+        created = sweep(hub, datetime.now(UTC))["created"]
         swept = time.perf_counter() - started
         queue_of(hub).join(timeout_ms=600_000)
         elapsed = time.perf_counter() - started

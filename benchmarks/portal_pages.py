@@ -18,10 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HUB_LOAD_PLUGINS", "")
@@ -29,15 +29,25 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from hub.app import create_app  # noqa: E402
-from hub.config import config_from_dict  # noqa: E402
-from hub.db.models import (Commission, Customer, LedgerEntry, Partner, PaymentRecord,  # noqa: E402
-                           ProviderEvent, Referral, SubscriptionState)
-from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
+from hub.app import (
+    build_hub,  # noqa: E402
+    create_app,  # noqa: E402
+)
 from hub.attribution.counts import count_changes  # noqa: E402
-from hub.app import build_hub# noqa: E402
-from hub.runtime import Hub# noqa: E402
+from hub.config import config_from_dict  # noqa: E402
+from hub.db.models import (  # noqa: E402
+    Commission,
+    Customer,
+    LedgerEntry,
+    Partner,
+    PaymentRecord,
+    ProviderEvent,
+    Referral,
+    SubscriptionState,
+)
+from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
 from hub.ledger.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
+from hub.runtime import Hub  # noqa: E402
 from hub.web.passwords import hash_password  # noqa: E402
 
 PASSWORD = "benchmark password"
@@ -115,7 +125,8 @@ def seed(hub: Hub, referrals: int, now: datetime) -> tuple[str, int]:
                                     state="pending", amount=980, kind="earn", commission_id=cid,
                                     line_id=cid, event_id=event.id, created_at=paid_at))
             states.append(dict(provider="stripe", subscription_ref=f"sub_{i}", customer_id=i,
-                               status="active", plan="plan_a", occurred_at=joined + timedelta(days=14)))
+                               status="active", plan="plan_a",
+                               occurred_at=joined + timedelta(days=14)))
             if i % 10 == 9 and joined + timedelta(days=100) <= now:
                 states.append(dict(provider="stripe", subscription_ref=f"sub_{i}", customer_id=i,
                                    status="cancelled", plan="plan_a",
@@ -156,10 +167,11 @@ def main() -> None:
     args = parser.parse_args()
     with database(args.database_url) as url, tempfile.TemporaryDirectory() as materials:
         hub = build_hub(config_from_dict({
-            "database": {"url": url}, "server": {"secret_key": "b" * 32, "materials_dir": materials},
+            "database": {"url": url},
+            "server": {"secret_key": "b" * 32, "materials_dir": materials},
             "programs": {"crazycall": {"plugin": "crazycall"}}}))
         started = time.perf_counter()
-        _, referral = seed(hub, args.referrals, datetime.now(timezone.utc))
+        _, referral = seed(hub, args.referrals, datetime.now(UTC))
         print(f"{hub.engine.dialect.name}: seeded {args.referrals} referrals in "
               f"{time.perf_counter() - started:.1f}s")
         with TestClient(create_app(hub)) as client:

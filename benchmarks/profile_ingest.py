@@ -23,8 +23,8 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 from benchmarks.ingest import SECRET, schema_url, seed_hub  # noqa: E402
 from connectors import stripe_trigger as st  # noqa: E402
 from connectors.stripe import process  # noqa: E402
+from hub.app import build_hub  # noqa: E402
 from hub.config import load_config  # noqa: E402
-from hub.app import build_hub# noqa: E402
 
 
 def main() -> None:
@@ -46,7 +46,8 @@ def main() -> None:
     now = int(time.time())
     events = [st.event("invoice.paid", st.invoice(
         f"in_p_{i}", customer_id=f"cus_{i % args.customers}", amount=4900,
-        subscription_id=f"sub_cus_{i % args.customers}", charge_id=f"ch_p_{i}", paid_at=now - args.events + i,
+        subscription_id=f"sub_cus_{i % args.customers}", charge_id=f"ch_p_{i}",
+        paid_at=now - args.events + i,
         shape="legacy")) for i in range(args.events)]
     statements: Counter[str] = Counter()
 

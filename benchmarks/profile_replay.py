@@ -1,8 +1,8 @@
 """Profile `hub replay` in-process: where a batch's time goes, database versus Python.
 
 Writes the replay benchmark's file (customers with partner codes in three programs, monthly
-invoices), replays it with `hub.ingest.replay.replay_file` and prints the wall time, this process's CPU,
-and the time spent inside each SQL statement kind (the driver's execute: the server's work plus
+invoices), replays it with `hub.ingest.replay.replay_file` and prints the wall time, this process's
+CPU, and the time spent inside each SQL statement kind (the driver's execute: the server's work plus
 the round trip), most first. What is neither SQL nor CPU is the two waiting for each other.
 
     python benchmarks/profile_replay.py [--events 50000] [--customers 5000] [--database URL]
@@ -27,9 +27,9 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 
 from benchmarks import replay  # noqa: E402
 from benchmarks.ingest import schema_url  # noqa: E402
+from hub.app import build_hub  # noqa: E402
 from hub.config import load_config  # noqa: E402
 from hub.ingest.replay import replay_file  # noqa: E402
-from hub.app import build_hub# noqa: E402
 
 
 def statement_clock(engine: Any) -> tuple[dict[str, float], Counter[str]]:

@@ -39,7 +39,8 @@ def store(event: dict, payload: str) -> None:
 async def webhook(request: Request) -> JSONResponse:
     body = await request.body()
     try:
-        stripe.WebhookSignature.verify_header(body.decode(), request.headers.get("stripe-signature"),
+        stripe.WebhookSignature.verify_header(body.decode(),
+                                              request.headers.get("stripe-signature"),
                                               SECRET, 300)
     except Exception:  # noqa: BLE001
         return JSONResponse({"error": "bad signature"}, status_code=400)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -36,7 +36,7 @@ PROGRAMS = ("crazycall", "callpage", "odoopbx")
 
 def write_events(path: Path, events: int, customers: int, partners: int) -> int:
     """Returns how many invoice.paid events the file holds."""
-    start = int((datetime.now(timezone.utc) - timedelta(days=800)).timestamp())
+    start = int((datetime.now(UTC) - timedelta(days=800)).timestamp())
     invoices = 0
     per_customer = max(events // customers - 1, 1)
     with path.open("w") as fh:
@@ -58,7 +58,7 @@ def write_events(path: Path, events: int, customers: int, partners: int) -> int:
 
 def seed_partners(url: str, partners: int) -> None:
     engine = create_engine(url)
-    now = datetime.now(timezone.utc) - timedelta(days=900)
+    now = datetime.now(UTC) - timedelta(days=900)
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO partners (id, program, kind, status, code, email, name, payout_method, "
@@ -159,7 +159,8 @@ def run(database: str, events: int, customers: int) -> dict[str, object]:
     partners = max(customers // 20, len(PROGRAMS))
     invoices = write_events(path, events, customers, partners)
     total = sum(1 for _ in path.open())
-    ref_url, hub_url = schema_url(database, "bench_replay_ref"), schema_url(database, "bench_replay")
+    ref_url, hub_url = (schema_url(database, "bench_replay_ref"),
+                        schema_url(database, "bench_replay"))
     ref_seconds = reference(ref_url, path)
     config = tmp / "hub.toml"
     config.write_text(f'[database]\nurl = "{hub_url}"\n' + "".join(

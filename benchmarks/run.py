@@ -45,7 +45,8 @@ def bench_ingest(db: str, size: dict[str, int]) -> list[Row]:
         ("1 ingest", "p99 ms", f"{ref['p99_ms']:.0f}", f"{hub['p99_ms']:.0f}", "",
          _mark(hub["p99_ms"] < 100, "< 100")),
         ("1 ingest", "errors / 1 commission each", f"{ref['errors']}",
-         f"{errors} / {'yes' if one_each else 'NO'}", "", _mark(errors == 0 and one_each, "0 / yes")),
+         f"{errors} / {'yes' if one_each else 'NO'}", "",
+         _mark(errors == 0 and one_each, "0 / yes")),
         ("5 memory", "hub serve peak RSS MB", f"{ref['rss_mb']:.0f}", f"{hub['rss_mb']:.0f}", "",
          _mark(hub["rss_mb"] < 150, "< 150")),
     ]
@@ -118,7 +119,7 @@ def print_table(rows: list[Row], note: str) -> None:
     print(f"\n{note}\n{line}")
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) if i < 5 else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))))
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
         if row is header:
             print(line)
     print(line)

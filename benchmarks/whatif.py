@@ -21,7 +21,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,16 +31,24 @@ os.environ.setdefault("HUB_LOAD_PLUGINS", "")
 
 from sqlalchemy import insert  # noqa: E402
 
+from hub.app import build_hub  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
-from hub.db.models import (Commission, Customer, Partner, PaymentAdjustment,  # noqa: E402
-                           PaymentRecord, ProviderEvent, Referral, SubscriptionState)
-from hub.money import percent_of  # noqa: E402
-from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all  # noqa: E402
-from hub.app import build_hub# noqa: E402
-from hub.runtime import Hub# noqa: E402
+from hub.db.models import (  # noqa: E402
+    Commission,
+    Customer,
+    Partner,
+    PaymentAdjustment,
+    PaymentRecord,
+    ProviderEvent,
+    Referral,
+    SubscriptionState,
+)
 from hub.ingest.whatif import run_whatif  # noqa: E402
+from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all  # noqa: E402
+from hub.money import percent_of  # noqa: E402
+from hub.runtime import Hub  # noqa: E402
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 RATE = Decimal("0.20")
 PAYMENTS_PER_CUSTOMER = 22
 CHUNK = 20_000

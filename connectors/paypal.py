@@ -15,10 +15,12 @@ back page by page (`ITEMS_PAGE`) and each answer names its payout by sender_item
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import paypalrestsdk
@@ -29,18 +31,23 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import hookimpl
+from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.attribution.customers import is_attributed
 from hub.clock import parse_instant, utcnow
 from hub.config import PaypalConfig
-from hub.registry import Connector
-from hub.errors import BadRequest, BadSignature, HTTPError
+from hub.errors import BadRequest, BadSignature, HTTPError, PermanentError, TransientError
+from hub.facts import (
+    CustomerSeen,
+    PaymentAdjusted,
+    PaymentSucceeded,
+    PayoutStatusChanged,
+    SubscriptionChanged,
+    well_typed,
+)
 from hub.ingest.events import Incoming, ingest
-from hub.facts import (CustomerSeen, PaymentAdjusted, PaymentSucceeded, PayoutStatusChanged,
-                       SubscriptionChanged, well_typed)
-from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.money import exponent, to_minor
 from hub.payouts.gateway import GatewayAnswer, PayoutOrder
-from hub.errors import PermanentError, TransientError
+from hub.registry import Connector
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -98,7 +105,8 @@ def minor_to_value(amount: int, currency: str) -> str:
 
 
 class PaypalGateway:
-    """Everything the hub asks of PayPal, in one small class (see `hub.payouts.states.PayoutGateway`)."""
+    """Everything the hub asks of PayPal, in one small class (see
+    `hub.payouts.states.PayoutGateway`)."""
 
     def __init__(self, conf: PaypalConfig, client: httpx.Client | None = None):
         self.conf = conf
@@ -178,7 +186,7 @@ class PaypalGateway:
         while True:
             path = (f"{SdkPayout.path}/{batch_id}?page={page}&page_size={ITEMS_PAGE}"
                     "&total_required=true")
-            batch = dict(_call(lambda: api.get(path)))
+            batch = dict(_call(functools.partial(api.get, path)))
             status = (batch.get("batch_header") or {}).get("batch_status") or status
             items = batch.get("items") or []
             answers.extend(item_answer(item, batch_id) for item in items)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import stripe
 from sqlalchemy.orm import Session
@@ -18,18 +19,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from connectors.stripe_trigger import add_trigger_command
 from hub import hookimpl
+from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.attribution.customers import is_attributed
 from hub.clock import from_timestamp
-from hub.registry import Connector
 from hub.errors import BadRequest, BadSignature, HTTPError
+from hub.facts import (
+    AttributionClaimed,
+    CouponApplied,
+    CustomerSeen,
+    PaymentAdjusted,
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionChanged,
+    well_typed,
+)
 from hub.ingest.events import Incoming, ingest
-from hub.facts import (AttributionClaimed, CouponApplied, CustomerSeen, PaymentAdjusted,
-                       PaymentFailed, PaymentSucceeded, SubscriptionChanged, well_typed)
-from hub.api.http import apply_verified_event, error_response, hub_of, read_body
+from hub.registry import Connector
 from hub.runtime import Hub
-
-from connectors.stripe_trigger import add_trigger_command
 
 log = logging.getLogger(__name__)
 PROVIDER = "stripe"
@@ -73,7 +81,8 @@ def _invoice_subscription(invoice: dict[str, Any]) -> tuple[str | None, dict[str
 
 def _invoice_plan(invoice: dict[str, Any]) -> str | None:
     for line in (invoice.get("lines") or {}).get("data") or []:
-        price = line.get("price") or ((line.get("pricing") or {}).get("price_details") or {}).get("price")
+        price = line.get("price") or ((line.get("pricing") or {}).get("price_details")
+                                      or {}).get("price")
         plan = plan_of(price) if isinstance(price, dict) else None
         if plan:
             return plan
@@ -170,21 +179,24 @@ def _checkout(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
 
 
 def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
-    status = "cancelled" if event["type"].endswith(".deleted") else STATUS.get(obj.get("status", ""))
+    status = ("cancelled" if event["type"].endswith(".deleted")
+              else STATUS.get(obj.get("status", "")))
     customer = _id(obj.get("customer"))
     if status is None or not customer:
         return []
     items = (obj.get("items") or {}).get("data") or []
     plan = next((p for p in (plan_of(i.get("price")) for i in items) if p), None)
     meta = _metadata(obj)
-    return [SubscriptionChanged(provider=PROVIDER, subscription_ref=obj["id"], customer_ref=customer,
-                                status=status, occurred_at=at, plan=plan,
-                                partner_code=meta.get("partner_code"),
-                                install_id=meta.get("install_id"))] + _coupon_fact(obj, customer, at)
+    return ([SubscriptionChanged(provider=PROVIDER, subscription_ref=obj["id"],
+                                 customer_ref=customer, status=status, occurred_at=at, plan=plan,
+                                 partner_code=meta.get("partner_code"),
+                                 install_id=meta.get("install_id"))]
+            + _coupon_fact(obj, customer, at))
 
 
 def _refund(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
-    return [PaymentAdjusted(provider=PROVIDER, kind="refund_total", key=f"{obj['id']}:{obj.get('amount_refunded', 0)}",
+    return [PaymentAdjusted(provider=PROVIDER, kind="refund_total",
+                            key=f"{obj['id']}:{obj.get('amount_refunded', 0)}",
                             amount=int(obj.get("amount_refunded") or 0), occurred_at=at,
                             payment_ref=_id(obj.get("invoice")), charge_ref=obj["id"],
                             intent_ref=_id(obj.get("payment_intent")))]
@@ -242,9 +254,10 @@ class StripeLookup:
             customer = self.client.v1.customers.retrieve(customer_ref)
         except stripe.StripeError as exc:
             # The event is still stored and applied; attribution may arrive later by other means.
-            log.warning("stripe customer lookup failed for %s: %s", customer_ref, type(exc).__name__)
+            log.warning("stripe customer lookup failed for %s: %s", customer_ref,
+                        type(exc).__name__)
             return None
-        return customer.to_dict() if hasattr(customer, "to_dict") else dict(customer)
+        return customer.to_dict() if hasattr(customer, "to_dict") else dict(customer)  # type: ignore[call-overload]
 
 
 def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[Any]:
@@ -266,7 +279,8 @@ def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[A
                 customer = lookup.customer(fact.customer_ref)
                 if customer:
                     out.append(CustomerSeen(provider=PROVIDER, customer_ref=fact.customer_ref,
-                                            occurred_at=fact.occurred_at, email=customer.get("email"),
+                                            occurred_at=fact.occurred_at,
+                                            email=customer.get("email"),
                                             partner_code=_metadata(customer).get("partner_code"),
                                             install_id=_metadata(customer).get("install_id")))
         out.append(fact)

@@ -50,7 +50,7 @@ def invoice(invoice_id: str, *, customer_id: str, amount: int, currency: str = "
     """An invoice in the newer shape (`parent.subscription_details`), or `shape="legacy"` for the
     pre-2025 one (`subscription`, `charge`, `payment_intent` on the invoice)."""
     meta = {"partner_code": partner_code} if partner_code else {}
-    price = {"id": f"price_{plan or 'std'}", "object": "price", "lookup_key": plan,
+    price: dict[str, Any] = {"id": f"price_{plan or 'std'}", "object": "price", "lookup_key": plan,
              "metadata": {}, "product": f"prod_{plan or 'std'}"}
     inv: dict[str, Any] = {
         "id": invoice_id, "object": "invoice", "customer": customer_id, "customer_email": email,
@@ -78,7 +78,8 @@ def charge_refunded(charge_id: str, *, amount: int, amount_refunded: int, curren
                     invoice_id: str | None = None, intent_id: str | None = None,
                     customer_id: str | None = None) -> dict[str, Any]:
     return {"id": charge_id, "object": "charge", "amount": amount,
-            "amount_refunded": amount_refunded, "currency": currency, "refunded": amount_refunded >= amount,
+            "amount_refunded": amount_refunded, "currency": currency,
+            "refunded": amount_refunded >= amount,
             "invoice": invoice_id, "payment_intent": intent_id, "customer": customer_id}
 
 
@@ -97,7 +98,8 @@ def subscription(sub_id: str, *, customer_id: str, status: str = "active", plan:
 
 
 def checkout_completed(session_id: str, *, customer_id: str, client_reference_id: str | None,
-                       email: str | None = None, subscription_id: str | None = None) -> dict[str, Any]:
+                       email: str | None = None,
+                       subscription_id: str | None = None) -> dict[str, Any]:
     return {"id": session_id, "object": "checkout.session", "customer": customer_id,
             "client_reference_id": client_reference_id, "subscription": subscription_id,
             "customer_details": {"email": email}, "mode": "subscription", "status": "complete"}
@@ -114,7 +116,8 @@ def build(type_: str, **opts: Any) -> dict[str, Any]:
                        partner_code=opts.get("partner_code"))
     elif type_ == "invoice.paid":
         obj = invoice(opts.get("invoice") or f"in_{suffix}", customer_id=cus, amount=amount,
-                      currency=currency, subscription_id=opts.get("subscription") or f"sub_{suffix}",
+                      currency=currency,
+                      subscription_id=opts.get("subscription") or f"sub_{suffix}",
                       charge_id=opts.get("charge") or f"ch_{suffix}", intent_id=f"pi_{suffix}",
                       partner_code=opts.get("partner_code"), shape="legacy")
     elif type_ == "charge.refunded":
@@ -134,7 +137,8 @@ def build(type_: str, **opts: Any) -> dict[str, Any]:
     return event(type_, obj)
 
 
-def signed_request(evt: dict[str, Any], secret: str, timestamp: int | None = None) -> tuple[str, dict[str, str]]:
+def signed_request(evt: dict[str, Any], secret: str,
+                   timestamp: int | None = None) -> tuple[str, dict[str, str]]:
     body = json.dumps(evt, separators=(",", ":"))
     return body, {"Stripe-Signature": sign(body, secret, timestamp),
                   "Content-Type": "application/json"}

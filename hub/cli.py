@@ -17,6 +17,7 @@ from hub.clock import parse_instant, utcnow
 from hub.config import load_config
 from hub.db.audit import record_settings_changes
 from hub.errors import HubError, StartupError
+from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.replay import replay_file
 from hub.ingest.whatif import render_text, run_whatif
 from hub.jobs import worker
@@ -127,8 +128,10 @@ def _instant(text: str | None, option: str) -> Any:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hub", description="partner hub: affiliate programs from config")
-    p.add_argument("--config", help="TOML config file (default: $HUB_CONFIG, else embedded defaults)")
+    p = argparse.ArgumentParser(prog="hub",
+                                description="partner hub: affiliate programs from config")
+    p.add_argument("--config",
+                   help="TOML config file (default: $HUB_CONFIG, else embedded defaults)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
@@ -147,7 +150,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--now", help="the moment to run for (ISO-8601); default: now")
     r = command("replay", cmd_replay, "feed exported provider events (JSON lines) through the hub")
     r.add_argument("file", help="JSON lines file, one provider event per line ('-' for stdin)")
-    r.add_argument("--provider", default="stripe")
+    r.add_argument("--provider", default=DEFAULT_PROVIDER,
+                   help="the connector whose events the file holds (default: %(default)s)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     h = command("whatif", cmd_whatif, "replay a program's stored history with changed settings "
                 "into a scratch ledger and compare")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def from_timestamp(seconds: int | float) -> datetime:
     """Unix seconds to aware UTC; ValueError (not OSError/OverflowError) when out of range."""
     try:
-        return datetime.fromtimestamp(int(seconds), timezone.utc)
+        return datetime.fromtimestamp(int(seconds), UTC)
     except (OverflowError, OSError):
         raise ValueError(f"timestamp out of range: {seconds!r}") from None
 
@@ -21,5 +21,5 @@ def parse_instant(text: str) -> datetime:
     """ISO-8601 to aware UTC; a date or a naive time is taken as UTC."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from hub.errors import StartupError
 from hub.settings import parse_table
@@ -42,7 +43,8 @@ class QueueConfig:
     stale_seconds: int = 600  # `hub tick` re-sends a payout or delivery untouched this long
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.min_backoff_ms <= 0 or self.max_backoff_ms < self.min_backoff_ms:
+        if (self.max_retries < 0 or self.min_backoff_ms <= 0
+                or self.max_backoff_ms < self.min_backoff_ms):
             raise ValueError("retries cannot be negative and backoffs must be 0 < min <= max")
 
 
@@ -129,7 +131,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "HUB_PAYPAL_WEBHOOK_ID": (("connectors", "paypal"), "webhook_id"),
     "HUB_PAYPAL_API_BASE": (("connectors", "paypal"), "api_base"),
 }
-SECRET_KEYS = {"admin_token", "installer_token", "secret_key", "api_key", "webhook_secret", "client_secret"}
+SECRET_KEYS = {"admin_token", "installer_token", "secret_key", "api_key", "webhook_secret",
+               "client_secret"}
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:

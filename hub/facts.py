@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# The provider a product's report (a signup, an install, a manual assignment) is about when it
+# names none: the default the HTTP contract gives its `provider` field.
+DEFAULT_PROVIDER = "stripe"
+
 
 @dataclass(frozen=True)
 class CustomerSeen:
@@ -104,7 +108,7 @@ class InstallReported:
     partner_code: str | None = None
     site: str | None = None
     customer_ref: str | None = None
-    customer_provider: str = "stripe"
+    customer_provider: str = DEFAULT_PROVIDER
 
 
 @dataclass(frozen=True)
@@ -157,14 +161,14 @@ def well_typed(facts: list[Any]) -> list[Any]:
     not). Connectors read untrusted payloads: a list where an id belongs must stop at the door
     (a 400) rather than reach the database or the rules."""
     for fact in facts:
-        for name, allowed in _checks(type(fact)):
+        for name, allowed in _checks(type(fact)):  # type: ignore[arg-type]  # classes hash
             value = getattr(fact, name)
             if value is not None and not isinstance(value, allowed):
                 raise TypeError(f"{type(fact).__name__}.{name} is a {type(value).__name__}")
     return facts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _checks(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
     """(field, classes its value may be) for each checkable field of a fact class."""
     hints = typing.get_type_hints(cls)

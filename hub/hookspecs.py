@@ -12,7 +12,8 @@ programs. They must be pure: no I/O, no clock; time comes from the fact or the t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -36,6 +36,8 @@ class ProgramSettings:
     cookie_days: int = 90
     self_signup: bool = True
     locale: str = "en"  # how the portal writes amounts: "en" $1,234.56, "de" 1.234,56 €, ...
+    # The trial lengths a partner's link may offer (`?trial_days=`); the first is the default.
+    trial_days: tuple[int, ...] = (14, 30)
 
     def __post_init__(self) -> None:
         if len(self.currency) != 3 or not self.currency.isalpha():
@@ -43,6 +45,8 @@ class ProgramSettings:
         object.__setattr__(self, "currency", self.currency.upper())
         if self.hold_days < 0 or self.cookie_days < 0:
             raise ValueError("hold_days and cookie_days cannot be negative")
+        if not self.trial_days or any(d < 0 for d in self.trial_days):
+            raise ValueError("trial_days must list at least one length, none negative")
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,8 @@ class History:
 
     def payment_number(self, payment: Payment) -> int:
         """1 for the first payment, 2 for the second, by provider time."""
-        return 1 + sum(1 for p in self.payments if (p.occurred_at, p.ref) < (payment.occurred_at, payment.ref))
+        return 1 + sum(1 for p in self.payments
+                       if (p.occurred_at, p.ref) < (payment.occurred_at, payment.ref))
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,8 @@ class TickContext:
 
     def active_referrals_in(self, when: datetime) -> int:
         start, end = month_bounds(when)
-        return sum(1 for spans in self.referral_statuses if in_good_standing_during(spans, start, end))
+        return sum(1 for spans in self.referral_statuses
+                   if in_good_standing_during(spans, start, end))
 
 
 @dataclass(frozen=True)
@@ -256,7 +262,8 @@ class PayoutPolicy:
 
 
 def rate_sentence(rate: Decimal, amount: int, currency: str, when: datetime, what: str) -> str:
-    return (f"{format_rate(rate)} of {format_money(amount, currency)} paid on {when.date().isoformat()}"
+    return (f"{format_rate(rate)} of {format_money(amount, currency)} paid on "
+            f"{when.date().isoformat()}"
             f" ({what}) = {format_money(percent_of(amount, rate), currency)}")
 
 
@@ -280,7 +287,8 @@ def add_months(when: datetime, months: int) -> datetime:
     (Jan 31 + 1 month = Feb 28 or 29)."""
     index = when.month - 1 + months
     year, month = when.year + index // 12, index % 12 + 1
-    return when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
+    return when.replace(year=year, month=month,
+                        day=min(when.day, calendar.monthrange(year, month)[1]))
 
 
 def within_months_of_first_payment(history: History, payment: Payment, months: int) -> bool:

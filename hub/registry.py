@@ -1,4 +1,5 @@
-"""The plugin manager: every plugin, built-in or third-party, comes from the `hub` entry-point group.
+"""The plugin manager: every plugin, built-in or third-party, comes from the `hub` entry-point
+group.
 
 The five programs and the two connectors that ship with the hub are declared as entry points in
 the project's own `pyproject.toml`, exactly as a third-party package declares its own, so the
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -45,7 +47,8 @@ class Connector:
 
 @dataclass
 class Registry:
-    """What the plugins registered: program kinds (with the plugin that owns each) and connectors."""
+    """What the plugins registered: program kinds (with the plugin that owns each) and
+    connectors."""
 
     pm: pluggy.PluginManager
     kinds: dict[str, ProgramKind] = field(default_factory=dict)

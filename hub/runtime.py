@@ -9,10 +9,10 @@ import the queue or its actors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +35,7 @@ class Messenger(Protocol):
     def send(self, name: str, *args: Any, delay_ms: int | None = None) -> None: ...
 
 
-def after_commit(session: Session, job: Callable[["Hub"], None]) -> None:
+def after_commit(session: Session, job: Callable[[Hub], None]) -> None:
     """Run `job(hub)` after the transaction `session` belongs to commits (see Hub.transaction)."""
     session.info.setdefault(AFTER_COMMIT, []).append(job)
 
@@ -55,7 +55,7 @@ class Hub:
     sessions: sessionmaker[Session]
     extras: dict[str, Any] = field(default_factory=dict)
     # Builds the queue on first use; set by the composition root (`hub.app.build_hub`).
-    queue_factory: Callable[["Hub"], Messenger] | None = None
+    queue_factory: Callable[[Hub], Messenger] | None = None
 
     @property
     def queue(self) -> Any:
@@ -111,7 +111,8 @@ class Hub:
         return policy or PayoutPolicy(mode="request")
 
     def kind_profile(self, program: Program, partner_kind: str) -> KindProfile:
-        return self.first(program, "partner_kind_profile", partner_kind=partner_kind) or KindProfile()
+        return (self.first(program, "partner_kind_profile", partner_kind=partner_kind)
+                or KindProfile())
 
     def implements(self, program: Program, hook: str) -> bool:
         """True when the plugin owning `program` implements `hook` (so the core may skip it)."""

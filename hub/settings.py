@@ -31,7 +31,8 @@ def parse_table(cls: type[T], table: dict[str, Any], where: str) -> T:
     values: dict[str, Any] = {}
     for name, field in fields.items():
         if name in table and dataclasses.is_dataclass(hints[name]):
-            values[name] = parse_table(hints[name], table[name], f"{where}.{name}" if where else name)
+            values[name] = parse_table(hints[name], table[name],
+                                       f"{where}.{name}" if where else name)
         elif name in table:
             values[name] = coerce(table[name], hints[name], f"[{where}] {name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
@@ -74,13 +75,15 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         return coerce(value, inner[0], where)
     if origin is typing.Literal:
         if value not in args:
-            raise StartupError(f"{where} must be one of {', '.join(map(repr, args))}, not {value!r}")
+            raise StartupError(f"{where} must be one of {', '.join(map(repr, args))}, "
+                               f"not {value!r}")
         return value
     if origin in (dict, typing.Mapping) or hint is dict:
         if not isinstance(value, dict):
             raise StartupError(f"{where} must be a table")
         kt, vt = args or (str, Any)
-        return {coerce(k, kt, f"{where}.{k}"): coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {coerce(k, kt, f"{where}.{k}"): coerce(v, vt, f"{where}.{k}")
+                for k, v in value.items()}
     if origin in (tuple, list) or hint in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise StartupError(f"{where} must be a list")
@@ -109,7 +112,8 @@ def _decimal(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise StartupError(f"{where} must be a number, not {value!r}")
     try:
-        # Floats go through their shortest repr so 0.2 becomes Decimal('0.2'), not 0.2000000000000000111.
+        # Floats go through their shortest repr so 0.2 becomes Decimal('0.2'), not
+        # 0.2000000000000000111.
         result = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except InvalidOperation:
         raise StartupError(f"{where} must be a number, not {value!r}") from None

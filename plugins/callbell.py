@@ -8,16 +8,27 @@ request from €50 by a method the referrer picks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
 from urllib.parse import urlsplit
 
 from hub import hookimpl
 from hub.money import format_money
-from hub.programs import (Draft, History, Install, Payment, PayoutPolicy, Program, ProgramKind,
-                          ProgramSettings, Referral, check_not_negative, check_rate,
-                          percentage_draft)
+from hub.programs import (
+    Draft,
+    History,
+    Install,
+    Payment,
+    PayoutPolicy,
+    Program,
+    ProgramKind,
+    ProgramSettings,
+    Referral,
+    check_not_negative,
+    check_rate,
+    percentage_draft,
+)
 
 NAME = "callbell"
 AMBASSADOR = "ambassador"
@@ -65,7 +76,8 @@ def commissions_for_install(program: Program, install: Install, referral: Referr
     products = program.settings.install_products
     if products and install.product not in products:
         return []
-    amount, currency, site = program.settings.install_bounty, program.currency, site_key(install.site)
+    amount, currency, site = (program.settings.install_bounty, program.currency,
+                              site_key(install.site))
     return [Draft(
         key=f"install:{referral.customer_ref}:{site}", amount=amount, currency=currency,
         earned_at=install.occurred_at, rule="install_bounty",

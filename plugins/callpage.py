@@ -8,14 +8,24 @@ marks paid or rejected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
 
 from hub import hookimpl
-from hub.programs import (Draft, History, Payment, PayoutPolicy, Program, ProgramKind,
-                          ProgramSettings, Referral, check_not_negative, check_rate,
-                          first_months_percentage_draft)
+from hub.programs import (
+    Draft,
+    History,
+    Payment,
+    PayoutPolicy,
+    Program,
+    ProgramKind,
+    ProgramSettings,
+    Referral,
+    check_not_negative,
+    check_rate,
+    first_months_percentage_draft,
+)
 
 NAME = "callpage"
 

@@ -11,15 +11,25 @@ is paid at the end of month M+1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 from hub import hookimpl
 from hub.money import format_money
-from hub.programs import (Draft, History, PayoutPolicy, Program, ProgramKind, ProgramSettings,
-                          Referral, TickContext, check_not_negative, month_bounds,
-                          tier_input)
+from hub.programs import (
+    Draft,
+    History,
+    PayoutPolicy,
+    Program,
+    ProgramKind,
+    ProgramSettings,
+    Referral,
+    TickContext,
+    check_not_negative,
+    month_bounds,
+    tier_input,
+)
 
 NAME = "calltrackingmetrics"
 AFFILIATE = "affiliate"

@@ -7,14 +7,24 @@ pending at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
 
 from hub import hookimpl
-from hub.programs import (Draft, History, Payment, PayoutPolicy, Program, ProgramKind,
-                          ProgramSettings, Referral, check_not_negative, check_rate,
-                          percentage_draft)
+from hub.programs import (
+    Draft,
+    History,
+    Payment,
+    PayoutPolicy,
+    Program,
+    ProgramKind,
+    ProgramSettings,
+    Referral,
+    check_not_negative,
+    check_rate,
+    percentage_draft,
+)
 
 NAME = "crazycall"
 
@@ -23,7 +33,6 @@ NAME = "crazycall"
 class Settings(ProgramSettings):
     rate: Decimal = Decimal("0.20")
     minimum_payout: int = 5000
-    trial_days: tuple[int, ...] = (14, 30)
 
     def __post_init__(self) -> None:
         super().__post_init__()

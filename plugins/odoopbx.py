@@ -10,14 +10,26 @@ listed for a manual payout once every 3 months.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
 
 from hub import hookimpl
-from hub.programs import (Draft, History, KindProfile, Payment, PayoutPolicy, Program, ProgramKind,
-                          ProgramSettings, Referral, check_not_negative, check_rate,
-                          first_months_percentage_draft, percentage_draft)
+from hub.programs import (
+    Draft,
+    History,
+    KindProfile,
+    Payment,
+    PayoutPolicy,
+    Program,
+    ProgramKind,
+    ProgramSettings,
+    Referral,
+    check_not_negative,
+    check_rate,
+    first_months_percentage_draft,
+    percentage_draft,
+)
 
 NAME = "odoopbx"
 PARTNER, REFERRAL = "partner", "referral"
@@ -73,7 +85,8 @@ def commissions_for_payment(program: Program, payment: Payment, referral: Referr
 @hookimpl
 def partner_kind_profile(program: Program, partner_kind: str) -> KindProfile:
     if partner_kind == PARTNER:
-        return KindProfile(sees_customer_names=True, listed_in_directory=True, receives_support=True)
+        return KindProfile(sees_customer_names=True, listed_in_directory=True,
+                           receives_support=True)
     return KindProfile(sees_customer_names=False, listed_in_directory=False, receives_support=False)
 
 

@@ -1,4 +1,5 @@
-"""Watching which payments `hub.ingest.batch` settles the set-based way (shared by the batch tests)."""
+"""Watching which payments `hub.ingest.batch` settles the set-based way (shared by the batch
+tests)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from hub.ingest.batch import FastPath, Known
 from hub.facts import PaymentSucceeded
+from hub.ingest.batch import FastPath, Known
 
 
 @contextlib.contextmanager

@@ -20,10 +20,12 @@ from starlette.testclient import TestClient
 
 os.environ["HUB_LOAD_PLUGINS"] = ""  # keep installed third-party plugins out of the tests
 
-from hub.app import create_app  # noqa: E402
+from hub.app import (
+    build_hub,  # noqa: E402
+    create_app,  # noqa: E402
+)
 from hub.config import config_from_dict  # noqa: E402
-from hub.app import build_hub# noqa: E402
-from hub.runtime import Hub# noqa: E402
+from hub.runtime import Hub  # noqa: E402
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "")
 WEBHOOK_SECRET = "whsec_test_" + "x" * 24
@@ -34,7 +36,8 @@ CRAZYCALL = {"plugin": "crazycall", "currency": "USD"}
 def backends() -> list[Any]:
     params: list[Any] = ["sqlite"]
     params.append(pytest.param("postgres", marks=pytest.mark.postgres) if PG_URL else
-                  pytest.param("postgres", marks=pytest.mark.skip(reason="HUB_TEST_DATABASE_URL not set")))
+                  pytest.param("postgres",
+                               marks=pytest.mark.skip(reason="HUB_TEST_DATABASE_URL not set")))
     return params
 
 
@@ -142,7 +145,7 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

@@ -11,12 +11,12 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -24,8 +24,8 @@ from connectors import stripe_trigger as st
 from connectors.stripe import process as stripe_process
 from hub import hookimpl
 from hub.money import percent_of
-from hub.registry import load_registry, plugin_manager
 from hub.programs import Draft, PayoutPolicy, ProgramKind, ProgramSettings
+from hub.registry import load_registry, plugin_manager
 from hub.runtime import Hub
 
 SANDBOX = "https://api.sandbox.paypal.com"
@@ -63,8 +63,10 @@ class PolicyPlugin:
             register(ProgramKind(name=name, settings=PolicySettings, kinds=kinds))
 
     @hookimpl
-    def commissions_for_payment(self, program: Any, payment: Any, referral: Any, history: Any) -> list[Draft]:
-        return [Draft(key=f"pay:{payment.ref}", amount=percent_of(payment.amount, program.settings.rate),
+    def commissions_for_payment(self, program: Any, payment: Any, referral: Any,
+                                history: Any) -> list[Draft]:
+        return [Draft(key=f"pay:{payment.ref}",
+                      amount=percent_of(payment.amount, program.settings.rate),
                       currency=payment.currency, earned_at=payment.occurred_at, rule="test_rate",
                       sentence=f"{program.settings.rate} of {payment.amount}")]
 
@@ -88,7 +90,7 @@ def programs(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def pay(hub: Hub, partner_code: str, amount: int, *, currency: str = "eur",
@@ -134,7 +136,8 @@ class FakePaypal:
         return [body for method, path, _, body in self.calls
                 if method == "POST" and path.rstrip("/") == "/v1/payments/payouts"]
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, headers: dict[str, str],
+               body: bytes) -> tuple[int, Any]:
         parsed: Any = None
         if body and path != "/v1/oauth2/token":
             parsed = json.loads(body)
@@ -159,7 +162,8 @@ class FakePaypal:
         with self.lock:
             if self.fail_creates > 0:
                 self.fail_creates -= 1
-                return 500, {"name": "INTERNAL_SERVICE_ERROR", "message": "An internal service error occurred."}
+                return 500, {"name": "INTERNAL_SERVICE_ERROR",
+                             "message": "An internal service error occurred."}
             sender_batch_id = body["sender_batch_header"]["sender_batch_id"]
             existing = self.batches.get(sender_batch_id)
             if existing is not None:
@@ -200,7 +204,8 @@ class FakePaypal:
         1,000), with `total_pages` when `total_required`."""
         batch = next((b for b in self.batches.values() if b["id"] == batch_id), None)
         if batch is None:
-            return 404, {"name": "INVALID_RESOURCE_ID", "message": "Requested resource ID was not found."}
+            return 404, {"name": "INVALID_RESOURCE_ID",
+                         "message": "Requested resource ID was not found."}
         page, size = int(query.get("page", 1)), min(int(query.get("page_size", 1000)), 1000)
         entries = batch["items"][(page - 1) * size:page * size]
         answer = {"batch_header": {"payout_batch_id": batch_id, "batch_status": "SUCCESS",
@@ -216,7 +221,8 @@ class FakePaypal:
             for entry in batch["items"]:
                 if entry["item_id"] == item_id:
                     return 200, self._item_json(batch, entry)
-        return 404, {"name": "INVALID_RESOURCE_ID", "message": "Requested resource ID was not found."}
+        return 404, {"name": "INVALID_RESOURCE_ID",
+                     "message": "Requested resource ID was not found."}
 
     def respx_side_effect(self, request: httpx.Request) -> httpx.Response:
         status, payload = self.handle(request.method, request.url.raw_path.decode(),
@@ -235,7 +241,8 @@ class FakePaypalServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, payload = outer.fake.handle(self.command, self.path, dict(self.headers), body)
+                status, payload = outer.fake.handle(self.command, self.path, dict(self.headers),
+                                                    body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -254,7 +261,7 @@ class FakePaypalServer:
         fake.base = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakePaypalServer":
+    def __enter__(self) -> FakePaypalServer:
         self.thread.start()
         return self
 
@@ -291,7 +298,8 @@ def balance_of(hub: Hub, partner_id: str, currency: str = "EUR") -> dict[str, in
         for entry in ledger.balances(session, partner_id):
             if entry["currency"] == currency:
                 return dict(entry)
-    return {"currency": currency, "pending": 0, "payable": 0, "in_payout": 0, "paid": 0, "voided": 0}
+    return {"currency": currency, "pending": 0, "payable": 0, "in_payout": 0, "paid": 0,
+            "voided": 0}
 
 
 @contextlib.contextmanager

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from hub.config import config_from_dict
-from hub.registry import load_registry
 from hub.programs import History, Payment, Program, Referral, StatusSpan
+from hub.registry import load_registry
 from hub.runtime import build_programs
 
 REGISTRY = load_registry()
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
 
 
 def program(plugin: str, **settings: Any) -> Program:

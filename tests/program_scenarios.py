@@ -7,9 +7,10 @@ Each scenario is data so that the live run (webhooks + daily ticks) and the repl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from hub.attribution.partners import derived_code
 from tests.conftest import operator_headers
@@ -17,7 +18,8 @@ from tests.program_rules import utc
 from tests.scenario_runner import Scenario
 from tests.stripe_helpers import create_partner
 
-Balances = dict[str, tuple[int, int, int, int, int]]  # code -> (pending, payable, in_payout, paid, voided)
+# code -> (pending, payable, in_payout, paid, voided)
+Balances = dict[str, tuple[int, int, int, int, int]]
 
 
 @dataclass

@@ -31,7 +31,8 @@ def balance(client: Any, partner_id: str, currency: str = "USD") -> dict[str, in
     for entry in response.json()["balances"]:
         if entry["currency"] == currency:
             return dict(entry)
-    return {"currency": currency, "pending": 0, "payable": 0, "in_payout": 0, "paid": 0, "voided": 0}
+    return {"currency": currency, "pending": 0, "payable": 0, "in_payout": 0, "paid": 0,
+            "voided": 0}
 
 
 def commissions(client: Any, partner_id: str) -> list[dict[str, Any]]:

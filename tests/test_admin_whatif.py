@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from hub.web.admin_whatif import parse_settings
 from connectors import stripe_trigger as st
+from hub.web.admin_whatif import parse_settings
 from tests.stripe_helpers import commissions, create_partner, post_event
-from tests.test_browser import (T0, VIEWPORTS, browser, live, sale,  # noqa: F401 (fixtures)
-                                shoot)
+from tests.test_browser import T0, VIEWPORTS, browser, live, sale, shoot  # noqa: F401 (fixtures)
 from tests.test_whatif import crazycall_history, dump
 from tests.web_helpers import admin_login, csrf_of, post_form
 

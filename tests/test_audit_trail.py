@@ -16,12 +16,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
-from hub.app import create_app
-from hub.db.audit import SETTINGS_CHANGED, record_settings_changes
+from hub.app import build_hub, create_app
 from hub.config import load_config
+from hub.db.audit import SETTINGS_CHANGED, record_settings_changes
 from hub.db.models import AuditLog, Payout
 from hub.jobs.queue import queue_of
-from hub.app import build_hub
 from tests.conftest import ADMIN_TOKEN, operator_headers
 from tests.stripe_helpers import create_partner, post_event
 from tests.test_authz_matrix import MATRIX
@@ -73,7 +72,8 @@ def _api_actions(c: TestClient, hub: Any) -> dict[tuple[str, str], Any]:
     a = f"/api/v1/partners/{ann['id']}"
     call(f"{a}/links", "/api/v1/partners/{partner_id}/links", {"destination": "https://example.com/x"})
     call(f"{a}/coupons", "/api/v1/partners/{partner_id}/coupons", {"code": "SPRING"})
-    call("/api/v1/referrals", "/api/v1/referrals", {"partner_id": ann["id"], "customer_ref": "cus_m"})
+    call("/api/v1/referrals", "/api/v1/referrals",
+         {"partner_id": ann["id"], "customer_ref": "cus_m"})
     post_event(c, st.event("invoice.paid", st.invoice(
         "in_1", customer_id="cus_m", amount=100_000, subscription_id="sub_1", charge_id="ch_1",
         paid_at=1_767_225_600, shape="legacy")))
@@ -168,7 +168,8 @@ def test_admin_actions_are_audited_and_the_admin_shows_the_trail(setup):
         ("POST", "/admin/materials/{material_id}/delete"), *ADMIN_MONEY_ACTIONS}
 
 
-ADMIN_MONEY_ACTIONS = {("POST", "/admin/attribution"), ("POST", "/admin/payouts/{payout_id}/{action}"),
+ADMIN_MONEY_ACTIONS = {("POST", "/admin/attribution"),
+                       ("POST", "/admin/payouts/{payout_id}/{action}"),
                        ("POST", "/admin/webhooks/{delivery_id}/replay")}
 
 

@@ -77,20 +77,24 @@ for _path in ("/admin/partners/{partner_id}/status", "/admin/partners/{partner_i
     MATRIX[("POST", _path)] = "admin_page"
 for _method, _path in (
         ("POST", "/api/v1/partners"), ("GET", "/api/v1/partners"),
-        ("GET", "/api/v1/partners/{partner_id}"), ("GET", "/api/v1/partners/{partner_id}/commissions"),
+        ("GET", "/api/v1/partners/{partner_id}"),
+        ("GET", "/api/v1/partners/{partner_id}/commissions"),
         ("POST", "/api/v1/partners/{partner_id}/approve"),
         ("POST", "/api/v1/partners/{partner_id}/decline"),
         ("POST", "/api/v1/partners/{partner_id}/agreement"),
         ("POST", "/api/v1/partners/{partner_id}/suspend"),
         ("POST", "/api/v1/partners/{partner_id}/reactivate"),
-        ("POST", "/api/v1/partners/{partner_id}/links"), ("GET", "/api/v1/partners/{partner_id}/links"),
+        ("POST", "/api/v1/partners/{partner_id}/links"),
+        ("GET", "/api/v1/partners/{partner_id}/links"),
         ("POST", "/api/v1/referrals"), ("GET", "/api/v1/referrals"),
         ("POST", "/api/v1/partners/{partner_id}/coupons"),
         ("GET", "/api/v1/partners/{partner_id}/coupons"),
         ("GET", "/api/v1/payouts"), ("GET", "/api/v1/payouts/{payout_id}"),
         ("POST", "/api/v1/partners/{partner_id}/withdrawals"),
-        ("POST", "/api/v1/payouts/{payout_id}/approve"), ("POST", "/api/v1/payouts/{payout_id}/reject"),
-        ("POST", "/api/v1/payouts/{payout_id}/mark-paid"), ("POST", "/api/v1/payouts/{payout_id}/retry"),
+        ("POST", "/api/v1/payouts/{payout_id}/approve"),
+        ("POST", "/api/v1/payouts/{payout_id}/reject"),
+        ("POST", "/api/v1/payouts/{payout_id}/mark-paid"),
+        ("POST", "/api/v1/payouts/{payout_id}/retry"),
         ("POST", "/api/v1/webhooks/endpoints"), ("GET", "/api/v1/webhooks/endpoints"),
         ("POST", "/api/v1/webhooks/endpoints/{endpoint_id}/disable"),
         ("GET", "/api/v1/webhooks/deliveries"),
@@ -140,7 +144,8 @@ def world(make_hub, backend, tmp_path):
             s.add(Material(id="mat_alpha", program="crazycall", title="Banner", filename="b.txt",
                            content_type="text/plain", size=2, created_at=payout.created_at))
             payout_id = payout.id
-        delivery = op.get("/api/v1/webhooks/deliveries", headers=operator_headers()).json()["items"][0]
+        delivery = op.get("/api/v1/webhooks/deliveries",
+                          headers=operator_headers()).json()["items"][0]
     ids = {"partner_id": a["id"], "payout_id": payout_id, "commission_id": commission,
            "referral_id": str(referral), "material_id": "mat_alpha", "token": "not-a-token",
            "link_code:anytext": a["code"], "product": "odoopbx", "endpoint_id": endpoint["id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,17 +20,17 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import prepare
-from hub.ingest.batch import Known, apply_batch, fast_path_refusal, split
 from hub.db.models import Commission, Customer, CustomerStatus, LedgerEntry, ProviderEvent
-from hub.ingest.events import Incoming
 from hub.facts import AttributionClaimed, CustomerSeen, PaymentSucceeded, SubscriptionChanged
+from hub.ingest.batch import Known, apply_batch, fast_path_refusal, split
+from hub.ingest.events import Incoming
 from hub.ingest.group_commit import GroupCommit
 from hub.ledger.statuses import fold_status, record_state
 from tests.batch_helpers import fast_settled
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.payout_helpers import make_partner
 
-T = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _payment(**changes: Any) -> PaymentSucceeded:
@@ -71,7 +71,8 @@ NO_ENROLMENT = _hub_with({})
 CASES = [
     ("everyday renewal", _known(), _payment(), None),
     ("unknown customer", None, _payment(), "new customer"),
-    ("fills an email", _known(customer=SimpleNamespace(**{**vars(_known().customer), "email": None})),
+    ("fills an email",
+     _known(customer=SimpleNamespace(**{**vars(_known().customer), "email": None})),
      _payment(email="new@x.test"), "fills the customer's email"),
     ("names a code of nobody referring it", _known(), _payment(partner_code="other"),
      "partner code that may attribute"),
@@ -216,7 +217,7 @@ def test_a_failing_batch_answers_each_event_on_its_own(hub: Any) -> None:
     committer = GroupCommit(hub)
     items = [good[0], bad, good[1], good[0], good[2]]
     done = _futures(len(items))
-    committer._apply(list(zip(items, done)))
+    committer._apply(list(zip(items, done, strict=True)))
     assert [f.exception() is None for f in done] == [True, False, True, True, True]
     assert isinstance(done[1].exception(), TypeError)
     assert [f.result() for i, f in enumerate(done) if i != 1] == [True, True, False, True]
@@ -344,7 +345,8 @@ def test_a_new_customer_and_its_invoices_in_one_batch_take_the_set_based_path(hu
 
 
 @pytest.mark.parametrize("fact,enrols,reason", [
-    (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, email="a@b.test"), False, None),
+    (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, email="a@b.test"), False,
+     None),
     (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, install_id="i"), False,
      "installation code"),
     (CustomerSeen(provider="stripe", customer_ref="c", occurred_at=T, email="a@b.test"), True,
@@ -390,9 +392,7 @@ def _stream(rng: Any, codes: list[str], n_customers: int) -> list[dict[str, Any]
 
 
 def _ledger(hub: Any) -> Any:
-    from hub.db.models import Referral
-
-    from hub.db.models import Partner
+    from hub.db.models import Partner, Referral
 
     with hub.sessions() as s:  # partners by code: their ids differ between hubs
         code = dict(s.execute(select(Partner.id, Partner.code)).all())

@@ -7,8 +7,8 @@ screenshot of every page it visits, at desktop and phone widths, under tests/art
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -35,7 +35,8 @@ T0 = 1_767_225_600
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does: apt-get install chromium)"
+    assert Path(CHROMIUM).exists(), (
+        "install Debian's chromium (.ci/run does: apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield chromium
@@ -199,7 +200,7 @@ def test_partner_builds_a_link_earns_withdraws_and_the_operator_approves(browser
             charge_id=f"ch_{cus}", paid_at=T0, shape="legacy")))
     page.get_by_role("link", name="Dashboard").click()
     assert page.get_by_test_id("total").inner_text() == "$60.00"
-    run_tick(hub, datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=90))
+    run_tick(hub, datetime.fromtimestamp(T0, UTC) + timedelta(days=90))
     page.get_by_role("link", name="Payouts", exact=True).click()
     page.get_by_role("button", name="Withdraw").click()
     page.wait_for_url("**/portal/payouts")

@@ -53,7 +53,8 @@ def test_concurrent_refunds_reverse_exactly_once(make_hub):
         "in_r", customer_id="cus_r", amount=10000, charge_id="ch_r", subscription_id="s",
         partner_code=partner.code, shape="legacy")))
     events = [st.event("charge.refunded", st.charge_refunded("ch_r", amount=10000,
-                                                             amount_refunded=amt, invoice_id="in_r"))
+                                                             amount_refunded=amt,
+                                                             invoice_id="in_r"))
               for amt in (1000, 2000, 3000, 2000, 1000, 3000)]
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda e: process(hub, e), events))

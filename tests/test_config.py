@@ -21,11 +21,15 @@ from hub.runtime import build_programs
     ({"nonsense": {}}, "unknown table [nonsense]"),
     ({"programs": {"cc": {"currency": "USD"}}}, "[programs.cc] missing required key 'plugin'"),
     ({"programs": {"cc": {"plugin": "nope"}}}, "[programs.cc] plugin: unknown plugin 'nope'"),
-    ({"programs": {"cc": {"plugin": "crazycall", "rate": "lots"}}}, "[programs.cc] rate must be a number"),
+    ({"programs": {"cc": {"plugin": "crazycall", "rate": "lots"}}},
+     "[programs.cc] rate must be a number"),
     ({"programs": {"cc": {"plugin": "crazycall", "rat": 0.2}}}, "[programs.cc] unknown key 'rat'"),
-    ({"programs": {"cc": {"plugin": "crazycall", "rate": 2}}}, "[programs.cc] rate must be between 0 and 1"),
-    ({"programs": {"cc": {"plugin": "crazycall", "currency": "dollars"}}}, "[programs.cc] currency must be"),
-    ({"programs": {"cc": {"plugin": "crazycall", "hold_days": 1.5}}}, "[programs.cc] hold_days must be a whole number"),
+    ({"programs": {"cc": {"plugin": "crazycall", "rate": 2}}},
+     "[programs.cc] rate must be between 0 and 1"),
+    ({"programs": {"cc": {"plugin": "crazycall", "currency": "dollars"}}},
+     "[programs.cc] currency must be"),
+    ({"programs": {"cc": {"plugin": "crazycall", "hold_days": 1.5}}},
+     "[programs.cc] hold_days must be a whole number"),
 ])
 def test_bad_config_names_table_and_key(raw, message):
     with pytest.raises(StartupError) as info:

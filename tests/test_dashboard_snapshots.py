@@ -5,7 +5,7 @@ live), commission per day and balances (ledger checkpoints plus newer entries)."
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +13,11 @@ from sqlalchemy import insert
 
 from hub.db.models import Customer, Partner, PaymentRecord, ProviderEvent, Referral
 from hub.ledger.checkpoints import checkpoint_ledger
-from hub.runtime import Hub
 from hub.ledger.statuses import snapshot_activity
+from hub.runtime import Hub
 from hub.web import portal_data, trends
 
-NOW = datetime(2026, 3, 10, 15, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 15, tzinfo=UTC)
 TODAY = NOW.date()
 
 

@@ -4,7 +4,7 @@ calltrackingmetrics' tiered bounty booked by `hub tick`."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -124,7 +124,7 @@ def test_explanation_flags_settings_changed_since_booking(client, hub):
 def _month(n: int) -> int:
     """The first of the n-th month from 2026-01 (0-based), as a Stripe timestamp."""
     year, month = divmod(n, 12)
-    return int(datetime(2026 + year, month + 1, 1, tzinfo=timezone.utc).timestamp())
+    return int(datetime(2026 + year, month + 1, 1, tzinfo=UTC).timestamp())
 
 
 def test_explain_callpage_capped_window_payment_3_of_12_and_the_13th_earns_nothing(make_hub,
@@ -180,9 +180,9 @@ def test_explain_calltrackingmetrics_bounty_with_a_tier_booked_by_hub_tick(make_
                 f"sub_t{n}", customer_id=f"cus_t{n}", plan="growth" if n == 0 else "performance"),
                 created=at)
             post_event(c, started[n])
-        run_tick(hub, datetime(2026, 4, 30, tzinfo=timezone.utc))   # April still open: nothing
+        run_tick(hub, datetime(2026, 4, 30, tzinfo=UTC))   # April still open: nothing
         assert not commissions(c, partner["id"])
-        run_tick(hub, datetime(2026, 5, 1, tzinfo=timezone.utc))
+        run_tick(hub, datetime(2026, 5, 1, tzinfo=UTC))
         line = next(i for i in commissions(c, partner["id"]) if i["key"] == "bounty:cus_t0")
         body = explain(c, line["id"])
 

@@ -31,21 +31,34 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process
-from hub.ledger import entries as ledger
-from hub.app import create_app
+from hub.app import build_hub, create_app
 from hub.clock import utcnow
 from hub.config import config_from_dict, load_config
 from hub.db.models import Commission, Partner, ProviderEvent
+from hub.jobs.queue import close_queue, queue_of
+from hub.jobs.tick import run_tick
+from hub.ledger import entries as ledger
 from hub.payouts.requests import request_withdrawal
 from hub.payouts.states import operator_action
-from hub.jobs.queue import close_queue, queue_of
-from hub.app import build_hub
-from hub.jobs.tick import run_tick
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
-from tests.payout_helpers import (SANDBOX, FakePaypal, FakePaypalServer, at, balance_of,
-                                  make_partner, pay, payouts_of)
-from tests.process_helpers import (HubServer, PrivatePostgres, PrivateRedis, start_worker, stop,
-                                   wait_until)
+from tests.payout_helpers import (
+    SANDBOX,
+    FakePaypal,
+    FakePaypalServer,
+    at,
+    balance_of,
+    make_partner,
+    pay,
+    payouts_of,
+)
+from tests.process_helpers import (
+    HubServer,
+    PrivatePostgres,
+    PrivateRedis,
+    start_worker,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.faults
 FAULTS: dict[str, int] = {}
@@ -211,7 +224,7 @@ def test_postgres_restarted_mid_ingest_loses_and_doubles_nothing(private_pg, tmp
             if i in (len(evts) // 3 + 3, 2 * len(evts) // 3 + 3):
                 restarter.join(60)
         for evt in evts:  # the provider retries every delivery
-            assert wait_until(lambda: post(c, evt) == 200, timeout=30, what="delivery")
+            assert wait_until(lambda evt=evt: post(c, evt) == 200, timeout=30, what="delivery")
     FAULTS["postgres_restart"] = restarts
     print(f"\npostgres: {restarts} restarts, {len(failed)} deliveries failed and were retried")
     assert ledger_of(hub) == expected

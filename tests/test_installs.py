@@ -32,5 +32,6 @@ def test_install_with_customer_ref_attributes_immediately(client):
 
 def test_install_validation_errors_are_422(client):
     assert client.post("/api/v1/installs", json={"product": "x"}).status_code == 422
-    assert client.post("/api/v1/installs", json={"install_id": 5, "product": "x"}).status_code == 422
+    assert client.post("/api/v1/installs",
+                       json={"install_id": 5, "product": "x"}).status_code == 422
     assert client.post("/api/v1/installs", content=b"[1").status_code == 400

@@ -6,19 +6,18 @@ from __future__ import annotations
 import random
 import threading
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from hub.ledger import entries as ledger
-
-from hub.ledger import checkpoints as ledger_checkpoints
 from hub.db.models import BalanceCheckpoint, Commission, LedgerEntry, Partner, new_id
+from hub.ledger import checkpoints as ledger_checkpoints
+from hub.ledger import entries as ledger
 from hub.runtime import Hub
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _partners(hub: Hub, n: int) -> list[str]:
@@ -71,7 +70,8 @@ def _random_step(s: Any, rng: random.Random, partners: list[str], lines: list[tu
 
 def _ledger_sums(hub: Hub, partner_id: str) -> dict[tuple[str, str], int]:
     with hub.sessions() as s:
-        rows = s.execute(select(LedgerEntry.currency, LedgerEntry.state, func.sum(LedgerEntry.amount))
+        rows = s.execute(select(LedgerEntry.currency, LedgerEntry.state,
+                                func.sum(LedgerEntry.amount))
                          .where(LedgerEntry.partner_id == partner_id)
                          .group_by(LedgerEntry.currency, LedgerEntry.state)).all()
     return {(c, st): int(a) for c, st, a in rows if a}
@@ -82,7 +82,7 @@ def _days_from_lines(hub: Hub, partner_id: str, currency: str) -> dict[date, int
     with hub.sessions() as s:
         for amount, at in s.execute(select(Commission.amount, Commission.earned_at).where(
                 Commission.partner_id == partner_id, Commission.currency == currency)):
-            out[at.astimezone(timezone.utc).date()] += amount
+            out[at.astimezone(UTC).date()] += amount
     return {d: a for d, a in out.items() if a}
 
 
@@ -92,7 +92,8 @@ def _assert_reads_equal_ledger(hub: Hub, partners: list[str]) -> None:
             through = {(c, st): a for c, st, a in ledger_checkpoints.balance_sums(s, partner) if a}
             listed = ledger.balances(s, partner)
         assert through == _ledger_sums(hub, partner)
-        assert {(b["currency"], st): b[st] for b in listed for st in ledger.STATES if b[st]} == through
+        assert {(b["currency"], st): b[st]
+                for b in listed for st in ledger.STATES if b[st]} == through
         for currency in ("USD", "EUR"):
             with hub.sessions() as s:
                 days = ledger_checkpoints.daily_commission(

@@ -1,9 +1,9 @@
 """The ledger's own operations under thousands of generated histories.
 
 Where `test_ledger_properties` drives whole programs through the webhooks (realistic but ~1 s a
-history), this drives `hub.ledger.entries` and `hub.payouts.states` directly: bookings in several currencies,
-reversals to any target in any order, retractions, hold releases, and payouts that are queued,
-paid, returned or rejected; each history is applied once to one partner and, with every
+history), this drives `hub.ledger.entries` and `hub.payouts.states` directly: bookings in several
+currencies, reversals to any target in any order, retractions, hold releases, and payouts that are
+queued, paid, returned or rejected; each history is applied once to one partner and, with every
 operation delivered twice, to another. After every history both partners satisfy the ledger's
 invariants (the same checks as the end-to-end property) and hold the same ledger.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,20 +23,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as stg
 from sqlalchemy import select
 
-from hub.ledger import entries as ledger
+from hub.app import build_hub
 from hub.config import config_from_dict
 from hub.db.models import Commission, Partner
 from hub.ingest.events import record
+from hub.ledger import entries as ledger
 from hub.payouts.requests import create_payout
 from hub.payouts.states import transition
 from hub.programs import Draft
-from hub.app import build_hub
-from tests.test_ledger_properties import _check_sources, _check_transfers, _check_partner, snapshot
+from tests.test_ledger_properties import _check_partner, _check_sources, _check_transfers, snapshot
 
 COUNTS = {"ci": 2000, "dev": 200, "thorough": 20_000, "debug": 30}
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 EXAMPLES = COUNTS.get(PROFILE, COUNTS["ci"])
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _ids = itertools.count()
 GENERATED = {"histories": 0, "operations": 0}
 

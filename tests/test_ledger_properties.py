@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,14 +42,14 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process
-from hub.ledger import entries as ledger
 from hub.app import create_app
+from hub.attribution.partners import create_partner, derived_code, transition
 from hub.db.models import Commission, LedgerEntry, Payout, ProviderEvent
 from hub.errors import HTTPError
-from hub.attribution.partners import create_partner, derived_code, transition
+from hub.jobs.tick import run_tick
+from hub.ledger import entries as ledger
 from hub.payouts.requests import request_withdrawal
 from hub.payouts.states import operator_action
-from hub.jobs.tick import run_tick
 
 # Examples per run, by HYPOTHESIS_PROFILE: "ci" is the default (what plain `python -m pytest`
 # and CI run); "dev" is quicker for local work, "thorough" for a long soak.
@@ -59,7 +59,7 @@ EXAMPLES = COUNTS.get(PROFILE, COUNTS["ci"])
 
 DAY = 86400
 # Business time: the past year (installs and signups may not be dated in the future).
-T0 = int((datetime.now(timezone.utc) - timedelta(days=420)).timestamp()) // DAY * DAY
+T0 = int((datetime.now(UTC) - timedelta(days=420)).timestamp()) // DAY * DAY
 PROGRAMS = {
     "crazycall": {"plugin": "crazycall", "currency": "USD"},
     "callpage": {"plugin": "callpage", "currency": "USD"},
@@ -82,7 +82,7 @@ def at(day: float) -> int:
 
 
 def iso(day: float) -> str:
-    return datetime.fromtimestamp(at(day), timezone.utc).isoformat()
+    return datetime.fromtimestamp(at(day), UTC).isoformat()
 
 
 class Codes:
@@ -291,7 +291,7 @@ def feed(hub: Any, client: TestClient, history: dict[str, Any], shuffled: bool,
 
 
 def _tick(hub: Any, now: int) -> None:
-    run_tick(hub, datetime.fromtimestamp(now, timezone.utc))
+    run_tick(hub, datetime.fromtimestamp(now, UTC))
 
 
 def payouts(hub: Any, partners: dict[str, str], history: dict[str, Any]) -> None:
@@ -439,7 +439,8 @@ def _check_transfers(s: Any, partner_ids: list[str]) -> None:
 def _check_sources(s: Any, partner_ids: list[str]) -> None:
     """Every earn/reverse/retract entry and line names its event; every payout leg its payout."""
     untraced = s.scalar(select(func.count()).select_from(LedgerEntry).where(
-        LedgerEntry.partner_id.in_(partner_ids), LedgerEntry.kind.in_(("earn", "reverse", "retract")),
+        LedgerEntry.partner_id.in_(partner_ids),
+        LedgerEntry.kind.in_(("earn", "reverse", "retract")),
         LedgerEntry.event_id.is_(None)))
     assert untraced == 0
     lines = s.scalar(select(func.count()).select_from(Commission).outerjoin(
@@ -462,8 +463,8 @@ def _op() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: Any) -> Any:
     """Two hubs (in order / shuffled) shared by all examples: histories use their own codes."""
-    from hub.config import config_from_dict
     from hub.app import build_hub
+    from hub.config import config_from_dict
     from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 
     hubs = []
@@ -479,7 +480,7 @@ def pair(tmp_path_factory: Any) -> Any:
     from tests.batch_helpers import fast_settled
 
     with fast_settled() as settled:
-        yield list(zip(hubs, clients))
+        yield list(zip(hubs, clients, strict=True))
     GENERATED["fast_path_payments"] = len(settled)
     print(f"\nledger properties ({PROFILE}): {GENERATED}")
     for h in hubs:
@@ -514,7 +515,7 @@ def test_any_order_any_duplicates_same_ledger_and_invariants_hold(pair, history)
                   item[2]["data"]["object"].get("metadata") if item[1] == "stripe" else "")
         print("ticks", history["ticks"])
     assert a == b
-    for (hub, client), partners, all_ids in zip(pair, ids, everyone):
+    for (hub, client), partners, all_ids in zip(pair, ids, everyone, strict=True):
         check_invariants(hub, client, all_ids)
         payouts(hub, partners, history)
         late = late_money_back(history)

@@ -9,8 +9,7 @@ from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.clock import utcnow
-from tests.attribution_helpers import (BROWSER, build_link, click, freeze_clicks, link_stats,
-                                       params)
+from tests.attribution_helpers import BROWSER, build_link, click, freeze_clicks, link_stats, params
 from tests.stripe_helpers import create_partner
 
 

@@ -5,24 +5,33 @@ size caps every request. PayPal is the fake through respx; storage runs on SQLit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from connectors import paypal as paypal_connector
-from hub.payouts import automatic as automatic_payouts
-from hub.payouts import batches as payout_batches
 from hub.clock import utcnow
 from hub.db.models import LedgerEntry, PayoutBatch
-from hub.payouts.batches import chunks, request_of_item
-from hub.payouts.requests import refused_before
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
-from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay, payouts_of,
-                                  sandbox_paypal,
-                                  policy_registry, programs)
+from hub.payouts import automatic as automatic_payouts
+from hub.payouts import batches as payout_batches
+from hub.payouts.batches import chunks, request_of_item
+from hub.payouts.requests import refused_before
+from tests.payout_helpers import (
+    FakePaypal,
+    at,
+    balance_of,
+    make_partner,
+    pay,
+    payouts_of,
+    policy_registry,
+    programs,
+    sandbox_paypal,
+)
 from tests.test_paypal_connector import paypal_event
 
 RELEASED = at("2026-02-10T00:00:00")
@@ -95,8 +104,9 @@ def test_no_automatic_payout_again_into_a_refused_address(last_status, last_rece
 def test_a_payout_keeps_its_own_share_of_the_batch_request():
     body = {"sender_batch_header": {"sender_batch_id": "hub-pb_1"},
             "items": [{"sender_item_id": "po_a-1"}, {"sender_item_id": "po_b-1"}]}
-    assert request_of_item(body, "po_b-1") == {"sender_batch_header": {"sender_batch_id": "hub-pb_1"},
-                                               "items": [{"sender_item_id": "po_b-1"}]}
+    assert request_of_item(body, "po_b-1") == {
+        "sender_batch_header": {"sender_batch_id": "hub-pb_1"},
+        "items": [{"sender_item_id": "po_b-1"}]}
 
 
 def test_the_gateway_reads_a_large_batch_page_by_page(fake, monkeypatch):
@@ -129,7 +139,8 @@ def test_one_batch_with_mixed_item_outcomes_settles_each_payout_on_its_own(hub, 
     assert "RECEIVER_UNREGISTERED" in failed.failure_reason
     assert balance_of(hub, ann.id)["paid"] == 12000
     assert balance_of(hub, bob.id)["payable"] == 12000 and balance_of(hub, bob.id)["in_payout"] == 0
-    assert balance_of(hub, cat.id)["in_payout"] == 12000 and balance_of(hub, dan.id)["in_payout"] == 12000
+    assert (balance_of(hub, cat.id)["in_payout"] == 12000
+            and balance_of(hub, dan.id)["in_payout"] == 12000)
 
     # later, item by item, PayPal's webhooks (in any order, one of them twice)
     [unclaimed], [pending] = payouts_of(hub, cat.id), payouts_of(hub, dan.id)
@@ -252,8 +263,8 @@ def test_the_batch_size_caps_every_request(hub, fake, monkeypatch):
 def test_the_sweep_batches_what_the_release_left_over(hub, fake, monkeypatch):
     """Accounts already payable when the tick starts (say, a release whose payouts were not
     made) are paid by the sweep, in capped batches too."""
-    from hub.payouts.sweep import sweep
     from hub.jobs.tick import release_holds
+    from hub.payouts.sweep import sweep
 
     monkeypatch.setattr(payout_batches, "BATCH_SIZE", 2)
     partners = referrals_earning(hub, "ann", "bob", "cat")

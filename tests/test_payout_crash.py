@@ -17,13 +17,20 @@ from typing import Any
 
 import pytest
 
+from hub.app import build_hub
 from hub.clock import utcnow
 from hub.config import load_config
 from hub.jobs.queue import close_queue
-from hub.app import build_hub
 from hub.jobs.tick import run_tick
-from tests.payout_helpers import (FakePaypal, FakePaypalServer, balance_of, make_partner, pay,
-                                  payouts_of, wait_for)
+from tests.payout_helpers import (
+    FakePaypal,
+    FakePaypalServer,
+    balance_of,
+    make_partner,
+    pay,
+    payouts_of,
+    wait_for,
+)
 from tests.process_helpers import start_worker, write_config
 from tests.test_payouts_redis import RELEASED, _status, namespace, redis_client  # noqa: F401
 
@@ -63,7 +70,8 @@ def test_worker_killed_after_paypal_accepted_completes_the_payout_once(
 
             worker = start_worker(config)  # restart; the lost message is re-sent by the sweep
             run_tick(hub, utcnow() + timedelta(minutes=1))
-            wait_for(lambda: _status(hub, payout_id) == "paid", timeout=30, what="paid after restart")
+            wait_for(lambda: _status(hub, payout_id) == "paid", timeout=30,
+                     what="paid after restart")
         finally:
             worker.send_signal(signal.SIGTERM)
             try:

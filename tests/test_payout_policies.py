@@ -7,7 +7,8 @@ dry-run, the defaults a fresh install runs on.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -18,8 +19,15 @@ from hub.db.models import AuditLog
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
-from tests.payout_helpers import (at, balance_of, make_partner, pay, payouts_of, policy_registry,
-                                  programs)
+from tests.payout_helpers import (
+    at,
+    balance_of,
+    make_partner,
+    pay,
+    payouts_of,
+    policy_registry,
+    programs,
+)
 
 RELEASED = at("2026-02-10T00:00:00")
 H = operator_headers()
@@ -59,7 +67,8 @@ def test_callpage_like_withdrawal_from_50_is_marked_paid_by_a_manager(client, hu
     assert first.status_code == 201, first.text
     assert {k: first.json()[k] for k in ("status", "amount", "currency", "method")} == {
         "status": "requested", "amount": 5500, "currency": "EUR", "method": "manual"}
-    assert balance_of(hub, partner.id)["in_payout"] == 5500 and balance_of(hub, partner.id)["payable"] == 0
+    assert (balance_of(hub, partner.id)["in_payout"] == 5500
+            and balance_of(hub, partner.id)["payable"] == 0)
 
     earn(hub, partner.code, 12000, day=7)                         # no one-pending rule here
     second = withdraw(client, partner.id)
@@ -68,8 +77,10 @@ def test_callpage_like_withdrawal_from_50_is_marked_paid_by_a_manager(client, hu
     pid = first.json()["id"]
     no_ref = client.post(f"/api/v1/payouts/{pid}/mark-paid", json={}, headers=H)
     assert no_ref.status_code == 422
-    paid = client.post(f"/api/v1/payouts/{pid}/mark-paid", json={"reference": "BANK-2026-001"}, headers=H)
-    assert paid.status_code == 200 and (paid.json()["status"], paid.json()["reference"]) == ("paid", "BANK-2026-001")
+    paid = client.post(f"/api/v1/payouts/{pid}/mark-paid", json={"reference": "BANK-2026-001"},
+                       headers=H)
+    assert (paid.status_code == 200
+            and (paid.json()["status"], paid.json()["reference"]) == ("paid", "BANK-2026-001"))
     rejected = client.post(f"/api/v1/payouts/{second.json()['id']}/reject",
                            json={"reason": "duplicate account"}, headers=H)
     assert rejected.json()["status"] == "rejected"
@@ -132,7 +143,8 @@ def test_automatic_and_scheduled_programs_refuse_withdrawal_requests(client, hub
         earn(hub, partner.code, 12000)
         refused = withdraw(client, partner.id)
         assert (refused.status_code, refused.json()["error"]["code"]) == (422, code)
-    unknown = client.post("/api/v1/partners/prt_nope/withdrawals", json={"currency": "EUR"}, headers=H)
+    unknown = client.post("/api/v1/partners/prt_nope/withdrawals", json={"currency": "EUR"},
+                          headers=H)
     assert unknown.status_code == 404
     bad = withdraw(client, auto.id, currency="euro")
     assert bad.status_code == 422

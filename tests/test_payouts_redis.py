@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import dramatiq
 import pytest
@@ -18,9 +19,18 @@ from hub.db.models import Partner
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
-from tests.payout_helpers import (FakePaypal, at, balance_of, make_partner, pay,
-                                  payouts_of, policy_registry, programs, sandbox_paypal,
-                                  wait_for)
+from tests.payout_helpers import (
+    FakePaypal,
+    at,
+    balance_of,
+    make_partner,
+    pay,
+    payouts_of,
+    policy_registry,
+    programs,
+    sandbox_paypal,
+    wait_for,
+)
 
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or "redis://127.0.0.1:6379/5"
 pytestmark = pytest.mark.redis
@@ -104,7 +114,8 @@ def test_an_odoopbx_like_referral_crossing_100_eur_is_paid_once(hub, worker, fak
     assert [p.id for p in payouts_of(hub, referral.id)] == [payout.id]
     [create] = fake.creates()
     # automatic payouts travel in the tick's PayPal batch: its id, not the payout's, is the key
-    assert payout.batch_id and create["sender_batch_header"]["sender_batch_id"] == f"hub-{payout.batch_id}"
+    assert (payout.batch_id
+            and create["sender_batch_header"]["sender_batch_id"] == f"hub-{payout.batch_id}")
     assert create["items"][0] == {"recipient_type": "EMAIL", "receiver": "ref@pay.test",
                                   "note": create["items"][0]["note"],
                                   "sender_item_id": f"{payout.id}-1",
@@ -113,7 +124,8 @@ def test_an_odoopbx_like_referral_crossing_100_eur_is_paid_once(hub, worker, fak
     assert paths[:2] == [("POST", "/v1/oauth2/token"), ("POST", "/v1/payments/payouts")]
     # a batch's item statuses are read with the batch (paged), not one GET per item
     batch_id = fake.batches[f"hub-{payout.batch_id}"]["id"]
-    assert ("GET", f"/v1/payments/payouts/{batch_id}?page=1&page_size=1000&total_required=true") in paths
+    assert ("GET", f"/v1/payments/payouts/{batch_id}?page=1&page_size=1000"
+                   "&total_required=true") in paths
     assert balance_of(hub, referral.id) == {"currency": "EUR", "pending": 0, "payable": 0,
                                             "in_payout": 0, "paid": 10500, "voided": 0}
     assert balance_of(hub, partner.id)["payable"] == 15000
@@ -161,7 +173,8 @@ def test_receiver_unregistered_fails_the_payout_and_returns_the_money(hub, worke
     run_tick(hub, RELEASED)  # the same address is not paid again automatically...
     assert len(payouts_of(hub, referral.id)) == 1
     with hub.transaction() as s:  # ...until the partner fixes it
-        s.execute(update(Partner).where(Partner.id == referral.id).values(paypal_email="ref@pay.test"))
+        s.execute(update(Partner).where(Partner.id == referral.id)
+                  .values(paypal_email="ref@pay.test"))
     fake.item_status, fake.item_errors = "SUCCESS", None
     run_tick(hub, RELEASED)
     second = payouts_of(hub, referral.id)[1]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,18 +17,18 @@ from starlette.testclient import TestClient
 from connectors.paypal import duplicate_batch_id, minor_to_value
 from hub.app import create_app
 from hub.db.models import ProviderEvent, SubscriptionState
-from hub.payouts.requests import create_payout, lock_partner
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
+from hub.payouts.requests import create_payout, lock_partner
 from tests.conftest import operator_headers
-from tests.payout_helpers import (SANDBOX, FakePaypal, at, balance_of, make_partner, pay,
-                                  payouts_of)
+from tests.payout_helpers import SANDBOX, FakePaypal, at, balance_of, make_partner, pay, payouts_of
 
 H = operator_headers()
 VALID_SIG = "valid-transmission-signature"
 
 
-def paypal_event(event_type: str, resource: dict[str, Any], when: str = "2026-01-05T10:00:00.000Z") -> dict[str, Any]:
+def paypal_event(event_type: str, resource: dict[str, Any],
+                 when: str = "2026-01-05T10:00:00.000Z") -> dict[str, Any]:
     return {"id": f"WH-{secrets.token_hex(8).upper()}", "event_version": "1.0",
             "create_time": when, "resource_type": event_type.split(".")[1].lower(),
             "event_type": event_type, "summary": event_type, "resource": resource,
@@ -74,7 +75,8 @@ def subscriptions() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def paypal_api(fake: FakePaypal, verifier: Verifier, subscriptions: dict[str, Any]) -> Iterator[Any]:
+def paypal_api(fake: FakePaypal, verifier: Verifier,
+               subscriptions: dict[str, Any]) -> Iterator[Any]:
     with respx.mock(assert_all_called=False) as router:
         router.post(f"{SANDBOX}/v1/notifications/verify-webhook-signature").mock(side_effect=verifier)
         router.get(url__regex=r".*/v1/billing/subscriptions/(?P<sid>[^/]+)$").mock(
@@ -87,7 +89,8 @@ def paypal_api(fake: FakePaypal, verifier: Verifier, subscriptions: dict[str, An
 @pytest.fixture
 def hub(make_hub: Any, backend: str, paypal_api: Any) -> Any:
     return make_hub(backend, connectors={"paypal": {
-        "mode": "sandbox", "client_id": "cid", "client_secret": "csecret", "webhook_id": "WH-HOOK"}},
+        "mode": "sandbox", "client_id": "cid", "client_secret": "csecret",
+        "webhook_id": "WH-HOOK"}},
         queue={"min_backoff_ms": 20, "max_backoff_ms": 50})
 
 
@@ -110,14 +113,16 @@ def sale(sale_id: str, subscription: str, total: str = "49.00") -> dict[str, Any
 
 
 def subscription(sub_id: str, code: str, status: str = "ACTIVE") -> dict[str, Any]:
-    return {"id": sub_id, "status": status, "custom_id": code, "plan_id": "P-5ML4271244454362WXNWU5NQ",
+    return {"id": sub_id, "status": status, "custom_id": code,
+            "plan_id": "P-5ML4271244454362WXNWU5NQ",
             "subscriber": {"email_address": "buyer@customer.test", "payer_id": "QYR5Z8XDVJNXQ"},
             "status_update_time": "2026-01-05T09:00:00Z", "create_time": "2026-01-05T08:59:00Z"}
 
 
 def test_subscription_sale_refund_and_cancellation(client, hub, verifier):
     partner = make_partner(hub, "crazycall")
-    activated = paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", subscription("I-BW452GLLEP1G", partner.code))
+    activated = paypal_event("BILLING.SUBSCRIPTION.ACTIVATED",
+                             subscription("I-BW452GLLEP1G", partner.code))
     assert post(client, activated).status_code == 200
     paid = paypal_event("PAYMENT.SALE.COMPLETED", sale("80021663DE681814L", "I-BW452GLLEP1G"))
     assert post(client, paid).json() == {"received": True, "duplicate": False}
@@ -160,8 +165,10 @@ def test_capture_completed_and_refunded_through_the_capture_link(client, hub):
     refund = {"id": "1Y107995YT783435V", "status": "COMPLETED",
               "amount": {"currency_code": "USD", "value": "25.00"},
               "create_time": "2026-01-07T10:00:00Z",
-              "links": [{"href": "https://api.paypal.com/v2/payments/refunds/1Y107995YT783435V", "rel": "self"},
-                        {"href": "https://api.paypal.com/v2/payments/captures/2GG279541U471931P", "rel": "up"}]}
+              "links": [{"href": "https://api.paypal.com/v2/payments/refunds/1Y107995YT783435V",
+                         "rel": "self"},
+                        {"href": "https://api.paypal.com/v2/payments/captures/2GG279541U471931P",
+                         "rel": "up"}]}
     post(client, paypal_event("PAYMENT.CAPTURE.REFUNDED", refund))
     b = balance_of(hub, partner.id, "USD")
     assert (b["pending"], b["voided"]) == (1500, 500)
@@ -170,7 +177,8 @@ def test_capture_completed_and_refunded_through_the_capture_link(client, hub):
 def test_unverified_transmissions_are_refused_and_store_nothing(client, hub):
     partner = make_partner(hub, "crazycall")
     event = paypal_event("PAYMENT.CAPTURE.COMPLETED", {
-        "id": "CAP1", "custom_id": partner.code, "amount": {"currency_code": "USD", "value": "10.00"}})
+        "id": "CAP1", "custom_id": partner.code,
+        "amount": {"currency_code": "USD", "value": "10.00"}})
     forged = post(client, event, sig="forged")
     assert (forged.status_code, forged.json()["error"]["code"]) == (400, "bad_signature")
     bare = client.post("/webhooks/paypal", content=json.dumps(event))
@@ -237,7 +245,8 @@ def test_payout_webhooks_settle_a_payout_the_hub_had_not_recorded_yet(client, hu
     post(client, denied)
     [paid] = payouts_of(hub, partner.id)
     [failed] = payouts_of(hub, other.id)
-    assert (paid.status, paid.provider_item_id, paid.provider_batch_id) == ("paid", "8AELMXH8UB2P8", "5UXD2E8A7EBQJ")
+    assert ((paid.status, paid.provider_item_id, paid.provider_batch_id)
+            == ("paid", "8AELMXH8UB2P8", "5UXD2E8A7EBQJ"))
     assert (failed.status, failed.provider_batch_id) == ("failed", "DENIEDBATCH")
     assert balance_of(hub, partner.id, "USD")["paid"] == 6000
     assert balance_of(hub, other.id, "USD")["payable"] == 6000
@@ -246,8 +255,9 @@ def test_payout_webhooks_settle_a_payout_the_hub_had_not_recorded_yet(client, hu
 def test_gateway_helpers():
     assert minor_to_value(10500, "EUR") == "105.00"
     assert minor_to_value(4900, "JPY") == "4900"
-    error = {"name": "USER_BUSINESS_ERROR", "details": [{"field": "SENDER_BATCH_ID",
-                                                         "issue": "Batch with given sender_batch_id already exists"}],
+    error = {"name": "USER_BUSINESS_ERROR",
+             "details": [{"field": "SENDER_BATCH_ID",
+                          "issue": "Batch with given sender_batch_id already exists"}],
              "links": [{"href": f"{SANDBOX}/v1/payments/payouts/5UXD2E8A7EBQJ", "rel": "self"}]}
     assert duplicate_batch_id(error) == "5UXD2E8A7EBQJ"
     assert duplicate_batch_id({"name": "INSUFFICIENT_FUNDS", "links": error["links"]}) is None

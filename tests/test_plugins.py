@@ -9,8 +9,8 @@ import pluggy
 
 from hub import hookimpl, hookspecs
 from hub.config import config_from_dict
-from hub.registry import load_registry, plugin_manager
 from hub.programs import Draft, ProgramKind, ProgramSettings
+from hub.registry import load_registry, plugin_manager
 from hub.runtime import build_programs
 
 
@@ -78,7 +78,8 @@ def test_a_third_party_program_plugs_in_and_only_answers_for_its_own_programs():
     caller = registry.rules("flatfee", "commissions_for_payment")
     impls = [i.plugin_name for i in caller.get_hookimpls()]
     assert impls == ["thirdparty"]
-    other = [i.plugin_name for i in registry.rules("crazycall", "commissions_for_payment").get_hookimpls()]
+    other = [i.plugin_name
+             for i in registry.rules("crazycall", "commissions_for_payment").get_hookimpls()]
     assert other == ["crazycall"]
 
 

@@ -6,7 +6,7 @@ status projection and the activity snapshots behind the dashboard."""
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +14,18 @@ from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
 from hub.app import create_app
-from hub.db.models import (ActivityDay, CustomerStatus, Link, Partner, Payout, Referral,
-                           SubscriptionState, WebhookDelivery)
-from hub.ledger.statuses import record_state, snapshot_activity
+from hub.db.models import (
+    ActivityDay,
+    CustomerStatus,
+    Link,
+    Partner,
+    Payout,
+    Referral,
+    SubscriptionState,
+    WebhookDelivery,
+)
 from hub.jobs.tick import run_tick
+from hub.ledger.statuses import record_state, snapshot_activity
 from hub.web import trends
 from tests.stripe_helpers import create_partner, operator_headers, post_event
 from tests.web_helpers import admin_login, give_password, portal_login, post_form
@@ -56,7 +64,7 @@ def payable_partner(client, web, email="ann@partners.test", cus="cus_big"):
     partner = create_partner(client, email=email, paypal_email="ann@pay.test")
     give_password(web, partner["id"])
     sale(client, partner["code"], cus, amount=30000)
-    run_tick(web, datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=90))
+    run_tick(web, datetime.fromtimestamp(T0, UTC) + timedelta(days=90))
     return partner
 
 
@@ -93,7 +101,7 @@ def test_link_stats_count_clicks_trials_and_subscriptions_in_the_range(client, w
     give_password(web, ann["id"])
     assert client.get(f"/r/{ann['code']}", follow_redirects=False).status_code == 302
     portal_login(client, "ann@partners.test")
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     page = client.get(f"/portal/links?from={today.isoformat()}&to={today.isoformat()}").text
     assert f'data-testid="link-{ann["code"]}"' in page
     block = page.split(f'data-testid="link-{ann["code"]}"')[1]
@@ -141,7 +149,7 @@ def test_method_choice_where_the_program_offers_several(make_hub, tmp_path):
         partner = create_partner(client, program="callbell", paypal_email="p@pay.test")
         give_password(hub, partner["id"])
         sale(client, partner["code"], "cus_cb", amount=30000, currency="eur")
-        run_tick(hub, datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=90))
+        run_tick(hub, datetime.fromtimestamp(T0, UTC) + timedelta(days=90))
         portal_login(client, "ann@partners.test")
         page = client.get("/portal/payouts").text
         assert 'value="paypal"' in page and 'value="bank_transfer"' in page
@@ -238,7 +246,7 @@ def test_status_projection_is_the_newest_fact_in_any_order(web, client):
     sale(client, ann["code"], "cus_p")
     with web.sessions() as s:
         customer_id = s.scalar(select(Referral.customer_id))
-    t = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 2, 1, tzinfo=UTC)
     facts = [_state(customer_id, "trial", t), _state(customer_id, "active", t + timedelta(days=14)),
              _state(customer_id, "past_due", t + timedelta(days=44)),
              _state(customer_id, "cancelled", t + timedelta(days=44))]
@@ -256,12 +264,12 @@ def test_activity_snapshots_match_the_timelines(web, client):
         sale(client, ann["code"], cus)
     with web.sessions() as s:
         ids = list(s.scalars(select(Referral.customer_id).order_by(Referral.id)))
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     with web.transaction() as s:
         for i, cid in enumerate(ids):
             record_state(s, _state(cid, "trial", start + timedelta(days=3 * i)))
             record_state(s, _state(cid, "cancelled", start + timedelta(days=20 + i)))
-    now = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert snapshot_activity(web, now)["days"] > 0
     assert snapshot_activity(web, now)["days"] > 0  # again: replaced, not added
     with web.sessions() as s:
@@ -275,5 +283,6 @@ def test_activity_snapshots_match_the_timelines(web, client):
     days = [date(2025, 12, 31) + timedelta(days=i) for i in range(60)]
     expected_trials = trends.counts_over_time(timelines.values(), {"trial"}, days)
     expected_paying = trends.counts_over_time(timelines.values(), {"active", "past_due"}, days)
-    assert [rows[d.isoformat()] for d in days] == list(zip(expected_trials, expected_paying))
+    assert [rows[d.isoformat()] for d in days] == list(zip(expected_trials, expected_paying,
+                                                           strict=True))
     assert len(rows) == len(set(rows))

@@ -1,4 +1,5 @@
-"""The portal and admin pages through a TestClient: log-in, CSRF, scoping, resets, operator actions."""
+"""The portal and admin pages through a TestClient: log-in, CSRF, scoping, resets, operator
+actions."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import AuditLog, Partner, PasswordResetToken, Referral
 from tests.stripe_helpers import create_partner, post_event
-from tests.web_helpers import (PASSWORD, admin_login, csrf_of, give_password, portal_login,
-                               post_form)
+from tests.web_helpers import PASSWORD, admin_login, csrf_of, give_password, portal_login, post_form
 
 T0 = 1_767_225_600  # 2026-01-01
 
@@ -135,7 +135,8 @@ def test_a_partner_cannot_open_another_partners_pages(client, web):
 def test_wrong_password_and_inactive_partners_cannot_log_in(client, web):
     partner = create_partner(client)
     give_password(web, partner["id"])
-    assert "E-mail or password is wrong" in portal_login(client, "ann@partners.test", "nope nope nope").text
+    assert "E-mail or password is wrong" in portal_login(client, "ann@partners.test",
+                                                         "nope nope nope").text
     assert "E-mail or password is wrong" in portal_login(client, "who@partners.test").text
     with web.transaction() as s:
         s.get(Partner, partner["id"]).status = "applied"
@@ -202,7 +203,8 @@ def test_changing_the_password_ends_other_sessions(client, web):
     elsewhere = new_client(web)
     portal_login(elsewhere, "ann@partners.test")
     post_form(client, "/portal/settings", "/portal/settings", action="password",
-              current_password=PASSWORD, password="brand new secret", password_again="brand new secret")
+              current_password=PASSWORD, password="brand new secret",
+              password_again="brand new secret")
     assert client.get("/portal/settings").status_code == 200
     assert elsewhere.get("/portal/settings", follow_redirects=False).status_code == 303
 
@@ -270,12 +272,15 @@ def test_materials_are_uploaded_by_the_operator_and_scoped_by_program(client, we
     portal_login(client, "ann@partners.test")
     page = client.get("/portal/materials").text
     assert "Banner" in page and "Secret deck" not in page
-    ids = dict(re.findall(r'href="/portal/materials/(mat_[0-9a-f]+)" download>Download<span class="visually-hidden"> ([^<]+)<', page))
+    ids = dict(re.findall(r'href="/portal/materials/(mat_[0-9a-f]+)" download>Download'
+                          r'<span class="visually-hidden"> ([^<]+)<', page))
     banner = next(i for i, t in ids.items() if t == "Banner")
     download = client.get(f"/portal/materials/{banner}")
-    assert download.content == b"\x89PNG fake" and "attachment" in download.headers["content-disposition"]
+    assert (download.content == b"\x89PNG fake"
+            and "attachment" in download.headers["content-disposition"])
     admin_page = admin.get("/admin/materials").text
-    secret = re.search(r'/admin/materials/(mat_[0-9a-f]+)/delete[^>]*>.*?Secret deck', admin_page, re.S)
+    secret = re.search(r'/admin/materials/(mat_[0-9a-f]+)/delete[^>]*>.*?Secret deck', admin_page,
+                       re.S)
     secret_id = re.findall(r'/admin/materials/(mat_[0-9a-f]+)/delete', admin_page)
     assert all(client.get(f"/portal/materials/{m}").status_code in (200, 404) for m in secret_id)
     assert sum(client.get(f"/portal/materials/{m}").status_code == 404 for m in secret_id) == 1

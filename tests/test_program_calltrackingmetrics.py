@@ -59,7 +59,8 @@ def test_a_later_tick_computes_the_same_line():
 
 
 def test_unpaid_invoice_pauses_the_clock_and_cancellation_before_90_days_earns_nothing():
-    gap = spans(("active", START), ("past_due", utc(2025, 2, 1, 8)), ("active", utc(2025, 2, 11, 8)))
+    gap = spans(("active", START), ("past_due", utc(2025, 2, 1, 8)),
+                ("active", utc(2025, 2, 11, 8)))
     got = bounty("performance", 0, now=utc(2025, 6, 1), timeline=gap)
     assert got[0].earned_at == CROSSED + timedelta(days=10)
     cancelled = spans(("active", START), ("cancelled", utc(2025, 4, 1)))

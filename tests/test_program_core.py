@@ -258,8 +258,8 @@ def test_concurrent_deliveries_for_one_new_customer_enrol_it_once(make_hub):
 
 
 def test_retracting_a_line_already_paid_out_owes_it_back_through_payable(make_hub, backend):
-    from hub.ledger import entries as ledger
     from hub.db.models import Commission
+    from hub.ledger import entries as ledger
     from hub.programs import Draft
 
     hub = make_hub(backend, programs=CALLPAGE)
@@ -283,7 +283,8 @@ def test_retracting_a_line_already_paid_out_owes_it_back_through_payable(make_hu
 
 
 @pytest.mark.parametrize("table, message", [
-    ({"plugin": "calltrackingmetrics", "bounties": {"growth": [9900]}}, "bounties.growth must be two"),
+    ({"plugin": "calltrackingmetrics", "bounties": {"growth": [9900]}},
+     "bounties.growth must be two"),
     ({"plugin": "calltrackingmetrics", "plan_aliases": {"x": "gold"}}, "'gold', which is not in"),
     ({"plugin": "calltrackingmetrics", "tier_threshold": "many"}, "tier_threshold must be a whole"),
     ({"plugin": "callbell", "install_bounty": -1}, "install_bounty cannot be negative"),

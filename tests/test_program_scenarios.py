@@ -24,7 +24,8 @@ from tests.scenario_runner import post_item, write_jsonl
 
 def expected_balances(plan: Plan, actual: dict[str, Any]) -> dict[str, Any]:
     """Every partner the program has: the hand-worked ones, and nothing for the rest."""
-    assert set(plan.expected) <= set(actual), f"missing partners: {set(plan.expected) - set(actual)}"
+    assert set(plan.expected) <= set(actual), (
+        f"missing partners: {set(plan.expected) - set(actual)}")
     return {code: plan.expected.get(code, (0, 0, 0, 0, 0)) for code in actual}
 
 
@@ -84,7 +85,8 @@ def test_replay_and_tick_through_the_cli_against_a_sqlite_file(make_hub, tmp_pat
     plan = PLANS["callpage"]
     db = tmp_path / "cli.db"
     config = tmp_path / "hub.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n[server]\nadmin_token = "{ADMIN_TOKEN}"\n'
+    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n'
+                      f'[server]\nadmin_token = "{ADMIN_TOKEN}"\n'
                       f'[connectors.stripe]\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
                       '[programs.callpage]\nplugin = "callpage"\n')
     hub = make_hub("sqlite", programs={"callpage": {"plugin": "callpage"}},

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +15,10 @@ from sqlalchemy import insert, select, update
 
 from hub.attribution import counts as referral_counts
 from hub.db.models import Customer, CustomerStatus, Partner, Referral
-from hub.runtime import Hub
 from hub.ledger.statuses import TIE_ORDER, rebuild_statuses, record_state
+from hub.runtime import Hub
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LINKS = (None, "lnk_a", "lnk_b", "lnk_c")
 
 
@@ -33,7 +33,8 @@ def _setup(hub: Hub, partners: int, customers: int) -> list[str]:
         return [p.id for p in rows]
 
 
-def _step(hub: Hub, rng: random.Random, partners: list[str], customers: int, clock: list[int]) -> None:
+def _step(hub: Hub, rng: random.Random, partners: list[str], customers: int,
+          clock: list[int]) -> None:
     customer = rng.randrange(1, customers + 1)
     clock[0] += 1
     with hub.transaction() as s:

@@ -11,7 +11,7 @@ balances equal to one in-process hub fed each event once.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,23 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process as stripe_process
-from hub.ledger import entries as ledger
+from hub.app import build_hub
 from hub.config import load_config
 from hub.db.models import Commission, Partner, Payout, ProviderEvent
 from hub.jobs.queue import close_queue
-from hub.app import build_hub
-from hub.runtime import Hub
 from hub.jobs.tick import run_tick as tick_in_process
+from hub.ledger import entries as ledger
+from hub.runtime import Hub
 from tests.conftest import WEBHOOK_SECRET, _truncate_all
 from tests.payout_helpers import FakePaypal, FakePaypalServer, make_partner, wait_for
-from tests.process_helpers import (run_tick, start_server, start_worker, stop, wait_serving,
-                                   write_config)
+from tests.process_helpers import (
+    run_tick,
+    start_server,
+    start_worker,
+    stop,
+    wait_serving,
+    write_config,
+)
 from tests.test_payouts_redis import namespace, paypal_config, redis_client  # noqa: F401
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.postgres, pytest.mark.redis]
@@ -44,7 +50,7 @@ TICKS = ("2026-07-05T00:00:00+00:00", "2026-12-05T00:00:00+00:00")
 
 
 def paid_at(month: int) -> int:
-    return int(datetime(2026, month + 1, 3, 12, tzinfo=timezone.utc).timestamp())
+    return int(datetime(2026, month + 1, 3, 12, tzinfo=UTC).timestamp())
 
 
 def events() -> list[dict[str, Any]]:

@@ -17,9 +17,8 @@ import respx
 from starlette.testclient import TestClient
 
 from connectors import stripe_trigger as st
-from hub.app import create_app
+from hub.app import build_hub, create_app
 from hub.config import config_from_dict
-from hub.app import build_hub
 from hub.jobs.tick import run_tick
 from tests.payout_helpers import SANDBOX, at, make_partner, pay
 from tests.test_paypal_connector import paypal_event, transmission

@@ -8,8 +8,15 @@ from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.clock import utcnow
-from tests.attribution_helpers import (build_link, click, freeze_clicks, link_stats, params,
-                                       referrals, signup)
+from tests.attribution_helpers import (
+    build_link,
+    click,
+    freeze_clicks,
+    link_stats,
+    params,
+    referrals,
+    signup,
+)
 from tests.conftest import operator_headers
 from tests.stripe_helpers import create_partner
 

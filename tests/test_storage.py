@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
@@ -15,7 +17,8 @@ def test_ledger_refuses_update_and_delete(hub):
     with hub.transaction() as s:
         partner = create_partner(hub, s, program="crazycall", email="p@x.test")
     process(hub, st.event("invoice.paid", st.invoice("in_1", customer_id="c", amount=100,
-                                                     partner_code=partner.code, subscription_id="s")))
+                                                     partner_code=partner.code,
+                                                     subscription_id="s")))
     for sql in ("UPDATE ledger_entries SET amount = amount + 1", "DELETE FROM ledger_entries"):
         with pytest.raises(DatabaseError, match="append-only"):
             with hub.engine.begin() as conn:
@@ -50,7 +53,7 @@ def test_postgres_plans_every_execution_with_its_values(make_hub):
     (["cus_a", "cus_a"], {"cus_a"}),
 ])
 def test_one_of_binds_a_key_list_as_one_parameter(hub, refs, found):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import select
 
@@ -59,7 +62,7 @@ def test_one_of_binds_a_key_list_as_one_parameter(hub, refs, found):
 
     with hub.transaction() as s:
         for ref in ("cus_a", "cus_b", "cus_c"):
-            s.add(Customer(provider="stripe", ref=ref, first_seen_at=datetime.now(timezone.utc)))
+            s.add(Customer(provider="stripe", ref=ref, first_seen_at=datetime.now(UTC)))
     stmt = select(Customer.ref).where(one_of(hub.engine.dialect.name, Customer.ref, "refs"))
     with hub.transaction() as s:
         assert set(s.scalars(stmt, {"refs": refs})) == found

@@ -84,9 +84,11 @@ def test_duplicate_delivery_changes_nothing(client, hub):
 def test_out_of_order_refund_before_payment_and_payment_before_customer(client, hub):
     partner = create_partner(client)
     refund = st.event("charge.refunded", st.charge_refunded("ch_5", amount=5000,
-                                                            amount_refunded=2500, invoice_id="in_5"))
+                                                            amount_refunded=2500,
+                                                            invoice_id="in_5"))
     paid = st.event("invoice.paid", st.invoice("in_5", customer_id="cus_5", amount=5000,
-                                               charge_id="ch_5", subscription_id="s5", shape="legacy"))
+                                               charge_id="ch_5", subscription_id="s5",
+                                               shape="legacy"))
     cust = st.event("customer.created", st.customer("cus_5", email="c5@x.test",
                                                     partner_code=partner["code"]))
     for evt in (refund, paid, cust):

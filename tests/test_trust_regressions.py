@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from connectors.stripe import process
 from hub.app import create_app
+from hub.attribution.partners import derived_code
 from hub.clock import from_timestamp
 from hub.db.models import Commission, Partner, ProviderEvent
 from hub.facts import CustomerSeen, PaymentSucceeded, well_typed
-from hub.attribution.partners import derived_code
 
 
 def test_a_signup_naming_an_ambassador_that_does_not_exist_yet_is_attributed_later(make_hub,
@@ -62,7 +62,7 @@ def test_milestone_lines_name_an_event(make_hub):
 
 
 def test_facts_with_wrong_types_are_refused_before_they_reach_the_database():
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     good = CustomerSeen(provider="stripe", customer_ref="cus_1", occurred_at=at)
     assert well_typed([good]) == [good]
     with pytest.raises(TypeError, match="customer_ref"):

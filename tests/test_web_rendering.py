@@ -52,7 +52,8 @@ def test_bucket_starts(key, today, first, count):
 def test_fold_sums_days_into_buckets_and_drops_days_outside():
     period = trends.period_of("12m")
     folded = trends.fold([(date(2026, 3, 1), 100), (date(2026, 3, 31), 50),
-                          (date(2026, 2, 10), 7), (date(2024, 1, 1), 999)], period, date(2026, 3, 31))
+                          (date(2026, 2, 10), 7), (date(2024, 1, 1), 999)], period,
+                         date(2026, 3, 31))
     assert folded[-1] == ("2026-03", 150) and folded[-2] == ("2026-02", 7)
     assert sum(v for _, v in folded) == 157
 

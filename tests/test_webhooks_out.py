@@ -7,8 +7,9 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -88,8 +89,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def register(client: TestClient, url: str, **body: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/webhooks/endpoints", json={"url": url, "secret": SECRET, **body},
-                           headers=H)
+    response = client.post("/api/v1/webhooks/endpoints",
+                           json={"url": url, "secret": SECRET, **body}, headers=H)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -115,7 +116,8 @@ def test_signed_events_for_partner_commission_void_and_payout(client, hub, recei
     assert by_type["partner.created"]["data"]["id"] == partner["id"]
     assert by_type["commission.created"]["data"]["amount"] == 8000
     assert by_type["commission.voided"]["data"]["amount"] == -2000
-    assert (by_type["payout.paid"]["data"]["amount"], by_type["payout.paid"]["data"]["reference"]) == (6000, "r-1")
+    assert (by_type["payout.paid"]["data"]["amount"],
+            by_type["payout.paid"]["data"]["reference"]) == (6000, "r-1")
     log = client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"]
     assert {d["status"] for d in log} == {"delivered"} and len(log) == 4
 
@@ -133,13 +135,15 @@ def test_failed_deliveries_are_retried_logged_and_replayable(client, hub, receiv
     queue_of(hub).join()
     wait_for(lambda: receiver.events, what="delivery after retries")
     [delivery] = client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"]
-    assert (delivery["status"], delivery["attempts"], delivery["response_status"]) == ("delivered", 3, 200)
+    assert ((delivery["status"], delivery["attempts"], delivery["response_status"])
+            == ("delivered", 3, 200))
 
     receiver.statuses = [500] * 3                                     # more than max_retries
     client.post("/api/v1/partners", json={"program": "crazycall", "email": "c@p.test"}, headers=H)
     queue_of(hub).join()
     failed = wait_for(lambda: [d for d in client.get("/api/v1/webhooks/deliveries?status=failed",
-                                                      headers=H).json()["items"]], what="dead letter")
+                                                      headers=H).json()["items"]],
+                      what="dead letter")
     assert failed[0]["attempts"] == 3 and failed[0]["last_error"] == "HTTP 500"
 
     replayed = client.post(f"/api/v1/webhooks/deliveries/{failed[0]['id']}/replay", headers=H)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.cli import main
 from hub.db.models import AuditLog, Base
-from hub.errors import StartupError
 from hub.db.session import read_only
+from hub.errors import StartupError
 from hub.ingest.whatif import run_whatif
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.stripe_helpers import create_partner, post_event
@@ -94,7 +94,8 @@ def test_crazycall_rate_20_to_25_percent(client, hub):
     assert result["totals"] == [
         {"currency": "EUR", "current": 2000, "simulated": 2500, "difference": 500},
         {"currency": "USD", "current": 2764, "simulated": 3455, "difference": 691}]
-    assert [(m["month"], m["currency"], m["current"], m["simulated"]) for m in result["months"]] == [
+    assert [(m["month"], m["currency"], m["current"], m["simulated"])
+            for m in result["months"]] == [
         ("2026-01", "USD", 784, 980), ("2026-02", "EUR", 2000, 2500),
         ("2026-02", "USD", 1980, 2475)]
     assert result["changes"] == {"rate": "0.25"}
@@ -111,10 +112,10 @@ def test_unchanged_settings_reproduce_the_real_ledger(client, hub):
 def test_window_keeps_commissions_earned_in_it_with_their_reversals(client, hub):
     ids = crazycall_history(client)
     jan = run_whatif(hub, "crazycall", {"rate": "0.25"},
-                     until=datetime(2026, 2, 1, tzinfo=timezone.utc)).to_json()
+                     until=datetime(2026, 2, 1, tzinfo=UTC)).to_json()
     assert by_partner(jan) == {(ids["ann"], "USD"): (784, 980, 196)}
     feb = run_whatif(hub, "crazycall", {"rate": "0.25"},
-                     since=datetime(2026, 2, 1, tzinfo=timezone.utc)).to_json()
+                     since=datetime(2026, 2, 1, tzinfo=UTC)).to_json()
     assert by_partner(feb) == {(ids["ann"], "USD"): (1980, 2475, 495),
                                (ids["bob"], "EUR"): (2000, 2500, 500)}
 
@@ -133,7 +134,8 @@ def test_callpage_window_shortened_to_one_month(make_hub, backend):
 def write_config(hub: Any, tmp_path: Path) -> str:
     url = hub.engine.url.render_as_string(hide_password=False)
     path = tmp_path / "hub.toml"
-    path.write_text(f'[database]\nurl = {json.dumps(url)}\n[server]\nadmin_token = "{ADMIN_TOKEN}"\n'
+    path.write_text(f'[database]\nurl = {json.dumps(url)}\n'
+                    f'[server]\nadmin_token = "{ADMIN_TOKEN}"\n'
                     f'[connectors.stripe]\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
                     '[programs.crazycall]\nplugin = "crazycall"\n')
     return str(path)
@@ -177,7 +179,7 @@ def test_unknown_program_is_refused(hub):
 
 def test_the_simulation_connection_cannot_write(hub):
     row = dict(actor="x", action="y", subject="z", details={},
-               at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+               at=datetime(2026, 1, 1, tzinfo=UTC))
     with pytest.raises(SQLAlchemyError):
         with read_only(hub.engine) as conn:
             conn.execute(insert(AuditLog).values(**row))

@@ -12,7 +12,7 @@ earlier holder, in live processing and in the simulation alike.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import Partner
-from hub.jobs.tick import run_tick
 from hub.ingest.whatif import run_whatif
+from hub.jobs.tick import run_tick
 from tests.conftest import operator_headers
 from tests.program_scenarios import PLANS
 from tests.stripe_helpers import balance, create_partner, post_event
@@ -81,7 +81,7 @@ def test_unchanged_settings_reproduce_the_ledger_and_a_change_has_its_hand_worke
         (plan.currency, sum(c for c, _ in expected.values()), sum(s for _, s in expected.values()))]
 
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86400
 
 
@@ -94,7 +94,7 @@ def pay(client: TestClient, invoice: str, customer: str, amount: int, day: int,
 
 
 def reassign(client: TestClient, partner_id: str, customer: str, day: int) -> None:
-    at = datetime.fromtimestamp(T0.timestamp() + day * DAY, timezone.utc)
+    at = datetime.fromtimestamp(T0.timestamp() + day * DAY, UTC)
     response = client.post("/api/v1/referrals", headers=operator_headers(), json={
         "partner_id": partner_id, "customer_ref": customer, "effective_from": at.isoformat()})
     assert response.status_code == 200, response.text
@@ -169,13 +169,13 @@ def test_ctm_bounty_reached_before_a_reassignment_stays_with_the_earlier_holder(
                 created=start))
         # Both accounts cross 90 days active on 2026-04-01, both held by X then moved to Y:
         reassign(client, y["id"], "cus_1", 59)           # 2026-03-01, before its mark: Y's
-        run_tick(hub, datetime(2026, 5, 1, tzinfo=timezone.utc))
+        run_tick(hub, datetime(2026, 5, 1, tzinfo=UTC))
         reassign(client, y["id"], "cus_2", 130)          # 2026-05-11, after its mark: X's
         for month in (6, 7):                             # and not booked again for Y
-            run_tick(hub, datetime(2026, month, 1, tzinfo=timezone.utc))
+            run_tick(hub, datetime(2026, month, 1, tzinfo=UTC))
         # growth, one active referral account each in April: the lower bounty, 9900
         assert (earned(client, x["id"]), earned(client, y["id"])) == (9900, 9900)
-    now = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 7, 1, tzinfo=UTC)
     same = run_whatif(hub, "calltrackingmetrics", {}, now=now).to_json()
     assert {p["partner_id"]: (p["current"], p["simulated"]) for p in same["partners"]} == {
         x["id"]: (9900, 9900), y["id"]: (9900, 9900)}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,6 +19,7 @@ from hub.errors import (
     Unauthorized,
     Unprocessable,
 )
+from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.group_commit import group_commit_of
 from hub.runtime import Hub
 
@@ -29,7 +31,8 @@ def hub_of(request: Request) -> Hub:
 
 
 def error_response(exc: HTTPError) -> JSONResponse:
-    return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+    return JSONResponse({"error": {"code": exc.code, "message": exc.message}},
+                        status_code=exc.status)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -62,9 +65,24 @@ def require_operator(request: Request) -> str:
     token = hub_of(request).config.server.admin_token
     sent = request.headers.get("authorization", "")
     scheme, _, value = sent.partition(" ")
-    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), str(token).encode()):
+    if (not token or scheme.lower() != "bearer"
+            or not hmac.compare_digest(value.encode(), str(token).encode())):
         raise Unauthorized("operator bearer token required")
     return "operator"
+
+
+def provider_field(hub: Hub, data: dict[str, Any]) -> str:
+    """The body's `provider`: a registered connector's name (the contract's default when absent),
+    or a 422 naming the ones there are."""
+    provider = field(data, "provider", required=False, default=DEFAULT_PROVIDER)
+    known = sorted(hub.registry.connectors)
+    if provider not in known:
+        raise Unprocessable(f"provider must be one of {', '.join(known)}", code="invalid_field")
+    return str(provider)
+
+
+PROVIDER_SCHEMA = {"type": "string", "default": DEFAULT_PROVIDER,
+                   "description": "the name of a registered payment connector"}
 
 
 def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, *,
@@ -83,9 +101,9 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, 
 async def apply_verified_event(provider: str, prepare: Callable[..., Any], hub: Hub,
                                event: dict[str, Any], raw: str) -> JSONResponse:
     """Store and apply a provider event whose signature was verified, answering once it is
-    committed (`hub.ingest.group_commit` batches it with the deliveries arriving alongside). An event
-    whose fields the hub cannot read is refused (400) and not stored, so the provider retries it
-    once the hub can; storing it would make every later delivery a duplicate and lose it for
+    committed (`hub.ingest.group_commit` batches it with the deliveries arriving alongside). An
+    event whose fields the hub cannot read is refused (400) and not stored, so the provider retries
+    it once the hub can; storing it would make every later delivery a duplicate and lose it for
     good."""
     from starlette.concurrency import run_in_threadpool
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.api.http import field, hub_of, read_json
+from hub.api.http import field, hub_of, provider_field, read_json
 from hub.api.openapi import register_body
 from hub.clock import parse_instant, utcnow
 from hub.errors import Unauthorized, Unprocessable
@@ -51,14 +51,14 @@ async def report_install(request: Request) -> JSONResponse:
     """An installation: 201 the first time, 200 for a repeat of the same install_id."""
     check_installer_token(request)
     data = await read_json(request)
+    hub = hub_of(request)
     fact = InstallReported(
         install_id=field(data, "install_id"), product=field(data, "product"),
         partner_code=field(data, "partner_code", required=False),
         site=field(data, "site", required=False),
         customer_ref=field(data, "customer_ref", required=False),
-        customer_provider=field(data, "provider", required=False, default="stripe"),
+        customer_provider=provider_field(hub, data),
         occurred_at=_occurred_at(field(data, "occurred_at", required=False)))
-    hub = hub_of(request)
 
     def work() -> bool:
         return ingest(hub, INSTALLER, fact.install_id, "install.reported", fact.occurred_at,

@@ -81,7 +81,7 @@ async def follow(request: Request) -> RedirectResponse:
     agent = request.headers.get("user-agent", "")
     known = read_cookie(hub, request.cookies.get(conf.cookie_name))
     ip = request.client.host if request.client else ""
-    visitor = known[1] if known else visitor_hash(hub, ip, agent)
+    visitor: str | None = known[1] if known else visitor_hash(hub, ip, agent)
     if request.method != "GET" or is_bot(agent):
         visitor = None  # link previews (often HEAD) and crawlers are not clicks
     try:
@@ -167,7 +167,9 @@ async def listing(request: Request) -> JSONResponse:
 register_body("post", "/api/v1/partners/{partner_id}/links", {
     "type": "object",
     "properties": {"destination": {"type": "string", "format": "uri"},
-                   "trial_days": {"type": "integer", "enum": [14, 30]},
+                   "trial_days": {"type": "integer",
+                                  "description": "one of the program's `trial_days` setting "
+                                                 "(default 14 or 30)"},
                    "creative": {"type": "string",
                                 "enum": ["plain", "banner", "logo", "screenshot", "text"]},
                    "description": {"type": "string", "maxLength": 200},

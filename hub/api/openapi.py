@@ -84,7 +84,8 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         "operationId": f"{method}_{route.path}".replace("/", "_").replace("{", "").replace("}", ""),
         "responses": {"200": {"description": "OK"},
                       "4XX": {"description": "Error",
-                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+                              "content": {"application/json": {
+                                  "schema": {"$ref": "#/components/schemas/Error"}}}}},
     }
     params = [p.strip("{}").split(":")[0] for p in route.path.split("/") if p.startswith("{")]
     parameters = [{"name": p, "in": "path", "required": True, "schema": _STR} for p in params]

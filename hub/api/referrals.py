@@ -10,9 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.api.http import field, hub_of, read_json, require_operator
+from hub.api.http import PROVIDER_SCHEMA, field, hub_of, provider_field, read_json, require_operator
 from hub.api.openapi import register_body
-from hub.api.signups import PROVIDERS
 from hub.attribution.coupons import codes_of, map_code
 from hub.attribution.partners import get_partner
 from hub.attribution.referrals import referral_json
@@ -21,13 +20,6 @@ from hub.db.audit import record_action
 from hub.db.models import Customer, Referral
 from hub.errors import Unprocessable
 from hub.ingest.assignments import assign
-
-
-def _provider(data: dict[str, Any]) -> str:
-    provider = field(data, "provider", required=False, default="stripe")
-    if provider not in PROVIDERS:
-        raise Unprocessable(f"provider must be one of {', '.join(PROVIDERS)}", code="invalid_field")
-    return str(provider)
 
 
 def _effective(data: dict[str, Any]) -> Any:
@@ -44,7 +36,7 @@ async def create(request: Request) -> JSONResponse:
     actor = require_operator(request)
     data = await read_json(request)
     hub = hub_of(request)
-    args = dict(provider=_provider(data), customer_ref=field(data, "customer_ref"),
+    args = dict(provider=provider_field(hub, data), customer_ref=field(data, "customer_ref"),
                 email=field(data, "email", required=False), at=_effective(data), actor=actor)
     partner_id = field(data, "partner_id")
 
@@ -86,7 +78,7 @@ async def add_coupon(request: Request) -> JSONResponse:
     data = await read_json(request)
     hub = hub_of(request)
     partner_id = request.path_params["partner_id"]
-    provider, code = _provider(data), field(data, "code")
+    provider, code = provider_field(hub, data), field(data, "code")
 
     def work() -> tuple[dict[str, Any], bool]:
         with hub.transaction() as session:
@@ -120,13 +112,13 @@ async def list_coupons(request: Request) -> JSONResponse:
 register_body("post", "/api/v1/referrals", {
     "type": "object", "required": ["partner_id", "customer_ref"],
     "properties": {"partner_id": {"type": "string"}, "customer_ref": {"type": "string"},
-                   "provider": {"type": "string", "enum": list(PROVIDERS)},
+                   "provider": PROVIDER_SCHEMA,
                    "email": {"type": "string"},
                    "effective_from": {"type": "string", "format": "date-time"}}})
 register_body("post", "/api/v1/partners/{partner_id}/coupons", {
     "type": "object", "required": ["code"],
     "properties": {"code": {"type": "string"},
-                   "provider": {"type": "string", "enum": list(PROVIDERS)}}})
+                   "provider": PROVIDER_SCHEMA}})
 
 ROUTES = [
     Route("/api/v1/referrals", create, methods=["POST"]),

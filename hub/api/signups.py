@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.api.http import field, hub_of, read_json
+from hub.api.http import PROVIDER_SCHEMA, field, hub_of, provider_field, read_json
 from hub.api.installs import check_installer_token
 from hub.api.openapi import register_body
 from hub.attribution.clicks import claim_for_signup
@@ -24,7 +24,6 @@ from hub.ingest.events import ingest
 from hub.runtime import Hub
 
 PRODUCT = "product"
-PROVIDERS = ("stripe", "paypal")
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -43,10 +42,8 @@ def _signed_up_at(data: dict[str, Any]) -> Any:
     return at
 
 
-def _fact(data: dict[str, Any]) -> SignupReported:
-    provider = field(data, "provider", required=False, default="stripe")
-    if provider not in PROVIDERS:
-        raise Unprocessable(f"provider must be one of {', '.join(PROVIDERS)}", code="invalid_field")
+def _fact(hub: Hub, data: dict[str, Any]) -> SignupReported:
+    provider = provider_field(hub, data)
     customer_ref = field(data, "customer_ref").strip()
     if not customer_ref or len(customer_ref) > 128:
         raise Unprocessable("customer_ref must be 1-128 characters", code="invalid_field")
@@ -81,10 +78,10 @@ async def report_signup(request: Request) -> JSONResponse:
     """A new account: 201 with the attributed partner id (null when nothing matched)."""
     check_installer_token(request)
     data = await read_json(request)
-    fact = _fact(data)
+    hub = hub_of(request)
+    fact = _fact(hub, data)
     if not (fact.click_id or fact.code):
         raise Unprocessable("code or click_id is required", code="missing_field")
-    hub = hub_of(request)
 
     def work() -> tuple[dict[str, Any], bool]:
         new = ingest(hub, PRODUCT, _event_id(fact), "signup.reported", fact.occurred_at, data,
@@ -100,7 +97,7 @@ register_body("post", "/api/v1/signups", {
     "type": "object", "required": ["email", "customer_ref"],
     "properties": {"code": {"type": "string"}, "click_id": {"type": "string"},
                    "email": {"type": "string"}, "customer_ref": {"type": "string"},
-                   "provider": {"type": "string", "enum": list(PROVIDERS)},
+                   "provider": PROVIDER_SCHEMA,
                    "signed_up_at": {"type": "string", "format": "date-time"}}})
 
 ROUTES = [Route("/api/v1/signups", report_signup, methods=["POST"])]

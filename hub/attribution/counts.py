@@ -2,9 +2,9 @@
 partner's referrals: `referral_counts` as `hub tick` last counted them, corrected by what changed.
 
 Each referral is counted as its `counted_partner_id` and `counted_link_code`, with its customer's
-`counted_status`; only `hub tick` (job `counts`) sets those columns, and it changes `referral_counts`
-by exactly the difference in the same transaction. Writers change the live columns only
-(`partner_id`, `link_code`, `customer_statuses.status`, or insert rows whose `counted_*` is
+`counted_status`; only `hub tick` (job `counts`) sets those columns, and it changes
+`referral_counts` by exactly the difference in the same transaction. Writers change the live columns
+only (`partner_id`, `link_code`, `customer_statuses.status`, or insert rows whose `counted_*` is
 empty), so a row whose live and counted values differ is one the counts do not reflect yet; two
 partial indexes hold exactly those. A read is the stored counts plus, for those rows, minus what
 they were counted as and plus what they are: equal to counting the live rows, in one statement.
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, literal, select, union_all, update
+from sqlalchemy import Table, bindparam, delete, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -95,7 +95,7 @@ def fold_changes(session: Session) -> dict[str, Any]:
         _count(delta, r.partner_id, r.link_code, new, 1)
     _add(session, delta)
     if referrals:
-        table = Referral.__table__
+        table = cast(Table, Referral.__table__)
         session.execute(update(table).where(table.c.id == bindparam("rid")).values(
             counted_partner_id=bindparam("p"), counted_link_code=bindparam("l")),
             [dict(rid=r.id, p=r.partner_id, l=r.link_code) for r in referrals])

@@ -37,7 +37,7 @@ def ensure_customer(session: Session, provider: str, ref: str, at: datetime, *,
             return customer  # new: it holds exactly these details
         customer = _customer_row(session, provider, ref)  # a concurrent delivery created it
         assert customer is not None
-    changes = {k: v for k, v in (("email", email), ("partner_code", partner_code),
+    changes: dict[str, Any] = {k: v for k, v in (("email", email), ("partner_code", partner_code),
                                  ("install_id", install_id))
                if v and getattr(customer, k) is None}
     if at < customer.first_seen_at:
@@ -184,9 +184,11 @@ def forget_cached(session: Session, key: tuple[str, Any]) -> None:
 def is_attributed(session: Session, provider: str, customer_ref: str) -> bool:
     """True when the hub already knows who referred this customer, or holds a code for it."""
     row = session.execute(select(Customer.id, Customer.partner_code)
-                          .where(Customer.provider == provider, Customer.ref == customer_ref)).first()
+                          .where(Customer.provider == provider,
+                                 Customer.ref == customer_ref)).first()
     if row is None:
         return False
     if row.partner_code:
         return True
-    return session.scalar(select(Referral.id).where(Referral.customer_id == row.id).limit(1)) is not None
+    return (session.scalar(select(Referral.id).where(Referral.customer_id == row.id).limit(1))
+            is not None)

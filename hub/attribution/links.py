@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import secrets
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -25,7 +25,6 @@ from hub.errors import Unprocessable
 from hub.programs import Program
 
 CREATIVES = ("plain", "banner", "logo", "screenshot", "text")
-DEFAULT_TRIALS = (14, 30)
 # Query parameters the redirect adds for the product; existing ones of the same name are replaced.
 PARAM_CODE, PARAM_CLICK, PARAM_TRIAL = "ref", "click_id", "trial_days"
 
@@ -59,9 +58,8 @@ def default_landing(config: Config) -> str:
 
 
 def trial_choices(program: Program) -> tuple[int, ...]:
-    """The program's allowed trial lengths (`trial_days` setting), else 14 and 30."""
-    choices = getattr(program.settings, "trial_days", None)
-    return tuple(choices) if choices else DEFAULT_TRIALS
+    """The program's allowed trial lengths (its `trial_days` setting)."""
+    return tuple(program.settings.trial_days)
 
 
 def share_url(config: Config, code: str) -> str:
@@ -192,8 +190,8 @@ def link_json(config: Config, link: Link, **extra: Any) -> dict[str, Any]:
 
 
 def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return (datetime.combine(start, time(), timezone.utc),
-            datetime.combine(end + timedelta(days=1), time(), timezone.utc))
+    return (datetime.combine(start, time(), UTC),
+            datetime.combine(end + timedelta(days=1), time(), UTC))
 
 
 def performance(session: Session, partner_id: str, start: date,

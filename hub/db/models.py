@@ -9,7 +9,7 @@ updated as newer facts arrive; the ledger never is.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -46,13 +46,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware UTC time")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -231,7 +231,8 @@ class PaymentRecord(Base):
 
     __tablename__ = "payments"
     __table_args__ = (UniqueConstraint("provider", "ref"),
-                      # the dashboard's first payments of today (hub.ledger.statuses.first_payments_since)
+                      # the dashboard's first payments of today
+                      # (hub.ledger.statuses.first_payments_since)
                       Index("ix_payments_occurred", "occurred_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
@@ -290,7 +291,8 @@ class SubscriptionState(Base):
 
 class CustomerStatus(Base):
     """A customer's latest subscription state (a projection of `subscription_states`, kept by
-    `hub.ledger.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive in."""
+    `hub.ledger.statuses.record_state`): the newest `occurred_at` wins, whatever order facts arrive
+    in."""
 
     __tablename__ = "customer_statuses"
     __table_args__ = (Index("ix_customer_statuses_uncounted", "customer_id",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -24,7 +25,7 @@ def insert_ignore(session: Session, model: type[Any], values: dict[str, Any]) ->
     return None if row is None else row[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ignore_statement(dialect: str, table: Any) -> Any:
     """Built once per table: the values travel as parameters, so the hot path neither rebuilds
     the statement nor recomputes its cache key."""
@@ -48,7 +49,7 @@ def insert_ignore_row(session: Session, model: type[Any], values: dict[str, Any]
     return obj
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _row_statement(dialect: str, table: Any) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing().returning(*table.c)

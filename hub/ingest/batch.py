@@ -7,11 +7,11 @@ those, the customers with their referrals, payments and statuses are read in a f
 program rules are asked in memory, and payments, statuses, commission lines and ledger legs are
 written as multi-row inserts.
 
-Everything else goes through the per-event path (`hub.ingest.events.apply_facts`), in batch order: an
-event of another kind first (with any event of the same customer that precedes it), and a
+Everything else goes through the per-event path (`hub.ingest.events.apply_facts`), in batch order:
+an event of another kind first (with any event of the same customer that precedes it), and a
 payment that breaks an assumption of the fast path (`fast_path_refusal`) after the fast ones, with
-every later event of its customer (`FastPath`). Both paths call the same rules and write the same rows, and
-the tests feed the same histories through both and compare the ledgers.
+every later event of its customer (`FastPath`). Both paths call the same rules and write the same
+rows, and the tests feed the same histories through both and compare the ledgers.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ Fact = Any  # one of FAST_KINDS
 def apply_batch(hub: Hub, session: Session, items: list[Incoming]) -> list[bool]:
     """Record and apply `items` in the caller's transaction; per item, False for a duplicate."""
     row_ids = record_many(session, items)
-    stored = [(item, row_id) for item, row_id in zip(items, row_ids) if row_id is not None]
+    stored = [(item, row_id) for item, row_id in zip(items, row_ids, strict=True)
+              if row_id is not None]
     existing = _existing(session, [i for i, _ in stored])
     candidates, others = split(stored, existing)
     for item, row_id in others:
@@ -119,7 +120,7 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _statements(dialect: str) -> SimpleNamespace:
     """The batch's reads, built once per dialect (each key list is one parameter)."""
     provider_is = Customer.provider == bindparam("provider")
@@ -250,11 +251,12 @@ class FastPath:
         if not candidates:
             return []
         facts = [item.facts[0] for item, _ in candidates]
-        created = self._create([(fact, row_id) for (_, row_id), fact in zip(candidates, facts)
+        created = self._create([(fact, row_id)
+                                for (_, row_id), fact in zip(candidates, facts, strict=True)
                                 if (fact.provider, fact.customer_ref) not in existing])
         known = self._read(facts)
         refused = []
-        for (item, row_id), fact in zip(candidates, facts):
+        for (item, row_id), fact in zip(candidates, facts, strict=True):
             if row_id in created:
                 continue
             entry = known.get((fact.provider, fact.customer_ref))
@@ -344,7 +346,8 @@ class FastPath:
         for fact in facts:
             entry = known.get((fact.provider, fact.customer_ref))
             if entry is not None:
-                entry.adjusted_refs |= waiting & {fact.payment_ref, fact.charge_ref, fact.intent_ref}
+                entry.adjusted_refs |= waiting & {fact.payment_ref, fact.charge_ref,
+                                                  fact.intent_ref}
 
     def _read_enrolments(self, known: dict[CustomerKey, Known]) -> None:
         programs = [p for p in self.hub.programs.values()
@@ -419,7 +422,8 @@ class FastPath:
                 lines.append(line | {"payment_id": pid})
         lines.sort(key=lambda line: (line["program"], line["partner_id"], line["key"]))
         booked = insert_ignore_many(s, Commission, lines, ("program", "partner_id", "key"))
-        lines = [line for line in lines if (line["program"], line["partner_id"], line["key"]) in booked]
+        lines = [line for line in lines
+                 if (line["program"], line["partner_id"], line["key"]) in booked]
         ledger.insert_entries(s, ledger.earn_legs(lines))
         if outbox.wanted(s, "commission.created"):
             for line in lines:
@@ -427,7 +431,8 @@ class FastPath:
                 make_transient_to_detached(row)
                 outbox.emit(s, "commission.created", line["id"], ledger.commission_event(row))
 
-    def _write_statuses(self, new_states: list[dict[str, Any]], known: dict[CustomerKey, Known]) -> None:
+    def _write_statuses(self, new_states: list[dict[str, Any]],
+                        known: dict[CustomerKey, Known]) -> None:
         by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for state in new_states:
             by_customer[state["customer_id"]].append(state)

@@ -107,7 +107,7 @@ def stored_event_ids(session: Session, provider: str, event_ids: list[str]) -> s
                                {"provider": provider, "ids": event_ids}))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stored_ids_statement(dialect: str) -> Any:
     return select(ProviderEvent.event_id).where(ProviderEvent.provider == bindparam("provider"),
                                                 one_of(dialect, ProviderEvent.event_id, "ids"))

@@ -1,10 +1,10 @@
 """Group commit: webhook deliveries that arrive together are applied in one transaction.
 
 A request hands its verified, normalised event to the process's committer and waits; the
-committer takes everything waiting (up to `max_batch`), applies it with `hub.ingest.batch.apply_batch`
-and commits once, then answers every request. So a provider hears 200 only for an event that
-is durably stored and applied, as before, while a busy hub pays one commit and a handful of
-statements per batch instead of a dozen statements and a commit per event.
+committer takes everything waiting (up to `max_batch`), applies it with
+`hub.ingest.batch.apply_batch` and commits once, then answers every request. So a provider hears 200
+only for an event that is durably stored and applied, as before, while a busy hub pays one commit
+and a handful of statements per batch instead of a dozen statements and a commit per event.
 
 If a batch fails (a deadlock with another process, an event the database refuses), it is rolled
 back and its events are applied one transaction each, so each request gets its own answer and a
@@ -88,7 +88,7 @@ class GroupCommit:
             for item, done in batch:
                 self._apply_one(item, done)
             return
-        for (_, done), new in zip(batch, results):
+        for (_, done), new in zip(batch, results, strict=True):
             done.set_result(new)
 
     def _apply_one(self, item: Incoming, done: Future[bool]) -> None:

@@ -1,11 +1,11 @@
 """`hub replay`: exported provider events (JSON lines) through the same path as webhooks.
 
 Events are applied in batches, one transaction per batch, by the same code a webhook runs
-(`hub.ingest.batch.apply_batch`, set-based for the everyday paid invoice): a batch first asks which of its event ids are stored already, so a
-re-run after an interrupt skips the done part quickly (resuming is re-running). A batch that
-fails is rolled back and replayed one event per transaction, exactly as before batching, so a
-bad event costs only itself. On PostgreSQL the planner's statistics are refreshed as the
-replay grows the tables (`hub.db.statistics`).
+(`hub.ingest.batch.apply_batch`, set-based for the everyday paid invoice): a batch first asks which
+of its event ids are stored already, so a re-run after an interrupt skips the done part quickly
+(resuming is re-running). A batch that fails is rolled back and replayed one event per transaction,
+exactly as before batching, so a bad event costs only itself. On PostgreSQL the planner's statistics
+are refreshed as the replay grows the tables (`hub.db.statistics`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from hub.db.statistics import FreshStatistics
 from hub.errors import StartupError
+from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.batch import apply_batch
 from hub.ingest.events import ingest, stored_event_ids
 from hub.ops.progress import Progress
@@ -26,7 +27,7 @@ BATCH = 500
 SKIPPED = (ValueError, KeyError, TypeError)
 
 
-def replay_file(hub: Hub, path: str, *, provider: str = "stripe",
+def replay_file(hub: Hub, path: str, *, provider: str = DEFAULT_PROVIDER,
                 progress: bool = True, batch: int = BATCH) -> dict[str, Any]:
     connector = hub.connector(provider)
     if connector is None or connector.process is None:

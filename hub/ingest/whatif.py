@@ -84,7 +84,8 @@ class Window:
     until: datetime | None = None
 
     def holds(self, when: datetime) -> bool:
-        return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
+        return ((self.since is None or when >= self.since)
+                and (self.until is None or when < self.until))
 
 
 @dataclasses.dataclass
@@ -327,7 +328,7 @@ class Simulation:
             return
         history = build_history(payments, states, referral.customer_ref)
         who = self.holders(referral, current)
-        for row, view in zip(payments, history.payments):
+        for row, view in zip(payments, history.payments, strict=True):
             earner = who(view.occurred_at)
             if earner is not None:
                 for booking in payment_bookings(self.hub, [earner], view, history):
@@ -390,7 +391,8 @@ def render_text(result: WhatIfResult) -> str:
     changes = " ".join(f"{k}={v}" for k, v in result.changes.items()) or "no changes"
     lines = [f"program {result.program}: {changes} (settings {result.settings_hash} -> "
              f"{result.simulated_settings_hash})", "",
-             f"{'partner':<24} {'currency':<8} {'current':>14} {'simulated':>14} {'difference':>14}"]
+             f"{'partner':<24} {'currency':<8} {'current':>14} {'simulated':>14} "
+             f"{'difference':>14}"]
 
     def row(label: str, currency: str, t: Totals) -> str:
         diff = format_money(t.difference, currency)

@@ -7,17 +7,17 @@ retry-exhausted dead letter behave the same as with Redis, and a slow PayPal cal
 HTTP request that caused it (which running the job inline after the commit would).
 
 Jobs are plain functions `job(hub, *ids)`, declared as actors in one table (`hub.jobs.actors`);
-a message carries ids only, and every job is safe to run twice. The database is the source of truth: `hub tick` re-sends
-whatever is stuck, so a lost message delays work but never loses it.
+a message carries ids only, and every job is safe to run twice. The database is the source of truth:
+`hub tick` re-sends whatever is stuck, so a lost message delays work but never loses it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import dramatiq
 import dramatiq.errors

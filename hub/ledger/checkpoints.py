@@ -17,9 +17,9 @@ is larger. On SQLite writers are serialised and a writer numbers rows after ever
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, union_all, update
+from sqlalchemy import CursorResult, delete, func, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -112,9 +112,9 @@ def checkpoint_ledger(hub: Hub, now: datetime) -> dict[str, Any]:
             if through <= previous:
                 return {"entries": 0}
             entries = fold_entries(session, previous, through)
-            moved = session.execute(update(LedgerWatermark).where(
+            moved = cast(CursorResult[Any], session.execute(update(LedgerWatermark).where(
                 LedgerWatermark.id == 1, LedgerWatermark.through_id == previous)
-                .values(through_id=through)).rowcount
+                .values(through_id=through))).rowcount
             if moved != 1:
                 raise _Raced()
     except _Raced:  # another tick folded this window first: ours rolled back, nothing twice
@@ -135,11 +135,11 @@ def settled_entry_id(hub: Hub) -> int | None:
                 with conn.begin():
                     conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
                     conn.execute(text("LOCK TABLE ledger_entries IN SHARE MODE"))
-                    return int(conn.scalar(select(func.coalesce(func.max(LedgerEntry.id), 0))))
+                    return int(conn.scalar(select(func.coalesce(func.max(LedgerEntry.id), 0))) or 0)
             except OperationalError:
                 return None
         with conn.begin():
-            return int(conn.scalar(select(func.coalesce(func.max(LedgerEntry.id), 0))))
+            return int(conn.scalar(select(func.coalesce(func.max(LedgerEntry.id), 0))) or 0)
 
 
 def fold_entries(session: Session, after: int, through: int) -> int:

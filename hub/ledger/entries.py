@@ -10,10 +10,11 @@ that a late event changed. So the sum of all of a partner's accounts is what it 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, cast
 
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import Table, exists, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -49,7 +50,7 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     session.flush()
     if len(rows) == 1:
-        session.execute(insert(LedgerEntry.__table__), rows)
+        session.execute(insert(cast(Table, LedgerEntry.__table__)), rows)
         return
     session.execute(*many_rows(session, LedgerEntry.__table__, rows))
 
@@ -79,7 +80,8 @@ def move_lines(session: Session, nets: list[tuple[str | None, int]], source: str
     return transfer
 
 
-def move_lines_many(session: Session, moves: list[tuple[str, str, str, list[tuple[str | None, int]]]],
+def move_lines_many(session: Session,
+                    moves: list[tuple[str, str, str, list[tuple[str | None, int]]]],
                     source: str, target: str, *, kind: str) -> int:
     """`move_lines` for many payouts in one INSERT: `moves` holds (payout id, partner id,
     currency, nets per commission); one transfer per payout, as `move_lines` writes it."""
@@ -125,7 +127,8 @@ def payable_by_commission(session: Session, partner_id: str, currency: str,
 
 
 def held_by_payout(session: Session, payout_id: str, state: str) -> list[tuple[str | None, int]]:
-    """What a payout holds in `state` (in_payout while under way, paid once paid), per commission."""
+    """What a payout holds in `state` (in_payout while under way, paid once paid), per
+    commission."""
     rows = session.execute(
         select(LedgerEntry.commission_id, func.sum(LedgerEntry.amount))
         .where(LedgerEntry.payout_id == payout_id, LedgerEntry.state == state)
@@ -345,7 +348,7 @@ def commission_lines(session: Session, partner_id: str, *, limit: int = 500,
                _state_total("in_payout"), _state_total("paid"))
         .outerjoin(ProviderEvent, ProviderEvent.id == Commission.event_id)
         .where(Commission.partner_id == partner_id,
-               Commission.id.in_(ids) if ids is not None else True)
+               Commission.id.in_(ids) if ids is not None else true())
         .order_by(Commission.created_at.desc(), Commission.id)
         .limit(limit).offset(0 if ids is not None else offset)).all()
     return [LineView(c, _line_state(c, rel, int(rev or 0), int(held or 0), int(paid or 0)), ev)

@@ -10,10 +10,10 @@ job: per partner, the counts at the end of each closed UTC day, from the timelin
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from hub.attribution.counts import forget_counts
@@ -36,7 +36,8 @@ def record_state(session: Session, values: dict[str, Any]) -> bool:
     if not insert_ignore(session, SubscriptionState, values):
         return False
     customer_id, status, at = values["customer_id"], values["status"], values["occurred_at"]
-    row = dict(status=status, occurred_at=at, **({"plan": values["plan"]} if values.get("plan") else {}))
+    row = dict(status=status, occurred_at=at,
+               **({"plan": values["plan"]} if values.get("plan") else {}))
     if insert_ignore(session, CustomerStatus, dict(customer_id=customer_id, **row)):
         return True
     rank = case({s: i for i, s in enumerate(TIE_ORDER)}, value=CustomerStatus.status, else_=-1)
@@ -112,7 +113,8 @@ def _day(column: Any, session: Session) -> Any:
     return func.date(column)
 
 
-def status_deltas(session: Session, partner_id: str | None = None) -> dict[str, dict[str, dict[date, int]]]:
+def status_deltas(session: Session,
+                  partner_id: str | None = None) -> dict[str, dict[str, dict[date, int]]]:
     """Per partner and count, +1 on the day a customer entered a counted status and -1 on the day
     it left: each status lasts until the customer's next change (a window function). The count at
     the end of day D is the sum of the changes up to D."""
@@ -123,7 +125,7 @@ def status_deltas(session: Session, partner_id: str | None = None) -> dict[str, 
                                         order_by=(SubscriptionState.occurred_at,
                                                   SubscriptionState.id)).label("stop"))
              .join(Referral, Referral.customer_id == SubscriptionState.customer_id)
-             .where(Referral.partner_id == partner_id if partner_id else True).subquery())
+             .where(Referral.partner_id == partner_id if partner_id else true()).subquery())
     by_status = {s: name for name, statuses in CLASSES.items() for s in statuses}
     out: dict[str, dict[str, dict[date, int]]] = defaultdict(
         lambda: {name: defaultdict(int) for name in CLASSES})
@@ -163,7 +165,8 @@ def snapshot_activity(hub: Hub, now: datetime) -> dict[str, Any]:
         for partner_id in sorted(set(partners) | set(news)):
             first = oldest
             if partner_id in last:
-                first = max(first, date.fromisoformat(last[partner_id]) - timedelta(days=RECOMPUTED_DAYS))
+                first = max(first, date.fromisoformat(last[partner_id])
+                            - timedelta(days=RECOMPUTED_DAYS))
             deltas = partners.get(partner_id) or {name: {} for name in CLASSES}
             written += _write_days(session, partner_id, deltas, news.get(partner_id, {}), first,
                                    yesterday)
@@ -185,7 +188,7 @@ def _write_days(session: Session, partner_id: str, deltas: dict[str, dict[date, 
     session.execute(*many_rows(session, ActivityDay.__table__, [
         dict(partner_id=partner_id, day=d.isoformat(), trials=t, paying=p,
              new_trials=referred.get(d, 0), new_subscriptions=subscribed.get(d, 0))
-        for d, t, p in zip(days, trials, paying)], _replace_day))
+        for d, t, p in zip(days, trials, paying, strict=True)], _replace_day))
     return len(days)
 
 
@@ -202,7 +205,7 @@ def new_per_day(session: Session, first: date, last: date,
     """Per partner, the customers referred (`new_trials`) and the referred customers paying for
     the first time (`new_subscriptions`) on each UTC day from `first` to `last`, set-based."""
     start, stop = _midnight(first), _midnight(last + timedelta(days=1))
-    mine = Referral.partner_id == partner_id if partner_id else True
+    mine = Referral.partner_id == partner_id if partner_id else true()
     out: dict[str, dict[str, dict[date, int]]] = defaultdict(lambda: defaultdict(dict))
     referred_day = _day(Referral.attributed_at, session)
     for partner, day, n in session.execute(
@@ -240,7 +243,7 @@ def news_of_today(session: Session, partner_id: str, today: date) -> dict[str, i
 
 
 def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _as_date(value: Any) -> date:
@@ -261,6 +264,7 @@ def rebuild_statuses(session: Session) -> int:
 
     forget_counts(session)  # what each customer was counted as went with the old rows
     if rows:
-        session.execute(insert(CustomerStatus), [dict(customer_id=c, status=s, plan=p, occurred_at=a)
-                                                 for c, s, p, a in rows])
+        session.execute(insert(CustomerStatus),
+                        [dict(customer_id=c, status=s, plan=p, occurred_at=a)
+                         for c, s, p, a in rows])
     return len(rows)

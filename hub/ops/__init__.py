@@ -1,0 +1,2 @@
+"""What operators watch: Prometheus metrics (`metrics`) and the progress bars of long commands
+(`progress`)."""

@@ -26,10 +26,12 @@ class Metrics:
         lines = ["# TYPE hub_http_requests_total counter"]
         with self._lock:
             for (method, path, status), count in sorted(self.requests.items()):
-                lines.append(f'hub_http_requests_total{{method="{method}",path="{path}",status="{status}"}} {count}')
+                lines.append(f'hub_http_requests_total{{method="{method}",path="{path}",'
+                             f'status="{status}"}} {count}')
             lines.append("# TYPE hub_http_request_seconds_total counter")
             for (method, path), secs in sorted(self.seconds.items()):
-                lines.append(f'hub_http_request_seconds_total{{method="{method}",path="{path}"}} {secs:.6f}')
+                lines.append(f'hub_http_request_seconds_total{{method="{method}",path="{path}"}} '
+                             f'{secs:.6f}')
             for name, value in sorted(self.counters.items()):
                 lines.append(f"# TYPE hub_{name} counter")
                 lines.append(f"hub_{name} {value}")

@@ -33,7 +33,8 @@ class Progress:
         if self.total:
             frac = min(self.done / self.total, 1.0)
             bar = "#" * int(frac * 30)
-            text = f"{self.label} [{bar:<30}] {self.done:,}/{self.total:,} {frac:5.1%} {rate:,.0f}/s"
+            text = (f"{self.label} [{bar:<30}] {self.done:,}/{self.total:,} {frac:5.1%} "
+                    f"{rate:,.0f}/s")
         else:
             text = f"{self.label} {self.done:,} {rate:,.0f}/s"
         self.stream.write("\r" + text)

@@ -5,7 +5,7 @@ scheduled policies (monthly close, the manual list every few months).
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hub.db.models import Partner
 from hub.programs import PayoutPolicy, Program
@@ -26,7 +26,7 @@ def policy_for(hub: Hub, program: Program, partner: Partner) -> PayoutPolicy:
 
 def month_start(when: datetime, months_back: int = 0) -> datetime:
     index = when.year * 12 + when.month - 1 - months_back
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def monthly_period(now: datetime) -> tuple[str, datetime]:

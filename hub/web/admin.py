@@ -14,12 +14,12 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hub.api.signups import PROVIDERS
 from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
 from hub.clock import parse_instant, utcnow
 from hub.db.audit import record_action
 from hub.db.models import Commission, Material, Partner, Payout, new_id
 from hub.errors import Forbidden, HTTPError, NotFound, Unprocessable
+from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.assignments import assign
 from hub.ledger import entries as ledger
 from hub.ledger.explain import explain_commission
@@ -112,7 +112,8 @@ def partner(view: View) -> Response:
                      referrals=data.partner_referrals(view.db, who.id),
                      referral_count=data.referral_count(view.db, who.id),
                      audit=data.audit_page(view.db, 1, subject=who.id)[0][:20],
-                     actions=[a for a, (allowed, _) in TRANSITIONS.items() if who.status in allowed],
+                     actions=[a for a, (allowed, _) in TRANSITIONS.items()
+                              if who.status in allowed],
                      reset_link=view.session.pop("reset_link"))
 
 
@@ -208,15 +209,16 @@ def payout_action(view: View) -> Response:
 def attribution(view: View) -> Response:
     """Attach a customer to a partner by hand, or reassign it from a moment on."""
     return view.page("admin_attribution.html", title="Manual attribution",
-                     providers=PROVIDERS, recent=data.manual_referrals(view.db))
+                     providers=sorted(view.hub.registry.connectors),
+                     recent=data.manual_referrals(view.db))
 
 
 def attribute(view: View) -> Response:
     try:
         partner = get_partner(view.db, view.value("partner_id"))
         at = _instant(view.value("effective_from"))
-        provider = view.value("provider") or "stripe"
-        if provider not in PROVIDERS:
+        provider = view.value("provider") or DEFAULT_PROVIDER
+        if provider not in view.hub.registry.connectors:
             raise Unprocessable("unknown provider")
         if not view.value("customer_ref"):
             raise Unprocessable("the customer reference is required")
@@ -328,7 +330,8 @@ def export_commissions(view: View) -> Response:
     if program:
         query = query.where(Commission.program == program)
     rows = [[c.id, c.program, c.partner_id, c.amount, c.currency, c.earned_at.isoformat(),
-             c.available_at.isoformat(), c.reverses_id or "", c.key, (c.rule or {}).get("sentence", "")]
+             c.available_at.isoformat(), c.reverses_id or "", c.key,
+             (c.rule or {}).get("sentence", "")]
             for c in view.db.scalars(query)]
     record_action(view.db, ACTOR, "export.commissions", program or "*")
     header = ["id", "program", "partner_id", "amount_minor", "currency", "earned_at",
@@ -376,7 +379,8 @@ ROUTES = [
     Route("/admin/", page(overview), methods=["GET"]),
     Route("/admin/partners", page(partners), methods=["GET"]),
     Route("/admin/partners/{partner_id}", page(partner), methods=["GET"]),
-    Route("/admin/partners/{partner_id}/status", page(partner_status, write=True), methods=["POST"]),
+    Route("/admin/partners/{partner_id}/status", page(partner_status, write=True),
+          methods=["POST"]),
     Route("/admin/partners/{partner_id}/reset-link", page(partner_reset_link, write=True),
           methods=["POST"]),
     Route("/admin/applications", page(applications), methods=["GET"]),

@@ -1,8 +1,8 @@
 """/admin/whatif: `hub whatif` as a form. The operator picks a program, writes changed settings
 as key=value lines and an optional earning window; the page shows per partner and currency the
 current, simulated and difference, the program totals, and a chart of current vs simulated
-commission per month. The simulation (`hub.ingest.whatif.run_whatif`) runs in the page's worker thread
-on its own read-only connection: the real ledger cannot change."""
+commission per month. The simulation (`hub.ingest.whatif.run_whatif`) runs in the page's worker
+thread on its own read-only connection: the real ledger cannot change."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class WhatIfForm:
     changes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def posted(cls, view: View) -> "WhatIfForm":
+    def posted(cls, view: View) -> WhatIfForm:
         return cls(program=view.value("program"), settings=view.value("settings"),
                    since=view.value("since"), until=view.value("until"))
 

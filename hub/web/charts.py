@@ -82,7 +82,7 @@ def bar_chart(series: Sequence[tuple[str, int]], title: str,
     bars = "".join(
         f'<rect class="chart-bar{" negative" if v < 0 else ""}" x="{x}" y="{y}" width="{w}" '
         f'height="{h}"><title>{escape(label)}: {escape(fmt(v))}</title></rect>'
-        for (label, v), (x, y, w, h) in zip(series, bar_rects(values)))
+        for (label, v), (x, y, w, h) in zip(series, bar_rects(values), strict=True))
     return _svg(title, series, fmt, bars)
 
 

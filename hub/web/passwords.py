@@ -55,7 +55,8 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_reset_token(session: Session, partner_id: str, now: datetime | None = None) -> tuple[str, datetime]:
+def create_reset_token(session: Session, partner_id: str,
+                       now: datetime | None = None) -> tuple[str, datetime]:
     """A new reset token for the partner (earlier unused ones stay valid until they expire)."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
@@ -65,7 +66,8 @@ def create_reset_token(session: Session, partner_id: str, now: datetime | None =
     return token, expires
 
 
-def find_reset_token(session: Session, token: str, now: datetime | None = None) -> PasswordResetToken | None:
+def find_reset_token(session: Session, token: str,
+                     now: datetime | None = None) -> PasswordResetToken | None:
     row = session.scalars(select(PasswordResetToken).where(
         PasswordResetToken.token_hash == _digest(token))).first()
     if row is None or row.used_at is not None or row.expires_at <= (now or utcnow()):

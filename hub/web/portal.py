@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -92,17 +93,20 @@ def login_form(view: View) -> Response:
 
 def login(view: View) -> Response:
     """Check e-mail and password; open a fresh session for the partner they belong to."""
-    email, password, program = view.value("email").lower(), view.value("password"), view.value("program")
+    email, password, program = (view.value("email").lower(), view.value("password"),
+                                view.value("program"))
     query = select(Partner).where(func.lower(Partner.email) == email).order_by(Partner.created_at)
     if program:
         query = query.where(Partner.program == program)
-    matches = [p for p in view.db.scalars(query) if passwords.verify_password(p.password_hash, password)]
+    matches = [p for p in view.db.scalars(query)
+               if passwords.verify_password(p.password_hash, password)]
     if not matches:
         passwords.verify_password(None, password)  # same cost whether or not the e-mail exists
         return _login_again(view, "E-mail or password is wrong.")
     partner = next((p for p in matches if p.status in LOGIN_STATUSES), matches[0])
     if partner.status not in LOGIN_STATUSES:
-        return _login_again(view, STATUS_MESSAGES.get(partner.status, "This account is not active."))
+        return _login_again(view, STATUS_MESSAGES.get(partner.status,
+                                                      "This account is not active."))
     view.session.restart(pid=partner.id, pwv=fingerprint(partner.password_hash))
     raise Redirect(safe_next(view.value("next"), PORTAL))
 
@@ -120,7 +124,8 @@ def logout(view: View) -> Response:
 
 
 def _signup_programs(view: View) -> list[str]:
-    return [name for name, p in view.hub.programs.items() if getattr(p.settings, "self_signup", False)]
+    return [name for name, p in view.hub.programs.items()
+            if getattr(p.settings, "self_signup", False)]
 
 
 def signup_form(view: View) -> Response:
@@ -139,9 +144,11 @@ def signup(view: View) -> Response:
         raise Unprocessable("that program does not take sign-ups")
     try:
         password_hash = passwords.hash_password(view.value("password"))
-        if view.db.scalar(select(Partner.id).where(Partner.program == program,
-                                                   func.lower(Partner.email) == view.value("email").lower())):
-            raise Unprocessable("that e-mail already has an account here; log in or ask for a reset")
+        if view.db.scalar(select(Partner.id).where(
+                Partner.program == program,
+                func.lower(Partner.email) == view.value("email").lower())):
+            raise Unprocessable("that e-mail already has an account here; "
+                                "log in or ask for a reset")
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
                                  name=view.value("name"), website=view.value("website") or None,
                                  paypal_email=view.value("paypal_email") or None)
@@ -214,11 +221,12 @@ CHARTS = (("commission", "Commission", "bar"), ("new_trials", "New trials", "bar
           ("active_subscriptions", "Active subscriptions", "line"))
 
 
-def _charts(series: dict[str, Any], fmt: Any) -> dict[str, str]:
+def _charts(series: dict[str, Any], fmt: Any) -> dict[str, Markup]:
     out = {}
     for key, caption, kind in CHARTS:
         draw = charts.bar_chart if kind == "bar" else charts.line_chart
-        out[key] = draw(series[key], caption, fmt) if key == "commission" else draw(series[key], caption)
+        out[key] = (draw(series[key], caption, fmt) if key == "commission"
+                    else draw(series[key], caption))
     return out
 
 
@@ -284,7 +292,8 @@ def referrals(view: View) -> Response:
     page_number = _page_number(view)
     rows, total = data.referral_page(view.db, view.partner, view.extra["currency"], page_number)
     return view.page("portal_referrals.html", title="Clients", rows=rows, total=total,
-                     page_number=page_number, pages=max((total + data.PAGE_SIZE - 1) // data.PAGE_SIZE, 1),
+                     page_number=page_number,
+                     pages=max((total + data.PAGE_SIZE - 1) // data.PAGE_SIZE, 1),
                      show_names=customer_names_visible(view))
 
 
@@ -292,7 +301,8 @@ def customer_names_visible(view: View) -> bool:
     """Whether this partner's kind sees its customers' e-mail addresses unmasked (the program's
     kind profile; e.g. odoopbx referrals do not)."""
     program = view.hub.program(view.partner.program)
-    return program is not None and view.hub.kind_profile(program, view.partner.kind).sees_customer_names
+    return (program is not None
+            and view.hub.kind_profile(program, view.partner.kind).sees_customer_names)
 
 
 def referral(view: View) -> Response:
@@ -300,8 +310,8 @@ def referral(view: View) -> Response:
     if not raw.isdigit():
         raise NotFound("no such client")
     detail = data.referral_detail(view.db, view.partner, int(raw))
-    return view.page("portal_referral.html", title="Client", show_names=customer_names_visible(view),
-                     **detail)
+    return view.page("portal_referral.html", title="Client",
+                     show_names=customer_names_visible(view), **detail)
 
 
 def transactions(view: View) -> Response:
@@ -319,7 +329,8 @@ def transactions_csv(view: View) -> Response:
     lines = ledger.commission_lines(view.db, view.partner.id, limit=1_000_000)
     payouts = data.payouts_of(view.db, view.partner, limit=1_000_000)
     name = f"transactions-{view.partner.code}-{utcnow().date().isoformat()}.csv"
-    return StreamingResponse(_transaction_rows(lines, payouts), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(_transaction_rows(lines, payouts),
+                             media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -333,7 +344,8 @@ def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Itera
         buffer.truncate()
         return text
 
-    out.writerow(["date", "type", "id", "amount", "currency", "state", "source_event", "explanation"])
+    out.writerow(["date", "type", "id", "amount", "currency", "state", "source_event",
+                  "explanation"])
     for view in lines:
         c = view.commission
         out.writerow([c.earned_at.isoformat(), "reversal" if c.reverses_id else "commission", c.id,
@@ -341,7 +353,8 @@ def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Itera
                       view.source_event or "", (c.rule or {}).get("sentence", "")])
     yield flush()
     for p in payouts:
-        out.writerow([p.created_at.isoformat(), "withdrawal", p.id, _major(-p.amount, exponent(p.currency)),
+        out.writerow([p.created_at.isoformat(), "withdrawal", p.id,
+                      _major(-p.amount, exponent(p.currency)),
                       p.currency, p.status, "", p.reference or ""])
     yield flush()
 
@@ -356,10 +369,12 @@ def payouts(view: View) -> Response:
     """Withdrawal and payout history with pending / paid / rejected / failed; the Withdraw form."""
     partner, money = view.partner, view.extra["money"]
     balance = data.balance_for(ledger.balances(view.db, partner.id), money.currency)
-    return view.page("portal_payouts.html", title="Payouts", payouts=data.payouts_of(view.db, partner),
+    return view.page("portal_payouts.html", title="Payouts",
+                     payouts=data.payouts_of(view.db, partner),
                      counts=data.payout_counts(view.db, partner), shown_as=data.PAYOUT_SHOWN_AS,
-                     balance=balance, withdraw=data.withdraw_state(view.hub, view.db, partner, money,
-                                                                   balance["payable"]))
+                     balance=balance,
+                     withdraw=data.withdraw_state(view.hub, view.db, partner, money,
+                                                  balance["payable"]))
 
 
 def withdraw(view: View) -> Response:
@@ -454,13 +469,16 @@ def materials_page(view: View) -> Response:
 
 
 def material_file(view: View) -> Response:
-    material = data.material_for(view.db, view.partner.program, view.request.path_params["material_id"])
+    material = data.material_for(view.db, view.partner.program,
+                                 view.request.path_params["material_id"])
     path = materials.path_of(view.hub, material.id)
     if not path.exists():
         raise NotFound("the file is missing")
     inline = view.query("inline") == "1" and material.content_type in materials.INLINE_TYPES
-    return FileResponse(path, media_type=material.content_type if inline else "application/octet-stream",
-                        filename=material.filename, content_disposition_type="inline" if inline else "attachment",
+    return FileResponse(path,
+                        media_type=material.content_type if inline else "application/octet-stream",
+                        filename=material.filename,
+                        content_disposition_type="inline" if inline else "attachment",
                         headers={"Content-Security-Policy": "default-src 'none'; sandbox",
                                  "X-Content-Type-Options": "nosniff"})
 

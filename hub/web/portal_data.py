@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, cast, func, select
@@ -122,7 +122,7 @@ def active_over_time(session: Session, partner: Partner, days: list[date], today
         empty: dict[date, int] = {}
         stored = {d: {"trials": t, "paying": p} for d, t, p in zip(
             past, statuses.counts_on(deltas["trials"] if deltas else empty, past),
-            statuses.counts_on(deltas["paying"] if deltas else empty, past))}
+            statuses.counts_on(deltas["paying"] if deltas else empty, past), strict=True)}
     now = {"trials": now_counts["trial"], "paying": now_counts["paying"]}
     return {name: [stored[d][name] if d < today else now[name] for d in days]
             for name in ("trials", "paying")}
@@ -172,7 +172,7 @@ def new_per_day(session: Session, partner: Partner, since: date, today: date,
 
 
 def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def link_counts(session: Session, partner: Partner, limit: int = 5,
@@ -234,7 +234,8 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
     methods = tuple(m for m in policy.methods if not has_gateway(hub, m) or partner.paypal_email)
     if not methods:
         return WithdrawState(False, "Add your PayPal e-mail in Settings to withdraw.")
-    return WithdrawState(True, f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
+    return WithdrawState(True,
+                         f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
                          methods)
 
 
@@ -259,7 +260,7 @@ def trend_series(session: Session, partner: Partner, money: Money, period: trend
 
 def _sampled(days: list[date], counts: list[int], period: trends.Period) -> list[tuple[str, int]]:
     return [(trends.label(trends.bucket_start(d, period.unit), period.unit), n)
-            for d, n in zip(days, counts)]
+            for d, n in zip(days, counts, strict=True)]
 
 
 def daily_unique_clicks(session: Session, partner: Partner, since: date,
@@ -309,7 +310,8 @@ def _client_row(r: Any, state: tuple[str, str | None, datetime] | None, earned: 
                      self_referral=r.self_referral)
 
 
-def _latest_states(session: Session, customer_ids: list[int]) -> dict[int, tuple[str, str | None, datetime]]:
+def _latest_states(session: Session,
+                   customer_ids: list[int]) -> dict[int, tuple[str, str | None, datetime]]:
     if not customer_ids:
         return {}
     rows = session.execute(
@@ -334,7 +336,7 @@ def _earned_by_referral(session: Session, partner: Partner, currency: str,
         .where(Commission.partner_id == partner.id, Commission.currency == currency,
                Commission.referral_id.in_(referral_ids))
         .group_by(Commission.referral_id)).all()
-    return {rid: int(total) for rid, total in rows}
+    return {rid: int(total) for rid, total in rows if rid is not None}
 
 
 def referral_detail(session: Session, partner: Partner, referral_id: int) -> dict[str, Any]:
@@ -359,7 +361,8 @@ def referral_detail(session: Session, partner: Partner, referral_id: int) -> dic
 
 # -- transactions, payouts, materials --------------------------------------------------------
 
-def commission_page(session: Session, partner: Partner, page: int) -> tuple[list[ledger.LineView], int]:
+def commission_page(session: Session, partner: Partner,
+                    page: int) -> tuple[list[ledger.LineView], int]:
     """One page of commission lines, newest first. The page's ids are picked first (an index walk
     on partner + created_at), so the per-line state is derived for 50 lines, not for all."""
     total = int(session.scalar(select(func.count()).select_from(Commission).where(

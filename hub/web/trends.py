@@ -66,7 +66,7 @@ def fold(daily: Iterable[tuple[date, int]], period: Period, today: date) -> list
     for day, value in daily:
         if starts[0] <= day <= today:
             totals[bisect_right(starts, day) - 1] += int(value)
-    return [(label(s, period.unit), t) for s, t in zip(starts, totals)]
+    return [(label(s, period.unit), t) for s, t in zip(starts, totals, strict=True)]
 
 
 def sample_days(period: Period, today: date) -> list[date]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -11,7 +13,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     # Migrations must not import the models module: render our UTC type as what it stores.
     if type_ == "type" and type(obj).__name__ == "UTCDateTime":
         return "sa.DateTime(timezone=True)"
@@ -21,7 +23,7 @@ def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
 def run() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=connection.dialect.name == "sqlite",
