@@ -26,6 +26,7 @@ from hub.payouts.gateway import (
     GatewayAnswer,
     PayoutOrder,
     batch_id_from_sender_id,
+    call_gateway,
     gateway_for,
     order_of,
     payout_id_from_sender_id,
@@ -78,18 +79,10 @@ def send_batch(hub: Hub, batch_id: str) -> None:
     if prepared is None:
         return
     method, orders = prepared
-    gateway = gateway_for(hub, method)
-    if gateway is None:
-        _fail_all(hub, batch_id, f"no gateway for method {method!r}")
-        raise PermanentError(f"no gateway for {method!r}")
-    try:
-        answer = gateway.send_batch(sender_batch_id(batch_id), orders)
-    except PermanentError as exc:
-        _fail_all(hub, batch_id, str(exc))
-        raise
-    except TransientError as exc:
-        _note_error(hub, batch_id, str(exc))
-        raise
+    gateway, answer = call_gateway(
+        hub, method, lambda gateway: gateway.send_batch(sender_batch_id(batch_id), orders),
+        fail=lambda reason: _fail_all(hub, batch_id, reason),
+        note=lambda reason: _note_error(hub, batch_id, reason))
     status, items = _items_quietly(gateway, answer)
     if status == "DENIED":
         answer = dataclasses.replace(answer, status="failed", provider_status=status,

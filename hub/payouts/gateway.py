@@ -4,12 +4,16 @@ hub hands it: every id is derived from the payout id, so a resend after a crash 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hub.db.models import Partner, Payout
+from hub.errors import PermanentError, TransientError
 from hub.money import format_money
 from hub.runtime import Hub
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,24 @@ def order_of(payout_id: str, amount: int, currency: str, receiver: str | None,
     return PayoutOrder(payout_id=payout_id, amount=amount, currency=currency,
                        receiver=receiver or "", note=note, batch_id=batch_id, item_id=item_id,
                        hub_batch=hub_batch)
+
+
+def call_gateway(hub: Hub, method: str, call: Callable[[PayoutGateway], T], *,
+                 fail: Callable[[str], None],
+                 note: Callable[[str], None]) -> tuple[PayoutGateway, T]:
+    """`call` the gateway that pays `method`, with the send jobs' one error policy: no gateway,
+    or a refusal retrying cannot fix, `fail`s the payouts and raises `PermanentError` (the job
+    is not retried); a transient error is `note`d on them and raised again, so the job retries
+    with backoff."""
+    gateway = gateway_for(hub, method)
+    if gateway is None:
+        fail(f"no gateway for method {method!r}")
+        raise PermanentError(f"no gateway for {method!r}")
+    try:
+        return gateway, call(gateway)
+    except PermanentError as exc:
+        fail(str(exc))
+        raise
+    except TransientError as exc:
+        note(str(exc))
+        raise

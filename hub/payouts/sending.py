@@ -12,7 +12,7 @@ from hub.clock import utcnow
 from hub.db.models import Payout
 from hub.errors import PermanentError, TransientError
 from hub.payouts.batches import dead_letter_all, send_batch
-from hub.payouts.gateway import GatewayAnswer, gateway_for, order_for
+from hub.payouts.gateway import GatewayAnswer, call_gateway, gateway_for, order_for
 from hub.payouts.states import get_payout, transition
 from hub.runtime import Hub
 
@@ -33,18 +33,9 @@ def send(hub: Hub, payout_id: str) -> None:
         payout.attempts += 1
         payout.updated_at = utcnow()
         order, method = order_for(payout), payout.method
-    gateway = gateway_for(hub, method)
-    if gateway is None:
-        _fail(hub, payout_id, f"no gateway for method {method!r}")
-        raise PermanentError(f"no gateway for {method!r}")
-    try:
-        answer = gateway.send(order)
-    except PermanentError as exc:
-        _fail(hub, payout_id, str(exc))
-        raise
-    except TransientError as exc:
-        _note_error(hub, payout_id, str(exc))
-        raise
+    _, answer = call_gateway(hub, method, lambda gateway: gateway.send(order),
+                             fail=lambda reason: _fail(hub, payout_id, reason),
+                             note=lambda reason: _note_error(hub, payout_id, reason))
     _record(hub, payout_id, answer)
     if answer.status == "sent":
         _check_quietly(hub, payout_id)
