@@ -17,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HUB = ROOT / "hub"
 RULE_HOOKS = ("commissions_for_payment", "commissions_for_install", "commissions_for_tick")
+OTHER_RULE_HOOKS = ("payout_policy", "new_partner_status", "auto_enroll_kind",
+                    "partner_kind_profile", "link_requirements")
 
 
 def _module_name(path: Path) -> str:
@@ -124,14 +126,23 @@ def test_the_core_names_no_built_in_plugin_or_connector() -> None:
     assert named == []
 
 
-def test_the_rule_hooks_are_asked_from_one_module() -> None:
-    askers: dict[str, set[str]] = {}
+def _askers(hooks: tuple[str, ...]) -> dict[str, set[str]]:
+    """Per hook, the core modules that name it (the hookspecs aside)."""
+    askers: dict[str, set[str]] = {hook: set() for hook in hooks}
     for name, path in _core_files().items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and node.value in RULE_HOOKS:
-                askers.setdefault(node.value, set()).add(name)
-    assert {hook: names - {"hub.hookspecs"} for hook, names in askers.items()} == {
-        hook: {"hub.ingest.decide"} for hook in RULE_HOOKS}
+            if isinstance(node, ast.Constant) and node.value in askers and name != "hub.hookspecs":
+                askers[node.value].add(name)
+    return askers
+
+
+def test_the_commission_rules_are_asked_from_the_one_decision_layer() -> None:
+    assert _askers(RULE_HOOKS) == {hook: {"hub.ingest.decide"} for hook in RULE_HOOKS}
+
+
+def test_every_other_rule_hook_is_asked_from_one_module() -> None:
+    spread = {hook: names for hook, names in _askers(OTHER_RULE_HOOKS).items() if len(names) != 1}
+    assert spread == {}
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,7 @@ from hub.db.models import Customer, Link, Partner
 from hub.db.upsert import insert_ignore
 from hub.errors import Conflict, NotFound, Unprocessable
 from hub.notify.outbox import emit
+from hub.programs import Program
 from hub.runtime import Hub
 
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
@@ -41,16 +42,20 @@ def derived_code(seed: str, length: int = 10) -> str:
     return "".join(CODE_ALPHABET[b % len(CODE_ALPHABET)] for b in digest[:length])
 
 
+def enrolling_programs(hub: Hub) -> list[tuple[Program, str]]:
+    """The programs that make every customer a referrer (`auto_enroll_kind`), with that kind."""
+    found = ((program, hub.constant(program, "auto_enroll_kind"))
+             for program in hub.programs.values())
+    return [(program, kind) for program, kind in found if kind]
+
+
 def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Partner]:
     """Memberships created now for `customer` in programs that make every customer a referrer
     (`auto_enroll_kind`); once per program and customer, also under concurrent deliveries."""
     if not customer.email or not EMAIL_RE.match(customer.email):
         return []  # a membership needs an address; a later customer.updated brings it
     created = []
-    for program in hub.programs.values():
-        kind = hub.constant(program, "auto_enroll_kind")
-        if not kind:
-            continue
+    for program, kind in enrolling_programs(hub):
         seed = f"{program.name}:{customer.provider}:{customer.ref}"
         partner_id = enrolled_partner_id(program.name, customer)
         if insert_ignore(session, Partner, dict(

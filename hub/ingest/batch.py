@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from hub.attribution.customers import can_attribute, self_referral_reason
-from hub.attribution.partners import EMAIL_RE, enrolled_partner_id
+from hub.attribution.partners import EMAIL_RE, enrolled_partner_id, enrolling_programs
 from hub.attribution.referrals import Holder, can_earn
 from hub.db.keys import one_of
 from hub.db.models import (
@@ -221,8 +221,7 @@ def creation_refusal(hub: Hub, fact: CustomerSeen) -> str | None:
     """Why a customer seen for the first time needs the per-event path, or None."""
     if fact.install_id:
         return "installation code"
-    if fact.email and EMAIL_RE.match(fact.email) and any(
-            hub.constant(program, "auto_enroll_kind") for program in hub.programs.values()):
+    if fact.email and EMAIL_RE.match(fact.email) and enrolling_programs(hub):
         return "automatic enrolment"
     return None
 
@@ -231,9 +230,8 @@ def _enrolment_due(hub: Hub, known: Known) -> bool:
     customer = known.customer
     if not customer.email or not EMAIL_RE.match(customer.email):
         return False
-    return any(hub.constant(program, "auto_enroll_kind")
-               and enrolled_partner_id(program.name, customer) not in known.enrolled
-               for program in hub.programs.values())
+    return any(enrolled_partner_id(program.name, customer) not in known.enrolled
+               for program, _ in enrolling_programs(hub))
 
 
 class FastPath:
@@ -350,8 +348,7 @@ class FastPath:
                                                   fact.intent_ref}
 
     def _read_enrolments(self, known: dict[CustomerKey, Known]) -> None:
-        programs = [p for p in self.hub.programs.values()
-                    if self.hub.constant(p, "auto_enroll_kind")]
+        programs = [p for p, _ in enrolling_programs(self.hub)]
         if not programs:
             return
         wanted = {enrolled_partner_id(p.name, k.customer): k for k in known.values()
