@@ -4,6 +4,7 @@ as data: routes from the core, the connectors and the plugins."""
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from hub.api.openapi import openapi_document
 from hub.api.routes import routes as api_routes
 from hub.config import Config
 from hub.db.session import make_engine, session_factory, upgrade
-from hub.errors import HTTPError
+from hub.errors import HTTPError, Unauthorized
 from hub.jobs.actors import build_queue
 from hub.jobs.queue import redis_check
 from hub.ops.metrics import METRICS
@@ -70,7 +71,16 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text format."""
+    """Prometheus text format; behind `Authorization: Bearer <[server] metrics_token>` when the
+    operator set one (route names, volumes and error rates are not for everyone)."""
+    configured = hub_of(request).config.server.metrics_token
+    token = str(getattr(configured, "value", configured) or "")
+    if token:
+        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+        if (scheme.lower() != "bearer"
+                or not hmac.compare_digest(sent.strip().encode(), token.encode())):
+            raise Unauthorized("metrics token required: Authorization: Bearer <[server] "
+                               "metrics_token>")
     return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -140,6 +150,29 @@ class TimingMiddleware:
                                     time.perf_counter() - start)
 
 
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+class HSTSMiddleware:
+    """Tells browsers to come back over https only, on every answer of a hub whose `base_url` is
+    https (behind a TLS-terminating proxy the request itself may arrive as plain http)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), HSTS]}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
 def create_app(hub: Hub) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -151,7 +184,9 @@ def create_app(hub: Hub) -> Starlette:
     app = Starlette(
         lifespan=lifespan,
         routes=collect_routes(hub),
-        middleware=[Middleware(TimingMiddleware)],
+        middleware=[Middleware(TimingMiddleware),
+                    *([Middleware(HSTSMiddleware)]
+                      if hub.config.server.base_url.startswith("https://") else [])],
         exception_handlers={HTTPError: hub_error, HTTPException: http_exception,
                             Exception: server_error},
     )

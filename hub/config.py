@@ -48,16 +48,29 @@ class QueueConfig:
             raise ValueError("retries cannot be negative and backoffs must be 0 < min <= max")
 
 
+MIN_SECRET_KEY = 32  # characters of `[server] secret_key`
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     admin_token: str = ""
-    installer_token: str = ""
+    installer_token: str = ""  # required by POST /api/v1/installs and /api/v1/signups
+    signups_token: str = ""  # optional second token accepted by POST /api/v1/signups only
+    metrics_token: str = ""  # when set, GET /metrics needs it as a bearer token
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     allowed_domains: tuple[str, ...] = ()
     default_landing: str = ""
     max_body_bytes: int = 1_048_576
     materials_dir: str = "./materials"  # where operator-uploaded partner materials are kept
+
+    def __post_init__(self) -> None:
+        # A short key lets anyone who guesses it forge portal and admin sessions. Empty stays
+        # allowed: each process then makes a random key of its own (hub.web.security).
+        if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY:
+            raise ValueError(f"secret_key is too short: use at least {MIN_SECRET_KEY} random "
+                             "characters (e.g. `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'`), or leave it empty")
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,9 @@ class DownloadConfig:
 
     archive: str
     stamp_path: str = "partner_code.txt"
+    # the program whose partner codes this download takes; empty: the program named like the
+    # product, when there is one (another program's code is then a 404)
+    program: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,9 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "HUB_DATABASE_URL": (("database",), "url"),
     "HUB_QUEUE_URL": (("queue",), "url"),
     "HUB_ADMIN_TOKEN": (("server",), "admin_token"),
+    "HUB_INSTALLER_TOKEN": (("server",), "installer_token"),
+    "HUB_SIGNUPS_TOKEN": (("server",), "signups_token"),
+    "HUB_METRICS_TOKEN": (("server",), "metrics_token"),
     "HUB_SECRET_KEY": (("server",), "secret_key"),
     "HUB_BASE_URL": (("server",), "base_url"),
     "HUB_STRIPE_API_KEY": (("connectors", "stripe"), "api_key"),
@@ -131,8 +150,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "HUB_PAYPAL_WEBHOOK_ID": (("connectors", "paypal"), "webhook_id"),
     "HUB_PAYPAL_API_BASE": (("connectors", "paypal"), "api_base"),
 }
-SECRET_KEYS = {"admin_token", "installer_token", "secret_key", "api_key", "webhook_secret",
-               "client_secret"}
+SECRET_KEYS = {"admin_token", "installer_token", "signups_token", "secret_key", "api_key",
+               "webhook_secret", "client_secret", "metrics_token"}
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -155,6 +174,10 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     if not isinstance(programs, dict) or not all(isinstance(t, dict) for t in programs.values()):
         raise StartupError("[programs] must hold one table per program: [programs.<name>]")
     downloads = _downloads(raw.pop("downloads", {}))
+    for product, conf in downloads.items():
+        if conf.program and conf.program not in programs:
+            raise StartupError(f"[downloads.{product}] program: no program {conf.program!r} is "
+                               f"configured; known: {', '.join(sorted(programs)) or 'none'}")
     config = parse_table(Config, raw, "")
     config = _with_secrets(config)
     return Config(database=config.database, queue=config.queue, server=config.server,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.conftest import operator_headers
+from tests.conftest import installer_headers, operator_headers
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
 
@@ -25,7 +25,7 @@ def signup(client: Any, *, expect: int = 201, **body: Any) -> dict[str, Any]:
     if isinstance(body.get("signed_up_at"), datetime):
         body["signed_up_at"] = body["signed_up_at"].isoformat()
     body.setdefault("provider", "stripe")
-    response = client.post("/api/v1/signups", json=body)
+    response = client.post("/api/v1/signups", json=body, headers=installer_headers())
     assert response.status_code == expect, response.text
     return dict(response.json())
 

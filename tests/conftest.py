@@ -30,6 +30,7 @@ from hub.runtime import Hub  # noqa: E402
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "")
 WEBHOOK_SECRET = "whsec_test_" + "x" * 24
 ADMIN_TOKEN = "admin-test-token-0123456789"
+INSTALLER_TOKEN = "installer-test-token-0123456789"  # installs and signups require one
 CRAZYCALL = {"plugin": "crazycall", "currency": "USD"}
 
 
@@ -84,7 +85,8 @@ def make_hub(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable
             url = f"sqlite:///{tmp_path / f'hub{len(hubs)}.db'}"
         raw: dict[str, Any] = {
             "database": {"url": url},
-            "server": {"admin_token": ADMIN_TOKEN, "secret_key": "s" * 32,
+            "server": {"admin_token": ADMIN_TOKEN, "installer_token": INSTALLER_TOKEN,
+                       "secret_key": "s" * 32,
                        "allowed_domains": ["example.com"], "base_url": "http://hub.test"},
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
             "programs": {"crazycall": dict(CRAZYCALL)} if programs is None else programs,
@@ -125,6 +127,11 @@ def _deep_merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
 
 def operator_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def installer_headers() -> dict[str, str]:
+    """What the product's servers send with installs and signups (`[server] installer_token`)."""
+    return {"Authorization": f"Bearer {INSTALLER_TOKEN}"}
 
 
 class LiveServer:

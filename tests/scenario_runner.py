@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors import stripe_trigger as st
 from hub.jobs.tick import run_tick
+from tests.conftest import installer_headers
 from tests.stripe_helpers import post_event
 
 
@@ -89,7 +90,7 @@ def post_item(client: Any, item: tuple[datetime, int, str, dict[str, Any]]) -> N
     if kind == "stripe":
         post_event(client, payload)
     else:
-        response = client.post("/api/v1/installs", json=payload)
+        response = client.post("/api/v1/installs", json=payload, headers=installer_headers())
         assert response.status_code in (200, 201), response.text
 
 

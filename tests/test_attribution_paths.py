@@ -15,7 +15,7 @@ from hub.config import config_from_dict
 from hub.db.models import AuditLog
 from hub.errors import StartupError
 from tests.attribution_helpers import click, params, referrals, signup
-from tests.conftest import operator_headers
+from tests.conftest import installer_headers, operator_headers
 from tests.stripe_helpers import balance, commissions, create_partner, post_event
 
 
@@ -80,7 +80,8 @@ def test_the_partners_own_install_is_flagged_and_earns_nothing(client):
                                            ("i-site", "cus_other", "ann-shop.test")):
         client.post("/api/v1/installs", json={"install_id": install_id, "product": "widget",
                                               "partner_code": partner["code"], "site": site,
-                                              "customer_ref": customer_ref})
+                                              "customer_ref": customer_ref},
+                    headers=installer_headers())
         post_event(client, st.event("invoice.paid", st.invoice(
             f"in_{install_id}", customer_id=customer_ref, amount=9000, subscription_id="s")))
     assert balance(client, partner["id"])["pending"] == 0
@@ -111,7 +112,7 @@ def test_download_carries_the_code_that_a_later_install_reports(make_hub, backen
         assert stamped == partner["code"]
         # what the installer does with it
         c.post("/api/v1/installs", json={"install_id": "pbx-1", "product": "odoopbx",
-                                         "partner_code": stamped})
+                                         "partner_code": stamped}, headers=installer_headers())
         post_event(c, st.event("customer.created", st.customer("cus_pbx", email="x@pbx.test",
                                                                install_id="pbx-1")))
         post_event(c, st.event("invoice.paid", st.invoice("in_pbx", customer_id="cus_pbx",

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from connectors import stripe_trigger as st
 from hub.db.models import Partner, Payout, Referral
 from hub.jobs.tick import run_tick
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, installer_headers
 from tests.stripe_helpers import create_partner, operator_headers, post_event
 from tests.web_helpers import PASSWORD, give_password
 
@@ -194,7 +194,7 @@ def test_partner_builds_a_link_earns_withdraws_and_the_operator_approves(browser
         assert api.post("/api/v1/signups", json={"code": code, "email": f"{cus}@c.test",
                                                  "customer_ref": cus,
                                                  "signed_up_at": "2025-12-31T00:00:00Z"},
-                        headers=operator_headers()).status_code in (200, 201)
+                        headers=installer_headers()).status_code in (200, 201)
         post_event(api, st.event("invoice.paid", st.invoice(
             f"in_{cus}", customer_id=cus, amount=30000, subscription_id=f"sub_{cus}",
             charge_id=f"ch_{cus}", paid_at=T0, shape="legacy")))

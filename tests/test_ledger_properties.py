@@ -50,6 +50,7 @@ from hub.jobs.tick import run_tick
 from hub.ledger import entries as ledger
 from hub.payouts.requests import request_withdrawal
 from hub.payouts.states import operator_action
+from tests.conftest import installer_headers
 
 # Examples per run, by HYPOTHESIS_PROFILE: "ci" is the default (what plain `python -m pytest`
 # and CI run); "dev" is quicker for local work, "thorough" for a long soak.
@@ -218,10 +219,10 @@ def deliver(hub: Any, client: TestClient, codes: Codes, item: tuple[float, str, 
         process(hub, payload)
     elif kind == "install":
         body = {**payload, "occurred_at": iso(_day_of(item))}
-        r = client.post("/api/v1/installs", json=body)
+        r = client.post("/api/v1/installs", json=body, headers=installer_headers())
         assert r.status_code in (200, 201), r.text
     elif kind == "signup":
-        r = client.post("/api/v1/signups", json=payload)
+        r = client.post("/api/v1/signups", json=payload, headers=installer_headers())
         assert r.status_code in (200, 201), r.text
     elif kind == "click":
         r = client.get(f"/r/{codes.by_referrer[payload]}", follow_redirects=False)

@@ -12,7 +12,7 @@ from connectors import stripe_trigger as st
 from connectors.stripe import process
 from hub.db.models import Partner, Referral
 from hub.jobs.tick import program_milestones, run_tick
-from tests.conftest import operator_headers
+from tests.conftest import installer_headers, operator_headers
 from tests.program_rules import utc
 from tests.scenario_runner import ts
 from tests.stripe_helpers import balance, commissions, create_partner, post_event
@@ -225,7 +225,8 @@ def test_statuses_at_the_same_instant_build_one_timeline_whatever_the_arrival_or
     ("2025-02-03T10:00:00Z", 201), ("yesterday", 422), ("2999-01-01T00:00:00Z", 422)])
 def test_installs_may_say_when_they_happened_but_not_in_the_future(client, when, status):
     body = {"install_id": f"i-{when}", "product": "widget", "occurred_at": when}
-    assert client.post("/api/v1/installs", json=body).status_code == status
+    r = client.post("/api/v1/installs", json=body, headers=installer_headers())
+    assert r.status_code == status
 
 
 def test_config_example_enables_all_five_programs_with_their_defaults():

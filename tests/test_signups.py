@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from hub.app import create_app
 from hub.clock import utcnow
+from hub.db.models import Customer
 from tests.attribution_helpers import (
     build_link,
     click,
@@ -17,7 +19,7 @@ from tests.attribution_helpers import (
     referrals,
     signup,
 )
-from tests.conftest import operator_headers
+from tests.conftest import ADMIN_TOKEN, installer_headers, operator_headers
 from tests.stripe_helpers import create_partner
 
 
@@ -85,16 +87,58 @@ def test_signup_validation(client):
                  {"code": "x", "email": "a@c.test", "customer_ref": "c", "signed_up_at": "soon"},
                  {"code": "x", "email": "a@c.test", "customer_ref": "c",
                   "signed_up_at": (utcnow() + timedelta(days=1)).isoformat()}):
-        assert client.post("/api/v1/signups", json=body).status_code == 422, body
+        r = client.post("/api/v1/signups", json=body, headers=installer_headers())
+        assert r.status_code == 422, body
 
 
-def test_signups_need_the_installer_token_when_one_is_set(make_hub, backend):
-    hub = make_hub(backend, server={"installer_token": "inst-token"})
+def _customers(hub):
+    with hub.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Customer))
+
+
+def test_signups_need_a_token_and_without_one_configured_are_refused(make_hub, backend):
+    """Issue 16 finding 2: an unauthenticated signup with a guessed customer_ref claimed the
+    customer before the real checkout did."""
+    hub = make_hub(backend, server={"installer_token": ""})
     with TestClient(create_app(hub)) as c:
-        body = {"code": "x", "email": "a@c.test", "customer_ref": "c"}
-        assert c.post("/api/v1/signups", json=body).status_code == 401
-        ok = c.post("/api/v1/signups", json=body, headers={"Authorization": "Bearer inst-token"})
-        assert ok.status_code == 201
+        partner = create_partner(c)
+        body = {"code": partner["code"], "email": "a@c.test", "customer_ref": "cus_guess"}
+        r = c.post("/api/v1/signups", json=body)
+        assert r.status_code == 403 and "[server] installer_token" in r.json()["error"]["message"]
+        assert r.json()["error"]["code"] == "installer_token_not_configured"
+        assert c.post("/api/v1/signups", json=body,
+                      headers=installer_headers()).status_code == 403
+    assert _customers(hub) == 0
+
+
+def test_signups_take_the_installer_token_or_a_separate_signups_token(make_hub, backend):
+    hub = make_hub(backend, server={"signups_token": "signups-token-0123456789abcdef"})
+    with TestClient(create_app(hub)) as c:
+        partner = create_partner(c)
+        body = {"code": partner["code"], "email": "a@c.test", "customer_ref": "cus_1"}
+        for auth in (None, "Bearer wrong", f"Bearer {ADMIN_TOKEN}",
+                     "signups-token-0123456789abcdef"):
+            r = c.post("/api/v1/signups", json=body,
+                       headers={"Authorization": auth} if auth else {})
+            assert r.status_code == 401, (auth, r.text)
+        assert _customers(hub) == 0
+        ok = c.post("/api/v1/signups", json=body,
+                    headers={"Authorization": "Bearer signups-token-0123456789abcdef"})
+        assert ok.status_code == 201 and ok.json()["partner_id"] == partner["id"]
+        again = c.post("/api/v1/signups", json=body, headers=installer_headers())
+        assert again.status_code == 200
+
+
+def test_a_signups_token_alone_opens_signups_but_not_installs(make_hub, backend):
+    hub = make_hub(backend, server={"installer_token": "", "signups_token": "only-signups-0123"})
+    with TestClient(create_app(hub)) as c:
+        partner = create_partner(c)
+        bearer = {"Authorization": "Bearer only-signups-0123"}
+        body = {"code": partner["code"], "email": "a@c.test", "customer_ref": "cus_1"}
+        assert c.post("/api/v1/signups", json=body, headers=bearer).status_code == 201
+        r = c.post("/api/v1/installs", json={"install_id": "i", "product": "widget",
+                                             "partner_code": partner["code"]}, headers=bearer)
+        assert r.status_code == 403 and "installer_token" in r.json()["error"]["message"]
 
 
 def test_self_signup_by_email_is_flagged(client):

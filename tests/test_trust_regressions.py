@@ -15,6 +15,7 @@ from hub.attribution.partners import derived_code
 from hub.clock import from_timestamp
 from hub.db.models import Commission, Partner, ProviderEvent
 from hub.facts import CustomerSeen, PaymentSucceeded, well_typed
+from tests.conftest import installer_headers
 
 
 def test_a_signup_naming_an_ambassador_that_does_not_exist_yet_is_attributed_later(make_hub,
@@ -25,7 +26,8 @@ def test_a_signup_naming_an_ambassador_that_does_not_exist_yet_is_attributed_lat
     code = derived_code("callbell:stripe:cus_amb")
     with TestClient(create_app(hub)) as c:
         r = c.post("/api/v1/signups", json={"code": code, "email": "new@shop.test",
-                                            "customer_ref": "cus_new"})
+                                            "customer_ref": "cus_new"},
+                   headers=installer_headers())
         assert r.status_code == 201 and r.json()["partner_id"] is None
         process(hub, st.event("customer.created", st.customer("cus_amb", email="amb@shop.test")))
         process(hub, st.event("invoice.paid", st.invoice(

@@ -21,7 +21,7 @@ from hub.db.models import AuditLog, Base
 from hub.db.session import read_only
 from hub.errors import StartupError
 from hub.ingest.whatif import run_whatif
-from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET, installer_headers
 from tests.stripe_helpers import create_partner, post_event
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -194,7 +194,8 @@ def test_callbell_install_bounty_once_per_account_and_site(make_hub, backend):
         for install_id, site in (("i1", "a.example"), ("i2", "a.example"), ("i3", "b.example")):
             assert c.post("/api/v1/installs", json={
                 "install_id": install_id, "product": "widget", "site": site,
-                "partner_code": partner["code"], "customer_ref": "cus_i"}).status_code == 201
+                "partner_code": partner["code"], "customer_ref": "cus_i"},
+                headers=installer_headers()).status_code == 201
     result = run_whatif(hub, "callbell", {"install_bounty": "1500"}).to_json()
     assert by_partner(result) == {(partner["id"], "EUR"): (2000, 3000, 1000)}
     assert result["stats"]["rows"] == 3 and result["stats"]["lines"] == 2

@@ -27,7 +27,8 @@ async def download(request: Request) -> StreamingResponse:
         raise NotFound(f"no download for {product!r}", code="unknown_product")
     code = (request.query_params.get("code") or "").strip() or None
     if code is not None:
-        await run_in_threadpool(_check_code, request, code)
+        program = conf.program or (product if product in hub.programs else "")
+        await run_in_threadpool(_check_code, request, code, program)
     handle = await run_in_threadpool(stamped_copy, conf, code)
     name = f"{product}-{code}.zip" if code else f"{product}.zip"
     return StreamingResponse(iter_file(handle), media_type="application/zip",
@@ -35,13 +36,16 @@ async def download(request: Request) -> StreamingResponse:
                                       "Cache-Control": "no-store"})
 
 
-def _check_code(request: Request, code: str) -> None:
+def _check_code(request: Request, code: str, program: str) -> None:
+    """A code the download may stamp: well formed, a partner who can be credited, and in the
+    download's program (another program's code would attribute the install to the wrong one)."""
     hub = hub_of(request)
     if not CODE_RE.match(code):
         raise NotFound("unknown partner code", code="unknown_code")
     with hub.sessions() as session:
         partner = partner_by_code(session, code)
-        if partner is None or not can_attribute(hub, partner):
+        if (partner is None or not can_attribute(hub, partner)
+                or (program and partner.program != program)):
             raise NotFound("unknown partner code", code="unknown_code")
 
 

@@ -14,22 +14,37 @@ from starlette.routing import Route
 from hub.api.http import field, hub_of, provider_field, read_json
 from hub.api.openapi import register_body
 from hub.clock import parse_instant, utcnow
-from hub.errors import Unauthorized, Unprocessable
+from hub.errors import Forbidden, Unauthorized, Unprocessable
 from hub.facts import InstallReported
 from hub.ingest.events import ingest
 
 INSTALLER = "installer"
 
 
-def check_installer_token(request: Request) -> None:
-    """When the operator set `[server] installer_token`, installers and the product (signups)
-    must present it as a bearer token."""
-    token = str(hub_of(request).config.server.installer_token)
-    if not token:
-        return
-    sent = request.headers.get("authorization", "").partition(" ")[2]
-    if not hmac.compare_digest(sent.encode(), token.encode()):
-        raise Unauthorized("installer token required")
+def _plain(secret: object) -> str:
+    return str(getattr(secret, "value", secret) or "")
+
+
+def check_installer_token(request: Request, *, signups: bool = False) -> None:
+    """Installs and signups bind customers and earn money, so they are accepted only from the
+    product's own servers: `Authorization: Bearer <[server] installer_token>` (for signups also
+    `[server] signups_token`, when the operator keeps a separate one). With no token configured
+    the call is refused (403) naming the setting, never accepted unauthenticated."""
+    server = hub_of(request).config.server
+    tokens = [t for t in (_plain(server.installer_token),
+                          _plain(server.signups_token) if signups else "") if t]
+    if not tokens:
+        setting = ("[server] installer_token (or [server] signups_token)" if signups
+                   else "[server] installer_token")
+        raise Forbidden(f"this hub accepts no {'signups' if signups else 'installs'} until the "
+                        f"operator sets {setting}", code="installer_token_not_configured")
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    ok = False
+    for token in tokens:  # compare with every token, so timing does not tell which one matched
+        ok |= hmac.compare_digest(sent.strip().encode(), token.encode())
+    if scheme.lower() != "bearer" or not ok:
+        raise Unauthorized("installer token required: Authorization: Bearer <[server] "
+                           "installer_token>")
 
 
 def _occurred_at(raw: str | None) -> datetime:

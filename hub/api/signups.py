@@ -76,7 +76,7 @@ def _attributed(hub: Hub, fact: SignupReported) -> dict[str, Any]:
 
 async def report_signup(request: Request) -> JSONResponse:
     """A new account: 201 with the attributed partner id (null when nothing matched)."""
-    check_installer_token(request)
+    check_installer_token(request, signups=True)
     data = await read_json(request)
     hub = hub_of(request)
     fact = _fact(hub, data)
