@@ -4,6 +4,7 @@ provider facts the hub refuses to book (6)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 from hub.app import create_app
 from hub.config import config_from_dict, load_config
 from hub.errors import StartupError
+from hub.web.pages import UPLOAD_LIMIT
 from tests.stripe_helpers import create_partner
 
 # --- 13: HSTS, /metrics token, secret key length, downloads per program -----------------------
@@ -89,3 +91,65 @@ def test_a_download_naming_an_unknown_program_stops_start_up(module_zip):
     with pytest.raises(StartupError, match=r"\[downloads.pbx\] program"):
         config_from_dict({"programs": PROGRAMS,
                           "downloads": {"pbx": {"archive": str(module_zip), "program": "nope"}}})
+
+
+# --- 12: the body limit counts the streamed body, not only Content-Length ---------------------
+
+MB = 1024 * 1024
+
+
+def _post_endless(app, path, content_type, first=b""):
+    """POST a body that never ends, in 1 MB chunks without Content-Length (as a chunked upload
+    arrives), straight to the ASGI app. Returns the status and how many MB the app read; a
+    hub that reads everything gets a disconnect after 200 MB."""
+    read = {"chunks": 0}
+    answer = {}
+
+    async def receive():
+        read["chunks"] += 1
+        if read["chunks"] > 200:
+            return {"type": "http.disconnect"}
+        body = first if read["chunks"] == 1 and first else b"a" * MB
+        return {"type": "http.request", "body": body, "more_body": True}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "server": ("hub.test", 80), "client": ("127.0.0.1", 5000),
+             "headers": [(b"host", b"hub.test"), (b"content-type", content_type.encode()),
+                         (b"transfer-encoding", b"chunked")]}
+    asyncio.run(app(scope, receive, send))
+    return answer.get("status"), read["chunks"]
+
+
+MULTIPART_FILE = (b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n'
+                  b"\r\n")
+
+
+@pytest.mark.parametrize("path", ["/portal/login", "/admin/login", "/admin/materials",
+                                  "/portal/settings"])
+def test_a_chunked_form_upload_stops_at_the_limit(make_hub, path):
+    """Issue 16 finding 12: 200 MB were spooled to disk before the CSRF refusal."""
+    app = create_app(make_hub("sqlite"))
+    status, chunks = _post_endless(app, path, "multipart/form-data; boundary=xx", MULTIPART_FILE)
+    assert status == 413
+    assert chunks <= UPLOAD_LIMIT // MB + 2
+
+
+def test_a_chunked_urlencoded_form_stops_early(make_hub):
+    app = create_app(make_hub("sqlite"))
+    status, chunks = _post_endless(app, "/portal/login", "application/x-www-form-urlencoded",
+                                   b"email=a%40b.test&password=")
+    assert status in (400, 413) and chunks <= UPLOAD_LIMIT // MB + 2
+
+
+@pytest.mark.parametrize("path", ["/api/v1/signups", "/api/v1/installs", "/webhooks/stripe",
+                                  "/webhooks/paypal"])
+def test_a_chunked_api_or_webhook_body_stops_at_the_limit(make_hub, path):
+    app = create_app(make_hub("sqlite"))
+    status, chunks = _post_endless(app, path, "application/json", b'{"a": "')
+    assert status in (401, 413)  # refused before (no token) or while reading; never read whole
+    assert chunks <= 3

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message
 
 from hub.api.http import hub_of
 from hub.errors import HTTPError, PayloadTooLarge
@@ -127,11 +128,32 @@ def _run(hub: Hub, request: Request, session: WebSession, form: FormData | None,
         return error_page(hub, request, session, exc, signed_in=signed_in)
 
 
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"the upload is larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
+
+
+def _bounded(request: Request, limit: int) -> Request:
+    """The request with a body that stops being read (413) once more than `limit` bytes have
+    arrived: a chunked upload declares no Content-Length, so counting is the only limit."""
+    seen = 0
+
+    async def receive() -> Message:
+        nonlocal seen
+        message = await request.receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large()
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def _checked_form(request: Request, session: WebSession) -> FormData:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > UPLOAD_LIMIT:
-        raise PayloadTooLarge(f"the upload is larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
-    form = await request.form(max_files=2, max_fields=100)
+        raise _too_large()
+    form = await _bounded(request, UPLOAD_LIMIT).form(max_files=2, max_fields=100)
     check_csrf(session, form.get("csrf"))
     return form
 
