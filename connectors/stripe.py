@@ -36,6 +36,7 @@ from hub.facts import (
     well_typed,
 )
 from hub.ingest.events import Incoming, ingest
+from hub.money import minor_units
 from hub.registry import Connector
 from hub.runtime import Hub
 
@@ -100,9 +101,9 @@ def _invoice_intent(invoice: dict[str, Any]) -> str | None:
 
 
 def _invoice_tax(invoice: dict[str, Any]) -> int:
-    if isinstance(invoice.get("tax"), int):
-        return int(invoice["tax"])
-    return sum(int(t.get("amount") or 0) for t in invoice.get("total_taxes") or [])
+    if invoice.get("tax") is not None:
+        return minor_units(invoice["tax"], "tax")
+    return sum(minor_units(t.get("amount"), "tax") for t in invoice.get("total_taxes") or [])
 
 
 def _discount_codes(obj: dict[str, Any]) -> tuple[str, ...]:
@@ -142,7 +143,7 @@ def _invoice_paid(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[A
     sub, sub_meta = _invoice_subscription(obj)
     meta = {**_metadata(obj), **sub_meta}
     paid_at = (obj.get("status_transitions") or {}).get("paid_at")
-    gross = int(obj.get("amount_paid") or 0)
+    gross = minor_units(obj.get("amount_paid"), "amount_paid")
     customer = _id(obj.get("customer"))
     if not customer or gross <= 0:
         return []
@@ -197,14 +198,14 @@ def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[A
 def _refund(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
     return [PaymentAdjusted(provider=PROVIDER, kind="refund_total",
                             key=f"{obj['id']}:{obj.get('amount_refunded', 0)}",
-                            amount=int(obj.get("amount_refunded") or 0), occurred_at=at,
+                            amount=minor_units(obj.get("amount_refunded")), occurred_at=at,
                             payment_ref=_id(obj.get("invoice")), charge_ref=obj["id"],
                             intent_ref=_id(obj.get("payment_intent")))]
 
 
 def _dispute(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
     return [PaymentAdjusted(provider=PROVIDER, kind="dispute", key=obj["id"],
-                            amount=int(obj.get("amount") or 0), occurred_at=at,
+                            amount=minor_units(obj.get("amount")), occurred_at=at,
                             charge_ref=_id(obj.get("charge")),
                             intent_ref=_id(obj.get("payment_intent")))]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub.money import known_currency, minor_units
+
 # The provider a product's report (a signup, an install, a manual assignment) is about when it
 # names none: the default the HTTP contract gives its `provider` field.
 DEFAULT_PROVIDER = "stripe"
@@ -158,14 +160,34 @@ Fact = (CustomerSeen | AttributionClaimed | SubscriptionChanged | PaymentSucceed
 
 def well_typed(facts: list[Any]) -> list[Any]:
     """The facts, after checking each field holds its declared type (TypeError naming it if
-    not). Connectors read untrusted payloads: a list where an id belongs must stop at the door
-    (a 400) rather than reach the database or the rules."""
+    not) and each amount and currency is one the hub can book (ValueError). Connectors read
+    untrusted payloads: a list where an id belongs, a string or float amount, a negative tax, a
+    currency outside ISO 4217 must stop at the door (a 400, nothing stored) rather than reach the
+    database or the rules. Every connector's `prepare` passes its facts through here."""
     for fact in facts:
         for name, allowed in _checks(type(fact)):  # type: ignore[arg-type]  # classes hash
             value = getattr(fact, name)
             if value is not None and not isinstance(value, allowed):
                 raise TypeError(f"{type(fact).__name__}.{name} is a {type(value).__name__}")
+            if allowed == (int,) and isinstance(value, bool):
+                raise TypeError(f"{type(fact).__name__}.{name} is a bool")
+        _check_money(fact)
     return facts
+
+
+def _check_money(fact: Any) -> None:
+    """Amounts in `0..MAX_MINOR`, a payment's net at most its gross (the tax stated apart is
+    within 0..gross), a known ISO 4217 currency."""
+    where = type(fact).__name__
+    if isinstance(fact, PaymentSucceeded | PaymentAdjusted):
+        minor_units(fact.amount, f"{where}.amount")
+    if isinstance(fact, PaymentSucceeded):
+        if fact.gross_amount is not None:
+            minor_units(fact.gross_amount, f"{where}.gross_amount")
+            if fact.amount > fact.gross_amount:
+                raise ValueError(f"{where}: the tax is negative (net above gross)")
+        if not known_currency(fact.currency):
+            raise ValueError(f"{where}.currency is not an ISO 4217 code the hub knows")
 
 
 @functools.cache

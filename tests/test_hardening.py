@@ -9,13 +9,18 @@ import io
 import zipfile
 
 import pytest
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.config import config_from_dict, load_config
+from hub.db.models import ProviderEvent
 from hub.errors import StartupError
+from hub.money import CURRENCIES, MAX_MINOR, known_currency, minor_units, to_minor
 from hub.web.pages import UPLOAD_LIMIT
-from tests.stripe_helpers import create_partner
+from tests.conftest import WEBHOOK_SECRET, operator_headers
+from tests.stripe_helpers import balance, commissions, create_partner, post_event
 
 # --- 13: HSTS, /metrics token, secret key length, downloads per program -----------------------
 
@@ -153,3 +158,74 @@ def test_a_chunked_api_or_webhook_body_stops_at_the_limit(make_hub, path):
     status, chunks = _post_endless(app, path, "application/json", b'{"a": "')
     assert status in (401, 413)  # refused before (no token) or while reading; never read whole
     assert chunks <= 3
+
+
+# --- 6: signed provider events with junk amounts or currencies are refused, not booked ----------
+
+
+def _signed(client, evt):
+    body, headers = st.signed_request(evt, WEBHOOK_SECRET)
+    return client.post("/webhooks/stripe", content=body, headers=headers)
+
+
+def _stored(hub):
+    with hub.sessions() as session:
+        return session.scalar(select(func.count()).select_from(ProviderEvent))
+
+
+JUNK_INVOICES = [
+    ({"tax": -100000}, "legacy"),                   # a negative tax: net above gross
+    ({"total_taxes": [{"amount": -100000}]}, "basil"),
+    ({"currency": ""}, "basil"), ({"currency": 123}, "basil"),
+    ({"currency": 'usd"><script>'}, "basil"), ({"currency": "xyz"}, "basil"),
+    ({"amount_paid": "7000"}, "basil"), ({"amount_paid": 49.99}, "basil"),
+    ({"amount_paid": True}, "basil"), ({"amount_paid": 2**63 - 1}, "basil"),
+    ({"amount_paid": 10**12}, "basil"), ({"total_taxes": [{"amount": "100"}]}, "basil"),
+]
+
+
+@pytest.mark.parametrize("change, shape", JUNK_INVOICES)
+def test_a_signed_invoice_with_a_junk_amount_or_currency_is_refused(client, hub, change, shape):
+    """Issue 16 finding 6: `tax: -100000` gave $210 on a $50 invoice, junk currencies became
+    balances, "7000" was booked, 49.99 truncated and 2^63-1 broke every page and `hub tick`."""
+    partner = create_partner(client)
+    invoice = st.invoice("in_junk", customer_id="cus_junk", amount=5000, subscription_id="sub_j",
+                         partner_code=partner["code"], shape=shape)
+    r = _signed(client, st.event("invoice.paid", {**invoice, **change}))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_event", r.text
+    assert _stored(hub) == 0
+    assert commissions(client, partner["id"]) == []
+    # the same invoice with sane values is booked: the refusal was the values, nothing else
+    post_event(client, st.event("invoice.paid", invoice))
+    assert balance(client, partner["id"])["pending"] == 1000
+    assert client.get("/api/v1/partners/" + partner["id"], headers=operator_headers()).is_success
+
+
+@pytest.mark.parametrize("field, value", [("amount_refunded", "100"), ("amount_refunded", -5),
+                                          ("amount_refunded", 10**15)])
+def test_a_signed_refund_with_a_junk_amount_is_refused(client, hub, field, value):
+    charge = {"id": "ch_x", "object": "charge", "invoice": "in_x", "payment_intent": None,
+              field: value}
+    r = _signed(client, st.event("charge.refunded", charge))
+    assert r.status_code == 400 and _stored(hub) == 0
+
+
+def test_the_money_table_knows_iso_4217_with_exponents():
+    assert (CURRENCIES["USD"], CURRENCIES["JPY"], CURRENCIES["KWD"], CURRENCIES["CLF"]) == (
+        2, 0, 3, 4)
+    assert len(CURRENCIES) > 150 and all(len(c) == 3 and c.isupper() for c in CURRENCIES)
+    assert not known_currency("usd") and not known_currency("XXX") and not known_currency(123)
+    with pytest.raises(TypeError):
+        minor_units("7000")
+    with pytest.raises(TypeError):
+        minor_units(49.99)
+    with pytest.raises(TypeError):
+        minor_units(True)
+    with pytest.raises(ValueError):
+        minor_units(MAX_MINOR)
+    with pytest.raises(ValueError):
+        minor_units(-1)
+    assert minor_units(None) == 0 and minor_units(MAX_MINOR - 1) == MAX_MINOR - 1
+    for text in ("abc", "NaN", "Infinity", "1e30", "-1e13"):
+        with pytest.raises(ValueError):
+            to_minor(text, "USD")
