@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.api.http import error_response, hub_of
+from hub.api.http import error_response, hub_of, too_deep
 from hub.api.openapi import openapi_document
 from hub.api.routes import routes as api_routes
 from hub.config import Config
@@ -92,6 +92,12 @@ async def openapi(request: Request) -> JSONResponse:
 async def hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
     return error_response(exc)
+
+
+async def nested_too_deeply(request: Request, exc: Exception) -> Response:
+    """A JSON body nested thousands deep makes the parser recurse out (the webhooks parse before
+    anything else can look): the caller's fault, so a 400, not a 500 with a traceback."""
+    return error_response(too_deep())
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -188,7 +194,7 @@ def create_app(hub: Hub) -> Starlette:
                     *([Middleware(HSTSMiddleware)]
                       if hub.config.server.base_url.startswith("https://") else [])],
         exception_handlers={HTTPError: hub_error, HTTPException: http_exception,
-                            Exception: server_error},
+                            RecursionError: nested_too_deeply, Exception: server_error},
     )
     app.state.hub = hub
     if hub.config.queue.url:

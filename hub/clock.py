@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+# The days a date range asked for in a query is clamped to: nothing the hub holds is older than
+# the epoch, and a far-future `to` (9999-12-31) must still leave room for "the day after" and
+# "30 days before" arithmetic without an OverflowError.
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(9000, 12, 31)
 
 
 def utcnow() -> datetime:
@@ -23,3 +29,8 @@ def parse_instant(text: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def clamp_day(day: date) -> date:
+    """`day` within EARLIEST_DAY..LATEST_DAY."""
+    return min(max(day, EARLIEST_DAY), LATEST_DAY)

@@ -19,8 +19,9 @@ from hub.db.models import ProviderEvent
 from hub.errors import StartupError
 from hub.money import CURRENCIES, MAX_MINOR, known_currency, minor_units, to_minor
 from hub.web.pages import UPLOAD_LIMIT
-from tests.conftest import WEBHOOK_SECRET, operator_headers
+from tests.conftest import WEBHOOK_SECRET, installer_headers, operator_headers
 from tests.stripe_helpers import balance, commissions, create_partner, post_event
+from tests.web_helpers import admin_login, give_password, portal_login
 
 # --- 13: HSTS, /metrics token, secret key length, downloads per program -----------------------
 
@@ -229,3 +230,59 @@ def test_the_money_table_knows_iso_4217_with_exponents():
     for text in ("abc", "NaN", "Infinity", "1e30", "-1e13"):
         with pytest.raises(ValueError):
             to_minor(text, "USD")
+
+
+# --- 7: odd input is a 4xx or a page, never a 500 ---------------------------------------------
+
+DEEP_LIST = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+
+
+@pytest.mark.parametrize("path", ["/api/v1/signups", "/api/v1/installs", "/webhooks/paypal",
+                                  "/api/v1/partners"])
+@pytest.mark.parametrize("body", [DEEP_LIST, DEEP_OBJECT], ids=["list", "object"])
+def test_deeply_nested_json_is_a_400(make_hub, path, body):
+    hub = make_hub("sqlite", connectors={"paypal": {"mode": "sandbox", "webhook_id": "WH"}})
+    headers = {**installer_headers(), "content-type": "application/json"}
+    if path == "/api/v1/partners":
+        headers.update(operator_headers())
+    with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+        r = c.post(path, content=body, headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", r.text
+
+
+HUGE = "99999999999999999999"
+
+
+def test_extreme_dates_pages_and_ids_are_not_500(make_hub, backend):
+    """Issue 16 finding 7: each of these answered a generic 500 with a traceback in the log."""
+    hub = make_hub(backend)
+    with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+        partner = create_partner(c)
+        pid = partner["id"]
+        api = {f"/api/v1/partners/{pid}/links?from=0001-01-01&to=9999-12-31": 200,
+               f"/api/v1/partners/{pid}/links?to=0001-01-01": 200,
+               f"/api/v1/partners/{pid}/links?from=9999-12-31&to=9999-12-31": 200,
+               f"/api/v1/partners?limit={HUGE}&offset={HUGE}": 200,
+               "/api/v1/partners?limit=%C2%B2": 422}
+        for url, status in api.items():
+            assert c.get(url, headers=operator_headers()).status_code == status, url
+        wide = c.get(f"/api/v1/partners/{pid}/links?from=0001-01-01&to=9999-12-31",
+                     headers=operator_headers()).json()
+        assert (wide["from"], wide["to"]) == ("1970-01-01", "9000-12-31")
+        give_password(hub, pid)
+        assert portal_login(c, "ann@partners.test").status_code in (200, 303)
+        portal = {"/portal/links?to=0001-01-01": 200,
+                  "/portal/links?from=0001-01-01&to=9999-12-31": 200,
+                  f"/portal/referrals?page={HUGE}": 200, f"/portal/transactions?page={HUGE}": 200,
+                  "/portal/transactions?page=%C2%B2": 200, f"/portal/payouts?page={HUGE}": 200,
+                  f"/portal/referrals/{HUGE}": 404, "/portal/referrals/%C2%B2": 404,
+                  f"/portal/referrals/{2**63 - 1}": 404, f"/portal/referrals/{2**31}": 404,
+                  "/portal/?period=9999": 200}
+        for url, status in portal.items():
+            assert c.get(url).status_code == status, url
+        assert admin_login(c).status_code in (200, 303)
+        admin = {f"/admin/partners?page={HUGE}": 200, f"/admin/audit?page={HUGE}": 200,
+                 f"/admin/applications?page={HUGE}": 200, f"/admin/partners/{HUGE}": 404}
+        for url, status in admin.items():
+            assert c.get(url).status_code == status, url

@@ -466,15 +466,16 @@ def pair(tmp_path_factory: Any) -> Any:
     """Two hubs (in order / shuffled) shared by all examples: histories use their own codes."""
     from hub.app import build_hub
     from hub.config import config_from_dict
-    from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+    from tests.conftest import ADMIN_TOKEN, INSTALLER_TOKEN, WEBHOOK_SECRET
 
     hubs = []
     for name in ("ordered", "shuffled", "batched"):
         url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'hub.db'}"
         hubs.append(build_hub(config_from_dict({
             "database": {"url": url},
-            "server": {"admin_token": ADMIN_TOKEN, "secret_key": "s" * 32,
-                       "allowed_domains": ["example.com"], "base_url": "http://hub.test"},
+            "server": {"admin_token": ADMIN_TOKEN, "installer_token": INSTALLER_TOKEN,
+                       "secret_key": "s" * 32, "allowed_domains": ["example.com"],
+                       "base_url": "http://hub.test"},
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
             "programs": PROGRAMS})))
     clients = [TestClient(create_app(h)) for h in hubs]

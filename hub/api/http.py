@@ -26,6 +26,20 @@ from hub.runtime import Hub
 log = logging.getLogger(__name__)
 
 
+# The largest id an integer id column holds (INTEGER, 32-bit, in PostgreSQL): a bigger number in
+# a path names nothing, and must not reach the database as an out-of-range parameter.
+MAX_ID = 2**31 - 1
+
+
+def whole_number(raw: str | None, limit: int = MAX_ID) -> int | None:
+    """`raw` as an integer when it is plain ASCII digits (``"²".isdigit()`` is true, yet int()
+    refuses it) no larger than `limit`; else None."""
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > 30:
+        return None
+    value = int(raw)
+    return value if value <= limit else None
+
+
 def hub_of(request: Request) -> Hub:
     return request.app.state.hub  # type: ignore[no-any-return]
 
@@ -38,7 +52,7 @@ def error_response(exc: HTTPError) -> JSONResponse:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) anything larger than `limit` before reading it all."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -55,9 +69,15 @@ async def read_json(request: Request) -> dict[str, Any]:
         data = json.loads(body or b"null")
     except ValueError:
         raise BadRequest("body is not valid JSON", code="invalid_json") from None
+    except RecursionError:
+        raise too_deep() from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="invalid_json")
     return data
+
+
+def too_deep() -> BadRequest:
+    return BadRequest("body is nested too deeply", code="invalid_json")
 
 
 def require_operator(request: Request) -> str:

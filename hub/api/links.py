@@ -29,7 +29,7 @@ from hub.attribution.links import (
     widget_link,
 )
 from hub.attribution.partners import get_partner
-from hub.clock import utcnow
+from hub.clock import clamp_day, utcnow
 from hub.db.audit import record_action
 from hub.errors import Unprocessable
 from hub.runtime import Hub
@@ -136,7 +136,7 @@ def _date(raw: str | None, default: date) -> date:
     if raw is None:
         return default
     try:
-        return date.fromisoformat(raw)
+        return clamp_day(date.fromisoformat(raw))
     except ValueError:
         raise Unprocessable("from and to are dates: YYYY-MM-DD", code="invalid_query") from None
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.api.http import field, hub_of, read_json, require_operator
+from hub.api.http import field, hub_of, read_json, require_operator, whole_number
 from hub.attribution.partners import (
     accept_agreement,
     create_partner,
@@ -130,9 +130,10 @@ def _status_action(action: str) -> Any:
 def _int(raw: str | None, default: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit():
+    value = whole_number(raw)
+    if value is None and not (raw.isascii() and raw.isdigit()):
         raise Unprocessable("limit and offset must be whole numbers", code="invalid_query")
-    return min(int(raw), 10_000)
+    return min(10_000 if value is None else value, 10_000)
 
 
 ROUTES = [

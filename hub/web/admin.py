@@ -27,7 +27,7 @@ from hub.notify.webhooks import replay as replay_delivery
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
 from hub.web import materials, passwords
-from hub.web.pages import Redirect, View, login_url, safe_next, serve
+from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
 from hub.web.security import ADMIN, fingerprint
 
 ACTOR = "operator"
@@ -56,8 +56,7 @@ def public(handler: Any) -> Any:
 
 
 def _page_number(view: View) -> int:
-    raw = view.query("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
+    return page_number(view.query("page", "1"))
 
 
 def _pages(total: int) -> int:

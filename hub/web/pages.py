@@ -39,6 +39,15 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 UPLOAD_LIMIT = 20 * 1024 * 1024
+MAX_PAGE = 1_000_000  # a page number past this is the last page anyone could mean
+
+
+def page_number(raw: str) -> int:
+    """`?page=` as 1..MAX_PAGE; nonsense is page 1, a huge number the largest page (its offset
+    must still fit the database's integer)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return 1
+    return MAX_PAGE if len(raw) > 7 else min(max(int(raw), 1), MAX_PAGE)
 
 
 class Redirect(Exception):
@@ -151,7 +160,7 @@ def _bounded(request: Request, limit: int) -> Request:
 
 async def _checked_form(request: Request, session: WebSession) -> FormData:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > UPLOAD_LIMIT:
+    if declared.isascii() and declared.isdigit() and int(declared) > UPLOAD_LIMIT:
         raise _too_large()
     form = await _bounded(request, UPLOAD_LIMIT).form(max_files=2, max_fields=100)
     check_csrf(session, form.get("csrf"))

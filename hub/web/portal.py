@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from hub.api.http import whole_number
 from hub.attribution.customers import missing_requirements
 from hub.attribution.links import (
     CREATIVES,
@@ -29,7 +30,7 @@ from hub.attribution.links import (
     trial_choices,
 )
 from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
-from hub.clock import utcnow
+from hub.clock import clamp_day, utcnow
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
 from hub.ledger import entries as ledger
@@ -37,7 +38,7 @@ from hub.money import exponent, format_money
 from hub.payouts.requests import request_withdrawal
 from hub.web import charts, materials, passwords, trends
 from hub.web import portal_data as data
-from hub.web.pages import Redirect, View, login_url, safe_next, serve
+from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
 from hub.web.security import PORTAL, fingerprint
 
 LOGIN_STATUSES = {"active"}
@@ -74,8 +75,7 @@ def public(handler: Any, write: bool = False) -> Any:
 
 
 def _page_number(view: View) -> int:
-    raw = view.query("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
+    return page_number(view.query("page", "1"))
 
 
 def _fmt(view: View) -> Any:
@@ -242,7 +242,7 @@ def _range(view: View) -> tuple[date, date]:
 
 def _day(raw: str, default: date) -> date:
     try:
-        return date.fromisoformat(raw) if raw else default
+        return clamp_day(date.fromisoformat(raw)) if raw else default
     except ValueError:
         return default
 
@@ -276,7 +276,7 @@ def build(view: View) -> Response:
     try:
         link = build_link(view.hub.config, program, view.db, partner,
                           destination=view.value("destination") or None,
-                          trial_days=int(trial) if trial.isdigit() else None,
+                          trial_days=whole_number(trial, 10_000),
                           creative=view.value("creative") or "plain",
                           description=view.value("description"))
     except HTTPError as exc:
@@ -307,9 +307,10 @@ def customer_names_visible(view: View) -> bool:
 
 def referral(view: View) -> Response:
     raw = view.request.path_params["referral_id"]
-    if not raw.isdigit():
+    referral_id = whole_number(raw)
+    if referral_id is None:
         raise NotFound("no such client")
-    detail = data.referral_detail(view.db, view.partner, int(raw))
+    detail = data.referral_detail(view.db, view.partner, referral_id)
     return view.page("portal_referral.html", title="Client",
                      show_names=customer_names_visible(view), **detail)
 
