@@ -1,9 +1,10 @@
 """Every operation of the app's own /openapi.json, fuzzed with schemathesis in-process (ASGI, no
-network), with the operator token: valid and invalid bodies, paths and queries. No answer may be
-a 5xx, and none may take long.
+network), with the operator token (the installer token for installs and signups): valid and
+invalid bodies, paths and queries. No answer may be a 5xx, and none may take long.
 
 `FUZZ_EXAMPLES` (env) sets the examples per operation and generation mode (default 12; CI 12);
-the test prints how many requests it sent."""
+the test prints how many requests it sent. The portal's and admin's pages and forms, signed in,
+are fuzzed by `tests/test_fuzz_pages.py`."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from hub.app import create_app
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, INSTALLER_TOKEN
 from tests.stripe_helpers import create_partner
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
+INSTALLER_PATHS = ("/api/v1/installs", "/api/v1/signups")  # the product's token, not the operator's
 SLOW = 2.0  # seconds: anything slower is a hang for an in-process request on a tiny database
 
 
@@ -55,7 +57,8 @@ def _fuzz(op: Any, mode: Any, sent: list[int], failures: list[Any]) -> None:
     @given(case=op.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         start = time.monotonic()
-        response = case.call(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        token = INSTALLER_TOKEN if op.path in INSTALLER_PATHS else ADMIN_TOKEN
+        response = case.call(headers={"Authorization": f"Bearer {token}"})
         elapsed = time.monotonic() - start
         sent[0] += 1
         if response.status_code >= 500 or elapsed > SLOW:

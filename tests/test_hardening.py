@@ -21,7 +21,7 @@ from hub.money import CURRENCIES, MAX_MINOR, known_currency, minor_units, to_min
 from hub.web.pages import UPLOAD_LIMIT
 from tests.conftest import WEBHOOK_SECRET, installer_headers, operator_headers
 from tests.stripe_helpers import balance, commissions, create_partner, post_event
-from tests.web_helpers import admin_login, give_password, portal_login
+from tests.web_helpers import admin_login, give_password, portal_login, post_form
 
 # --- 13: HSTS, /metrics token, secret key length, downloads per program -----------------------
 
@@ -286,3 +286,14 @@ def test_extreme_dates_pages_and_ids_are_not_500(make_hub, backend):
                  f"/admin/applications?page={HUGE}": 200, f"/admin/partners/{HUGE}": 404}
         for url, status in admin.items():
             assert c.get(url).status_code == status, url
+
+
+def test_a_refused_manual_attribution_shows_the_form_again_not_a_500(make_hub, backend):
+    """Found by the page fuzzer: the refusal rolled back the page's transaction and then read
+    through the closed session."""
+    hub = make_hub(backend)
+    with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+        admin_login(c)
+        for fields in ({"partner_id": "prt_nobody", "customer_ref": "cus_1"}, {}):
+            r = post_form(c, "/admin/attribution", "/admin/attribution", **fields)
+            assert r.status_code == 200 and "Manual attribution" in r.text, r.text[:300]

@@ -214,18 +214,20 @@ def attribution(view: View) -> Response:
 
 def attribute(view: View) -> Response:
     try:
-        partner = get_partner(view.db, view.value("partner_id"))
-        at = _instant(view.value("effective_from"))
-        provider = view.value("provider") or DEFAULT_PROVIDER
-        if provider not in view.hub.registry.connectors:
-            raise Unprocessable("unknown provider")
-        if not view.value("customer_ref"):
-            raise Unprocessable("the customer reference is required")
-        referral, outcome = assign(view.hub, view.db, partner, provider=provider,
-                                   customer_ref=view.value("customer_ref"), at=at, actor=ACTOR,
-                                   email=view.value("email") or None)
+        # a savepoint, not a rollback of the page's transaction: the form is shown again with
+        # the reason, which needs the session (a rollback closed it: a 500 for a mistyped id)
+        with view.db.begin_nested():
+            partner = get_partner(view.db, view.value("partner_id"))
+            at = _instant(view.value("effective_from"))
+            provider = view.value("provider") or DEFAULT_PROVIDER
+            if provider not in view.hub.registry.connectors:
+                raise Unprocessable("unknown provider")
+            if not view.value("customer_ref"):
+                raise Unprocessable("the customer reference is required")
+            referral, outcome = assign(view.hub, view.db, partner, provider=provider,
+                                       customer_ref=view.value("customer_ref"), at=at,
+                                       actor=ACTOR, email=view.value("email") or None)
     except HTTPError as exc:
-        view.db.rollback()
         view.flash(exc.message, "error")
         return attribution(view)
     view.flash(f"Customer {view.value('customer_ref')}: {outcome} to {partner.email}.")
