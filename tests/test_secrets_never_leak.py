@@ -28,6 +28,8 @@ SECRETS = {
     "admin_token": "ADMINTOKEN-s3cr3t-9f8e7d6c5b4a",
     "secret_key": "SESSIONKEY-s3cr3t-0a1b2c3d4e5f6a7b8c9d",
     "installer_token": "INSTALLERTOKEN-s3cr3t-1234",
+    "signups_token": "SIGNUPSTOKEN-s3cr3t-5678",
+    "metrics_token": "METRICSTOKEN-s3cr3t-9012",
     "stripe_api_key": "sk_test_STRIPEKEYs3cr3t51HxYz",
     "webhook_secret": "whsec_WEBHOOKs3cr3tAbCdEf012345",
     "paypal_client_id": "PAYPALCLIENTIDs3cr3t-AbC",
@@ -42,6 +44,8 @@ def raw_config(tmp_path: Path) -> dict[str, Any]:
         "database": {"url": f"sqlite:///{tmp_path / 'hub.db'}"},
         "server": {"admin_token": SECRETS["admin_token"], "secret_key": SECRETS["secret_key"],
                    "installer_token": SECRETS["installer_token"], "base_url": "http://hub.test",
+                   "signups_token": SECRETS["signups_token"],
+                   "metrics_token": SECRETS["metrics_token"],
                    "allowed_domains": ["example.com"]},
         "connectors": {"stripe": {"api_key": SECRETS["stripe_api_key"],
                                   "webhook_secret": SECRETS["webhook_secret"]},
@@ -72,6 +76,9 @@ def test_no_secret_in_logs_errors_or_documents(tmp_path, caplog):
             seen.append(f"{response.status_code} {dict(response.headers)} {response.text}")
         for path in ("/openapi.json", "/metrics", "/healthz"):
             seen.append(c.get(path).text)
+        metrics = c.get("/metrics", headers={"Authorization": f"Bearer {SECRETS['metrics_token']}"})
+        assert metrics.status_code == 200
+        seen.append(metrics.text)
     seen.append(_startup_error(tmp_path))
     seen.extend(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     seen.append(caplog.text)
@@ -97,6 +104,9 @@ def _flows(c: TestClient, hub: Any, op: dict[str, str]) -> list[Any]:
     out.append(c.get("/api/v1/partners", headers=op))
     out.append(c.post("/api/v1/installs", json={"install_id": "i", "partner_code": "x",
                                                 "product": "p"}))
+    out.append(c.post("/api/v1/signups", json={"code": "x", "email": "a@b.test",
+                                               "customer_ref": "c"},
+                      headers={"Authorization": "Bearer wrong"}))
     out.append(c.get("/admin/login"))
     out.append(c.post("/admin/login", data={"token": SECRETS["admin_token"]}))
     partner = make_partner(hub, "crazycall", paypal_email="ann@pay.test")
