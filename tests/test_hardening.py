@@ -297,3 +297,12 @@ def test_a_refused_manual_attribution_shows_the_form_again_not_a_500(make_hub, b
         for fields in ({"partner_id": "prt_nobody", "customer_ref": "cus_1"}, {}):
             r = post_form(c, "/admin/attribution", "/admin/attribution", **fields)
             assert r.status_code == 200 and "Manual attribution" in r.text, r.text[:300]
+
+
+def test_the_new_tokens_come_from_the_environment_and_stay_secret():
+    config = load_config(env={"HUB_INSTALLER_TOKEN": "inst-0123456789", "HUB_SIGNUPS_TOKEN":
+                              "sign-0123456789", "HUB_METRICS_TOKEN": "metr-0123456789"})
+    server = config.server
+    assert (server.installer_token, server.signups_token, server.metrics_token) == (
+        "inst-0123456789", "sign-0123456789", "metr-0123456789")
+    assert "0123456789" not in repr(server)
