@@ -306,3 +306,31 @@ def test_the_new_tokens_come_from_the_environment_and_stay_secret():
     assert (server.installer_token, server.signups_token, server.metrics_token) == (
         "inst-0123456789", "sign-0123456789", "metr-0123456789")
     assert "0123456789" not in repr(server)
+
+
+def test_nul_characters_are_a_400_not_a_database_error(make_hub, backend):
+    """Found while fuzzing: PostgreSQL refuses NUL in text, so a NUL in a form, a search, a path
+    or a JSON string answered 500 there (SQLite took it)."""
+    hub = make_hub(backend)
+    with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+        partner = create_partner(c)
+        signup = post_form(c, "/portal/signup", "/portal/signup", email="x\x00@y.test",
+                           name="a\x00", password="long password 123",
+                           password_again="long password 123", program="crazycall")
+        assert signup.status_code == 400
+        assert post_form(c, "/portal/login", "/portal/login", email="x\x00@y.test",
+                         password="a\x00").status_code == 400
+        admin_login(c)
+        assert post_form(c, "/admin/attribution", "/admin/attribution",
+                         partner_id=partner["id"], customer_ref="c\x00").status_code == 400
+        for url in ("/admin/partners?q=a%00", "/admin/audit?subject=a%00",
+                    "/admin/partners/prt%00x", "/api/v1/partners?q=%00"):
+            assert c.get(url, headers=operator_headers()).status_code == 400, url
+        r = c.post("/api/v1/partners", json={"program": "crazycall", "email": "n@p.test",
+                                             "name": "a\x00b"}, headers=operator_headers())
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+        r = c.post("/api/v1/signups", json={"code": partner["code"], "email": "a@b.test",
+                                            "customer_ref": "c\x00"}, headers=installer_headers())
+        assert r.status_code == 400
+    with hub.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ProviderEvent)) == 0

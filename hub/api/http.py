@@ -71,6 +71,8 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise BadRequest("body is not valid JSON", code="invalid_json") from None
     except RecursionError:
         raise too_deep() from None
+    if b"\\u0000" in body:  # PostgreSQL refuses NUL in text: say so rather than fail later
+        raise BadRequest("text must not contain NUL characters", code="invalid_json")
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="invalid_json")
     return data

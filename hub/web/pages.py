@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Message
 
 from hub.api.http import hub_of
-from hub.errors import HTTPError, PayloadTooLarge
+from hub.errors import BadRequest, HTTPError, PayloadTooLarge
 from hub.runtime import Hub
 from hub.web import formatting
 from hub.web.security import Area, WebSession, check_csrf, load_session, save_session
@@ -163,6 +163,8 @@ async def _checked_form(request: Request, session: WebSession) -> FormData:
     if declared.isascii() and declared.isdigit() and int(declared) > UPLOAD_LIMIT:
         raise _too_large()
     form = await _bounded(request, UPLOAD_LIMIT).form(max_files=2, max_fields=100)
+    if any(isinstance(value, str) and "\x00" in value for _, value in form.multi_items()):
+        raise BadRequest("the form holds a NUL character", code="invalid_form")
     check_csrf(session, form.get("csrf"))
     return form
 
