@@ -334,3 +334,11 @@ def test_nul_characters_are_a_400_not_a_database_error(make_hub, backend):
         assert r.status_code == 400
     with hub.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+
+
+def test_a_signed_event_with_a_nul_character_is_refused_not_a_500(client, hub):
+    for evt in (st.event("customer.created", st.customer("cus_n", email="a\x00b@x.test")),
+                st.event("customer.created", st.customer("cus_m\x00", email="ab@x.test"))):
+        r = _signed(client, evt)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_event", r.text
+    assert _stored(hub) == 0

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -127,10 +128,9 @@ async def apply_verified_event(provider: str, prepare: Callable[..., Any], hub: 
     event whose fields the hub cannot read is refused (400) and not stored, so the provider retries
     it once the hub can; storing it would make every later delivery a duplicate and lose it for
     good."""
-    from starlette.concurrency import run_in_threadpool
-
-
     try:
+        if "\\u0000" in raw:  # PostgreSQL cannot store NUL in text: a 500 on every retry
+            raise ValueError("NUL character in the event")
         item = await run_in_threadpool(prepare, hub, event, None, raw)
         new = await group_commit_of(hub).apply(item)
     except MALFORMED_EVENT_ERRORS as exc:
