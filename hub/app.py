@@ -24,7 +24,7 @@ from hub.api.openapi import openapi_document
 from hub.api.routes import routes as api_routes
 from hub.config import Config
 from hub.db.session import make_engine, session_factory, upgrade
-from hub.errors import BadRequest, HTTPError, Unauthorized
+from hub.errors import BadRequest, HTTPError, NotFound, Unauthorized
 from hub.jobs.actors import build_queue
 from hub.jobs.queue import redis_check
 from hub.ops.metrics import METRICS
@@ -157,19 +157,21 @@ class TimingMiddleware:
 
 
 class NulMiddleware:
-    """Refuses (400) a path or query string holding a NUL character: no id, code or search
-    contains one, and PostgreSQL refuses it in text, which would surface as a 500."""
+    """A path holding a NUL character names nothing (404), a query string holding one is a 400:
+    no id, code or search contains one, and PostgreSQL refuses NUL in text, which would surface
+    as a 500."""
 
     def __init__(self, app: Any):
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and ("\x00" in scope.get("path", "")
-                                        or b"%00" in scope.get("query_string", b"")):
-            await error_response(BadRequest("NUL characters are not allowed in a URL",
-                                            code="invalid_url"))(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        if scope["type"] == "http" and "\x00" in scope.get("path", ""):
+            await error_response(NotFound("not found"))(scope, receive, send)
+        elif scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            await error_response(BadRequest("NUL characters are not allowed in a query",
+                                            code="invalid_query"))(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 HSTS = (b"strict-transport-security", b"max-age=31536000")

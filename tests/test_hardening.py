@@ -324,8 +324,10 @@ def test_nul_characters_are_a_400_not_a_database_error(make_hub, backend):
         assert post_form(c, "/admin/attribution", "/admin/attribution",
                          partner_id=partner["id"], customer_ref="c\x00").status_code == 400
         for url in ("/admin/partners?q=a%00", "/admin/audit?subject=a%00",
-                    "/admin/partners/prt%00x", "/api/v1/partners?q=%00"):
+                    "/api/v1/partners?q=%00"):
             assert c.get(url, headers=operator_headers()).status_code == 400, url
+        for url in ("/admin/partners/prt%00x", "/r/%00", "/api/v1/partners/prt%00x"):
+            assert c.get(url, headers=operator_headers()).status_code == 404, url
         r = c.post("/api/v1/partners", json={"program": "crazycall", "email": "n@p.test",
                                              "name": "a\x00b"}, headers=operator_headers())
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
