@@ -280,3 +280,22 @@ def test_a_payout_whose_webhook_never_comes_is_polled_by_the_tick(client, hub, f
     assert payouts_of(hub, partner.id)[0].status == "paid"
     assert balance_of(hub, partner.id, "USD")["paid"] == 6000
     assert len(fake.batches) == 1
+
+
+@pytest.mark.parametrize("amount", [
+    {"total": "49.00", "currency": 'usd"><script>'}, {"total": "49.00", "currency": "US"},
+    {"total": "49.00", "currency": "XYZ"}, {"total": "NaN", "currency": "USD"},
+    {"total": "abc", "currency": "USD"}, {"total": "92233720368547758.07", "currency": "USD"},
+    {"total": "10000000000.00", "currency": "USD"}])
+def test_a_verified_sale_with_junk_money_is_refused_and_not_stored(client, hub, amount):
+    """Issue 16 finding 6, on the PayPal side: the same check as Stripe's, in the core."""
+    partner = make_partner(hub, "crazycall")
+    post(client, paypal_event("BILLING.SUBSCRIPTION.ACTIVATED",
+                              subscription("I-JUNK", partner.code)))
+    paid = paypal_event("PAYMENT.SALE.COMPLETED", {**sale("SALE-JUNK", "I-JUNK"),
+                                                   "amount": amount})
+    r = post(client, paid)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_event", r.text
+    with hub.sessions() as s:
+        assert s.scalar(select(ProviderEvent).where(ProviderEvent.event_id == paid["id"])) is None
+    assert balance_of(hub, partner.id, "USD")["pending"] == 0
