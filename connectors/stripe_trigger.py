@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from connectors.stripe_versions import NEWEST, VERSIONS, invoice_names_payment
+from connectors.stripe_versions import BASIL, NEWEST, VERSIONS, invoice_names_payment
 from hub.config import load_config
 from hub.errors import StartupError
 
@@ -198,6 +198,9 @@ def build_all(type_: str, **opts: Any) -> list[dict[str, Any]]:
                       partner_code=opts.get("partner_code"), api_version=version)
         return paid_events(inv, intent_id=intent_id, api_version=version)
     elif type_ == "invoice_payment.paid":
+        if invoice_names_payment(version):
+            raise ValueError(f"invoice_payment.paid is sent from {BASIL}.basil on, not in "
+                             f"{version}")
         obj = invoice_payment(opts.get("invoice") or f"in_{suffix}", amount=amount,
                               intent_id=intent_id, currency=currency)
     elif type_ == "charge.refunded":

@@ -21,8 +21,8 @@ from pathlib import Path
 
 # Every Stripe API version from 2023-10-16 to the one the pinned `stripe` package sends, with the
 # day it came out (the date part of its name). Mirrors connectors/stripe_versions.VERSIONS.
-OBJECTS = ("event", "invoice", "invoice_payment", "charge", "refund", "dispute", "customer",
-           "subscription", "checkout.session")
+OBJECTS = ("event", "invoice", "line_item", "invoice_payment", "charge", "refund", "dispute",
+           "customer", "subscription", "checkout.session")
 
 
 def git(repo: str, *args: str) -> str:
