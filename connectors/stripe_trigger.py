@@ -186,7 +186,9 @@ def build_all(type_: str, **opts: Any) -> list[dict[str, Any]]:
     amount = int(opts.get("amount") or 4900)
     currency = (opts.get("currency") or "usd").lower()
     charge_id = opts.get("charge") or f"ch_{suffix}"
-    intent_id = opts.get("intent") or f"pi_{suffix}"
+    # The intent follows the charge's name unless given: `--charge ch_demo` on the payment and on
+    # its refund names the same intent (pi_demo), which is how a basil refund finds the invoice.
+    intent_id = opts.get("intent") or f"pi_{charge_id.removeprefix('ch_')}"
     if type_ in ("customer.created", "customer.updated"):
         obj = customer(cus, email=opts.get("email") or f"{cus}@example.com",
                        partner_code=opts.get("partner_code"))
