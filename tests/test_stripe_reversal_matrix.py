@@ -14,6 +14,7 @@ partner's balance must be exactly what the events seen so far require.
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -164,3 +165,41 @@ def test_refund_objects_count_once_with_charge_refunded(client, hub):
     assert balance(client, partner["id"])["voided"] == 200  # not yet
     post_event(client, st.event("refund.updated", {**pending, "status": "succeeded"}))
     assert balance(client, partner["id"])["voided"] == 500
+
+
+@pytest.mark.parametrize("version", ["2024-06-20", BASIL_ON[0], VERSIONS[-1]])
+def test_the_readme_demo_through_hub_trigger_in_each_shape(client, hub, version, capsys,
+                                                           monkeypatch):
+    """`hub trigger` as the README runs it: the payment and its refund meet in every version."""
+    import argparse
+
+    from tests.conftest import WEBHOOK_SECRET
+
+    monkeypatch.delenv("HUB_CONFIG", raising=False)
+    partner = create_partner(client)
+    sent: list[str] = []
+
+    def relay(request: httpx.Request) -> httpx.Response:
+        evt = json.loads(request.content)
+        sent.append(f"{evt['type']}@{evt['api_version']}")
+        answer = client.post("/webhooks/stripe", content=request.content,
+                             headers=dict(request.headers))
+        return httpx.Response(answer.status_code, json=answer.json())
+
+    def trigger(type_: str, **opts: Any) -> int:
+        fields = dict(url="http://hub.test", secret=WEBHOOK_SECRET, config=None,
+                      customer="cus_demo", email=None, partner_code=None, amount=4900,
+                      currency="usd", invoice=None, charge="ch_demo", intent=None,
+                      refunded=None, api_version=version)
+        return int(st.cmd_trigger(argparse.Namespace(type=type_, **{**fields, **opts})))
+
+    with respx.mock(assert_all_called=False) as net:
+        net.post("http://hub.test/webhooks/stripe").mock(side_effect=relay)
+        assert trigger("customer.created", partner_code=partner["code"]) == 0
+        assert trigger("invoice.paid") == 0
+        assert balance(client, partner["id"])["pending"] == 980
+        assert trigger("charge.refunded", refunded=980) == 0
+    assert balance(client, partner["id"])["voided"] == 196  # a fifth refunded, a fifth reversed
+    paid = ["invoice.paid"] + ([] if version < BASIL else ["invoice_payment.paid"])
+    assert sent == [f"{t}@{version}" for t in ["customer.created", *paid, "charge.refunded"]]
+    assert capsys.readouterr().out.count('"status": 200') == len(sent)
