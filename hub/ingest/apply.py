@@ -421,13 +421,30 @@ def adjustment_view(row: PaymentAdjustment) -> Adjustment:
 
 
 def _adjustments_of(session: Session, payment: PaymentRecord) -> list[PaymentAdjustment]:
-    refs = linked_refs(session, payment.provider, {"payment_ref": {payment.ref},
-                                                   "charge_ref": {payment.charge_ref},
-                                                   "intent_ref": {payment.intent_ref}})
-    matches = _matching(PaymentAdjustment, refs)
+    """The payment's refunds and disputes: those naming one of its references, and those naming
+    a reference a link joins to it. One query unless a link names the payment."""
+    refs: dict[str, set[str]] = {"payment_ref": {payment.ref}, "charge_ref": set(),
+                                 "intent_ref": set()}
+    if payment.charge_ref:
+        refs["charge_ref"].add(payment.charge_ref)
+    if payment.intent_ref:
+        refs["intent_ref"].add(payment.intent_ref)
+    rows = _adjustments_named(session, payment.provider, refs)
+    links = [row for row in rows if row.kind == LINK]
+    if links:
+        for link in links:
+            for kind in REF_KINDS:
+                if getattr(link, kind):
+                    refs[kind].add(getattr(link, kind))
+        rows = _adjustments_named(session, payment.provider, refs)
+    return [row for row in rows if row.kind != LINK]
+
+
+def _adjustments_named(session: Session, provider: str,
+                       refs: dict[str, set[str]]) -> list[PaymentAdjustment]:
     return list(session.scalars(select(PaymentAdjustment).where(
-        PaymentAdjustment.provider == payment.provider, PaymentAdjustment.kind != LINK,
-        or_(*matches))).all())
+        PaymentAdjustment.provider == provider,
+        or_(*_matching(PaymentAdjustment, refs)))).all())
 
 
 def _with_lock(session: Session, stmt: Any) -> Any:
