@@ -203,3 +203,22 @@ def test_the_readme_demo_through_hub_trigger_in_each_shape(client, hub, version,
     paid = ["invoice.paid"] + ([] if version < BASIL else ["invoice_payment.paid"])
     assert sent == [f"{t}@{version}" for t in ["customer.created", *paid, "charge.refunded"]]
     assert capsys.readouterr().out.count('"status": 200') == len(sent)
+
+
+@pytest.mark.parametrize("steps", ["PLR", "RDLP", "PLRDW"])
+def test_what_if_reverses_through_links_as_the_ledger_does(client, hub, steps):
+    """`hub whatif` with unchanged settings reproduces the ledger of a basil invoice whose
+    refund, dispute and won dispute meet it only through `invoice_payment.paid`."""
+    from hub.ingest.whatif import run_whatif
+
+    partner = create_partner(client)
+    evts = events("wi", partner["code"], VERSIONS[-1])
+    evts["W"] = st.event("charge.dispute.closed", st.dispute(
+        "dp_wi", charge_id="ch_wi", amount=AMOUNT, intent_id="pi_wi", status="won"))
+    for key in steps:
+        post_event(client, evts[key])
+    b = balance(client, partner["id"])
+    assert b["voided"] == {"PLR": 500, "RDLP": EARNED, "PLRDW": 500}[steps]
+    result = run_whatif(hub, "crazycall", {}).to_json()
+    assert result["partners"] and all(p["difference"] == 0 for p in result["partners"])
+    assert sum(p["simulated"] for p in result["partners"]) == EARNED - b["voided"]
