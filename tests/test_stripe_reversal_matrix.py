@@ -26,6 +26,7 @@ from starlette.testclient import TestClient
 from connectors import stripe_trigger as st
 from connectors.stripe_versions import BASIL, VERSIONS
 from hub.app import create_app
+from tests.conftest import operator_headers
 from tests.stripe_helpers import balance, commissions, create_partner, post_event
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -145,6 +146,10 @@ def test_a_won_dispute_books_the_reversal_back_to_the_refund(client, hub, won_fi
     back = [line for line in lines if line["reverses"] and line["amount"] > 0]
     assert [line["amount"] for line in back] == [EARNED - 500]
     assert "won" in back[0]["explanation"]
+    explained = client.get(f"/api/v1/commissions/{back[0]['id']}/explain",
+                           headers=operator_headers())
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["reverses"]["amount"] == EARNED
 
 
 def test_refund_objects_count_once_with_charge_refunded(client, hub):

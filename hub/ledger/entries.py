@@ -266,7 +266,9 @@ def reinstate_to(session: Session, commission: Commission, target: int, *, reaso
     move(session, delta, "voided", target_state, partner_id=commission.partner_id,
          currency=commission.currency, kind="reinstate", commission_id=commission.id,
          line_id=line_id, event_id=event_id)
-    return session.get(Commission, line_id)
+    line = session.get(Commission, line_id)
+    outbox.emit(session, "commission.reinstated", line_id, commission_event(line))
+    return line
 
 
 def commission_event(line: Commission | None) -> dict[str, Any]:
