@@ -227,3 +227,25 @@ def test_what_if_reverses_through_links_as_the_ledger_does(client, hub, steps):
     result = run_whatif(hub, "crazycall", {}).to_json()
     assert result["partners"] and all(p["difference"] == 0 for p in result["partners"])
     assert sum(p["simulated"] for p in result["partners"]) == EARNED - b["voided"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_api_version_pays_refunds_and_disputes(client, hub, version):
+    """Each version's own shape, refund and dispute first: pro rata once the payment (and from
+    basil on its link) is known, then whole."""
+    partner = create_partner(client)
+    inv = st.invoice("in_v", customer_id="cus_v", amount=AMOUNT, subscription_id="sub_v",
+                     charge_id="ch_v", intent_id="pi_v", paid_at=T0, partner_code=partner["code"],
+                     api_version=version)
+    refund = st.event("charge.refunded", st.charge_refunded(
+        "ch_v", amount=AMOUNT, amount_refunded=REFUNDED, invoice_id="in_v", intent_id="pi_v",
+        api_version=version), api_version=version)
+    post_event(client, refund)
+    for evt in st.paid_events(inv, intent_id="pi_v", api_version=version, created=T0):
+        assert evt["api_version"] == version
+        post_event(client, evt)
+    assert balance(client, partner["id"])["voided"] == 500
+    post_event(client, st.event("charge.dispute.created", st.dispute(
+        "dp_v", charge_id="ch_v", amount=AMOUNT, intent_id="pi_v"), api_version=version))
+    assert (balance(client, partner["id"])["pending"], balance(client, partner["id"])["voided"]) \
+        == (0, EARNED)
