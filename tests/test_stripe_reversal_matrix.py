@@ -249,3 +249,21 @@ def test_every_api_version_pays_refunds_and_disputes(client, hub, version):
         "dp_v", charge_id="ch_v", amount=AMOUNT, intent_id="pi_v"), api_version=version))
     assert (balance(client, partner["id"])["pending"], balance(client, partner["id"])["voided"]) \
         == (0, EARNED)
+
+
+def test_the_stripe_client_is_built_once_per_hub(make_hub, monkeypatch):
+    """Not per event (`dict.setdefault(k, Cls(...))` would build one on every call)."""
+    from connectors import stripe as connector
+
+    built: list[object] = []
+    original = connector.StripeLookup.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(connector.StripeLookup, "__init__", counting)
+    hub = make_hub(connectors={"stripe": {"api_key": "sk_test_matrix"}})
+    first = connector.lookup_of(hub, "sk_test_matrix")
+    assert connector.lookup_of(hub, "sk_test_matrix") is first
+    assert len(built) == 1
