@@ -39,6 +39,7 @@ from hub.errors import BadRequest, BadSignature, HTTPError, PermanentError, Tran
 from hub.facts import (
     CustomerSeen,
     PaymentAdjusted,
+    PaymentFailed,
     PaymentSucceeded,
     PayoutStatusChanged,
     SubscriptionChanged,
@@ -345,6 +346,27 @@ def _capture_refunded(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
                             occurred_at=_when(r.get("create_time"), event.get("create_time")))]
 
 
+def _capture_reversed(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
+    """A capture reversed (a chargeback, or PayPal taking the money back): the whole commission
+    is reversed, like a reversed sale. The resource is a refund whose `up` link names the
+    capture."""
+    amount, _ = _money(r.get("amount") or {})
+    up = next((link.get("href", "") for link in r.get("links") or []
+               if link.get("rel") == "up"), "")
+    capture = up.rstrip("/").rsplit("/", 1)[-1] if "/captures/" in up else r.get("capture_id")
+    if not capture:
+        return []
+    return [PaymentAdjusted(provider=PROVIDER, kind="dispute", key=f"reversal:{r['id']}",
+                            amount=amount, payment_ref=capture,
+                            occurred_at=_when(r.get("create_time"), event.get("create_time")))]
+
+
+def _subscription_payment_failed(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
+    """A subscription's payment failed: the customer is past due (as on Stripe)."""
+    return [PaymentFailed(provider=PROVIDER, customer_ref=r["id"], subscription_ref=r["id"],
+                          occurred_at=_when(r.get("update_time"), event.get("create_time")))]
+
+
 def _subscription(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
     status = SUBSCRIPTION_STATUS.get(str(r.get("status", "")).upper())
     if event.get("event_type") == "BILLING.SUBSCRIPTION.CANCELLED":
@@ -388,8 +410,22 @@ NORMALISERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Any]]] = 
     "PAYMENT.SALE.REVERSED": _sale_reversed,
     "PAYMENT.CAPTURE.COMPLETED": _capture_completed,
     "PAYMENT.CAPTURE.REFUNDED": _capture_refunded,
+    "PAYMENT.CAPTURE.REVERSED": _capture_reversed,
     **{f"BILLING.SUBSCRIPTION.{s}": _subscription
-       for s in ("CREATED", "ACTIVATED", "UPDATED", "SUSPENDED", "CANCELLED", "EXPIRED")},
+       for s in ("CREATED", "ACTIVATED", "UPDATED", "SUSPENDED", "CANCELLED", "EXPIRED",
+                 "RE-ACTIVATED")},
+    "BILLING.SUBSCRIPTION.PAYMENT.FAILED": _subscription_payment_failed,
+}
+
+# Types of the families the hub reads that it deliberately ignores (stored, answered 200, no
+# facts), and why. Every PAYMENT.PAYOUTS-ITEM.* and PAYMENT.PAYOUTSBATCH.* type is read by prefix.
+IGNORED: dict[str, str] = {
+    "PAYMENT.SALE.PENDING": "no money yet: PAYMENT.SALE.COMPLETED follows",
+    "PAYMENT.SALE.DENIED": "no money was taken",
+    "PAYMENT.CAPTURE.PENDING": "no money yet: PAYMENT.CAPTURE.COMPLETED follows",
+    "PAYMENT.CAPTURE.DENIED": "no money was taken",
+    "PAYMENT.CAPTURE.DECLINED": "no money was taken",
+    "PAYMENTS.PAYMENT.CREATED": "an approved v1 payment: its sale's PAYMENT.SALE.COMPLETED pays",
 }
 
 
@@ -404,7 +440,7 @@ def normalise(event: dict[str, Any]) -> list[Any]:
     if kind.startswith("PAYMENT.PAYOUTSBATCH."):
         return _payout_batch(event, resource)
     handler = NORMALISERS.get(kind)
-    if handler is None or not resource.get("id"):
+    if handler is None or kind in IGNORED or not resource.get("id"):
         return []
     return handler(event, resource)
 

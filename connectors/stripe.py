@@ -1,8 +1,10 @@
 """Stripe in: signed webhooks become normalised facts; customers are looked up when needed.
 
-Everything Stripe-specific stops here. Both invoice shapes are read: the pre-2025 one
-(``invoice.subscription``, ``invoice.charge``) and the newer one
-(``invoice.parent.subscription_details``, ``invoice.payments``).
+Everything Stripe-specific stops here. Every API version from 2023-10-16 on is read (see
+`connectors.stripe_versions`): before 2025-03-31.basil an invoice names its charge and payment
+intent; from basil on it names neither, and what paid it arrives as `invoice_payment.paid` (or,
+with an API key, is asked of Stripe's invoice payments list), stored as a `link` so that refunds
+and disputes, which name only the charge and the intent, find the invoice they reverse.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from connectors.stripe_trigger import add_trigger_command
+from connectors.stripe_versions import invoice_names_payment
 from hub import hookimpl
 from hub.api.http import apply_verified_event, error_response, hub_of, read_body
 from hub.attribution.customers import is_attributed
@@ -35,7 +38,9 @@ from hub.facts import (
     SubscriptionChanged,
     well_typed,
 )
+from hub.ingest.apply import linked_refs
 from hub.ingest.events import Incoming, ingest
+from hub.ledger.reversals import LINK
 from hub.money import minor_units
 from hub.registry import Connector
 from hub.runtime import Hub
@@ -196,10 +201,24 @@ def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[A
 
 
 def _refund(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    """`charge.refunded`: the charge's cumulative refunded amount (before basil the charge also
+    names its invoice; from basil on only its payment intent)."""
     return [PaymentAdjusted(provider=PROVIDER, kind="refund_total",
                             key=f"{obj['id']}:{obj.get('amount_refunded', 0)}",
                             amount=minor_units(obj.get("amount_refunded")), occurred_at=at,
                             payment_ref=_id(obj.get("invoice")), charge_ref=obj["id"],
+                            intent_ref=_id(obj.get("payment_intent")))]
+
+
+def _refund_object(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    """`refund.created` / `refund.updated` / `charge.refund.updated`: one Refund, counted once
+    it succeeded (a pending one is counted by its later update; a failed or cancelled one never).
+    Sent as well as `charge.refunded`; the larger of the two sums counts, so both never add up."""
+    if obj.get("status") != "succeeded" or not (obj.get("charge") or obj.get("payment_intent")):
+        return []
+    return [PaymentAdjusted(provider=PROVIDER, kind="refund", key=obj["id"],
+                            amount=minor_units(obj.get("amount")), occurred_at=at,
+                            charge_ref=_id(obj.get("charge")),
                             intent_ref=_id(obj.get("payment_intent")))]
 
 
@@ -208,6 +227,38 @@ def _dispute(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
                             amount=minor_units(obj.get("amount")), occurred_at=at,
                             charge_ref=_id(obj.get("charge")),
                             intent_ref=_id(obj.get("payment_intent")))]
+
+
+# A closed dispute the merchant won (or an inquiry closed without a chargeback) gave the money
+# back: its reversal is booked back. Lost: it stays reversed (a dispute, should `created` be lost).
+WON = ("won", "warning_closed")
+
+
+def _dispute_closed(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    status = obj.get("status")
+    if status == "lost":
+        return _dispute(event, obj, at)
+    if status not in WON:
+        return []
+    return [PaymentAdjusted(provider=PROVIDER, kind="dispute_won", key=obj["id"],
+                            amount=int(obj.get("amount") or 0), occurred_at=at,
+                            charge_ref=_id(obj.get("charge")),
+                            intent_ref=_id(obj.get("payment_intent")))]
+
+
+def _invoice_payment(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
+    """`invoice_payment.paid` (basil on): which payment intent or charge paid which invoice."""
+    payment: dict[str, Any] = obj["payment"] if isinstance(obj.get("payment"), dict) else {}
+    return _link(obj["id"], _id(obj.get("invoice")), _id(payment.get("payment_intent")),
+                 _id(payment.get("charge")), at)
+
+
+def _link(key: str, invoice: str | None, intent: str | None, charge: str | None,
+          at: Any) -> list[Any]:
+    if not invoice or not (intent or charge):
+        return []
+    return [PaymentAdjusted(provider=PROVIDER, kind=LINK, key=key, amount=0, occurred_at=at,
+                            payment_ref=invoice, intent_ref=intent, charge_ref=charge)]
 
 
 def _payment_failed(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:
@@ -224,8 +275,13 @@ NORMALISERS: dict[str, Callable[[dict[str, Any], dict[str, Any], Any], list[Any]
     "invoice.paid": _invoice_paid,
     "invoice.payment_succeeded": _invoice_paid,
     "invoice.payment_failed": _payment_failed,
+    "invoice_payment.paid": _invoice_payment,
     "charge.refunded": _refund,
+    "refund.created": _refund_object,
+    "refund.updated": _refund_object,
+    "charge.refund.updated": _refund_object,
     "charge.dispute.created": _dispute,
+    "charge.dispute.closed": _dispute_closed,
     "customer.subscription.created": _subscription,
     "customer.subscription.updated": _subscription,
     "customer.subscription.deleted": _subscription,
@@ -243,7 +299,8 @@ def normalise(event: dict[str, Any]) -> list[Any]:
 
 
 class StripeLookup:
-    """Stripe API reads the webhook path needs (a customer's email and partner code)."""
+    """Stripe API reads the webhook path needs: a customer's email and partner code, and which
+    payment paid which invoice (basil on, when no `invoice_payment.paid` told the hub yet)."""
 
     def __init__(self, api_key: str, timeout: float = 5.0):
         self.client = stripe.StripeClient(
@@ -258,26 +315,62 @@ class StripeLookup:
             log.warning("stripe customer lookup failed for %s: %s", customer_ref,
                         type(exc).__name__)
             return None
-        return customer.to_dict() if hasattr(customer, "to_dict") else dict(customer)  # type: ignore[call-overload]
+        return _plain(customer)
+
+    def invoice_payments(self, *, invoice: str | None = None,
+                         intent: str | None = None) -> list[dict[str, Any]]:
+        """The paid InvoicePayments of an invoice, or of a payment intent (Stripe's Invoice
+        Payments list); none when Stripe cannot be asked (a later event may still link them)."""
+        params: dict[str, Any] = {"status": "paid", "limit": 10}
+        if invoice:
+            params["invoice"] = invoice
+        elif intent:
+            params["payment"] = {"type": "payment_intent", "payment_intent": intent}
+        else:
+            return []
+        try:
+            page = self.client.v1.invoice_payments.list(params)  # type: ignore[arg-type]
+        except stripe.StripeError as exc:
+            log.warning("stripe invoice payments lookup failed for %s: %s", invoice or intent,
+                        type(exc).__name__)
+            return []
+        return [_plain(item) for item in page.data]
 
 
-def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[Any]:
-    """Fill a payment's missing attribution from the Stripe customer, when an API key is set.
-    `session`: read what the hub knows through it (a replay batch's uncommitted work)."""
+def _plain(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)  # type: ignore[no-any-return]
+
+
+def lookup_of(hub: Hub, api_key: str) -> StripeLookup:
+    """The hub's one Stripe client (built on first use, then reused: not per event)."""
+    lookup = hub.extras.get("stripe_lookup")
+    if not isinstance(lookup, StripeLookup):
+        lookup = hub.extras["stripe_lookup"] = StripeLookup(api_key)
+    return lookup
+
+
+def enrich(hub: Hub, facts: list[Any], session: Session | None = None,
+           api_version: str | None = None) -> list[Any]:
+    """When an API key is set: fill a payment's missing attribution from the Stripe customer,
+    and link a basil-or-later invoice and the payment that paid it when the hub does not know
+    the link yet. `session`: read what the hub knows through it (a replay batch's uncommitted
+    work)."""
     api_key = hub.config.connectors.stripe.api_key
     if not api_key:
         return facts
+    if session is None:
+        with hub.sessions() as own:
+            return _enrich(hub, str(api_key), facts, own, api_version)
+    return _enrich(hub, str(api_key), facts, session, api_version)
+
+
+def _enrich(hub: Hub, api_key: str, facts: list[Any], session: Session,
+            api_version: str | None) -> list[Any]:
     out = []
     for fact in facts:
         if isinstance(fact, PaymentSucceeded) and not fact.partner_code:
-            if session is not None:
-                known = is_attributed(session, PROVIDER, fact.customer_ref)
-            else:
-                with hub.sessions() as own:
-                    known = is_attributed(own, PROVIDER, fact.customer_ref)
-            if not known:
-                lookup = hub.extras.setdefault("stripe_lookup", StripeLookup(api_key))
-                customer = lookup.customer(fact.customer_ref)
+            if not is_attributed(session, PROVIDER, fact.customer_ref):
+                customer = lookup_of(hub, api_key).customer(fact.customer_ref)
                 if customer:
                     out.append(CustomerSeen(provider=PROVIDER, customer_ref=fact.customer_ref,
                                             occurred_at=fact.occurred_at,
@@ -285,7 +378,32 @@ def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[A
                                             partner_code=_metadata(customer).get("partner_code"),
                                             install_id=_metadata(customer).get("install_id")))
         out.append(fact)
+        if not invoice_names_payment(api_version):
+            out.extend(_api_links(hub, api_key, fact, session))
     return out
+
+
+def _api_links(hub: Hub, api_key: str, fact: Any, session: Session) -> list[Any]:
+    """Links asked of Stripe for a basil invoice paid, or a refund or dispute of a payment
+    intent, whose link the hub does not know yet."""
+    if (isinstance(fact, PaymentSucceeded) and fact.payment_ref.startswith("in_")
+            and not (fact.intent_ref or fact.charge_ref)):
+        if linked_refs(session, PROVIDER, {"payment_ref": {fact.payment_ref}})["intent_ref"]:
+            return []
+        items = lookup_of(hub, api_key).invoice_payments(invoice=fact.payment_ref)
+    elif (isinstance(fact, PaymentAdjusted) and fact.kind != LINK and not fact.payment_ref
+          and fact.intent_ref):
+        known = linked_refs(session, PROVIDER, {"charge_ref": {fact.charge_ref},
+                                                "intent_ref": {fact.intent_ref}})
+        if known["payment_ref"]:
+            return []
+        items = lookup_of(hub, api_key).invoice_payments(intent=fact.intent_ref)
+    else:
+        return []
+    links: list[Any] = []
+    for item in items:
+        links.extend(_invoice_payment({}, item, fact.occurred_at) if item.get("id") else [])
+    return links
 
 
 def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> dict[str, Any]:
@@ -318,7 +436,8 @@ def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
 def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
             raw: str | None = None) -> Incoming:
     """A Stripe event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, well_typed(normalise(event)), session))
+    facts = well_typed(enrich(hub, well_typed(normalise(event)), session,
+                              api_version=event.get("api_version")))
     created = from_timestamp(event.get("created") or time.time())
     return Incoming(PROVIDER, event["id"], str(event["type"]), created,
                     raw if raw is not None else event, facts)

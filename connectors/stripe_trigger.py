@@ -1,7 +1,9 @@
 """Realistic Stripe test events, signed with Stripe's real scheme, like `stripe trigger`.
 
 Used by ``hub trigger`` (a command this connector adds through the `register_commands` hook)
-and by the tests, so nobody computes an HMAC by hand.
+and by the tests, so nobody computes an HMAC by hand. Each object is built as Stripe sends it
+in a webhook of the given API version: no field that Stripe returns only when expanded or
+included (tests/test_stripe_contract.py checks every field against Stripe's own fixtures).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from connectors.stripe_versions import BASIL, NEWEST, VERSIONS, invoice_names_payment
 from hub.config import load_config
 from hub.errors import StartupError
 
@@ -27,8 +30,18 @@ def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
     return f"t={ts},v1={mac}"
 
 
+# The version an object built in the pre-basil shape (``shape="legacy"``) is sent in.
+LEGACY = "2025-02-24.acacia"
+
+
 def event(type_: str, obj: dict[str, Any], *, created: int | None = None,
-          event_id: str | None = None, api_version: str = "2025-03-31.basil") -> dict[str, Any]:
+          event_id: str | None = None, api_version: str | None = None) -> dict[str, Any]:
+    """An event of `api_version`; by default the newest, or `LEGACY` for an object built in the
+    pre-basil shape (an invoice naming its charge, a charge naming its invoice)."""
+    if api_version is None:
+        legacy = ("charge" in obj or "payment_intent" in obj) if obj.get("object") == "invoice" \
+            else obj.get("object") == "charge" and "invoice" in obj
+        api_version = LEGACY if legacy else NEWEST
     return {"id": event_id or f"evt_{secrets.token_hex(12)}", "object": "event",
             "api_version": api_version, "created": created or int(time.time()),
             "type": type_, "livemode": False, "pending_webhooks": 1,
@@ -46,9 +59,13 @@ def invoice(invoice_id: str, *, customer_id: str, amount: int, currency: str = "
             subscription_id: str | None = None, paid_at: int | None = None,
             charge_id: str | None = None, intent_id: str | None = None, plan: str | None = None,
             partner_code: str | None = None, shape: str = "basil", tax: int = 0,
-            email: str | None = None) -> dict[str, Any]:
-    """An invoice in the newer shape (`parent.subscription_details`), or `shape="legacy"` for the
-    pre-2025 one (`subscription`, `charge`, `payment_intent` on the invoice)."""
+            email: str | None = None, api_version: str | None = None) -> dict[str, Any]:
+    """An invoice as `api_version` sends it (default: `shape`, "basil" for 2025-03-31.basil and
+    later, "legacy" for earlier): before basil it names its `subscription`, `charge` and
+    `payment_intent`; from basil on none of them (`parent.subscription_details` names the
+    subscription, and what paid it arrives as `invoice_payment.paid`: see `invoice_payment`)."""
+    if api_version is not None:
+        shape = "legacy" if invoice_names_payment(api_version) else "basil"
     meta = {"partner_code": partner_code} if partner_code else {}
     price: dict[str, Any] = {"id": f"price_{plan or 'std'}", "object": "price", "lookup_key": plan,
              "metadata": {}, "product": f"prod_{plan or 'std'}"}
@@ -57,36 +74,84 @@ def invoice(invoice_id: str, *, customer_id: str, amount: int, currency: str = "
         "amount_paid": amount, "amount_due": amount, "total": amount, "currency": currency,
         "status": "paid", "billing_reason": "subscription_cycle",
         "status_transitions": {"paid_at": paid_at or int(time.time())},
-        "lines": {"object": "list", "data": [{"id": f"il_{invoice_id}", "amount": amount - tax,
-                                              "pricing": {"price_details": {"price": price}},
-                                              "price": price}]},
         "metadata": {},
     }
+    line: dict[str, Any] = {"id": f"il_{invoice_id}", "object": "line_item", "amount": amount - tax,
+                            "currency": currency}
     if shape == "legacy":
+        line["price"] = price
         inv.update(subscription=subscription_id, charge=charge_id, payment_intent=intent_id,
                    tax=tax, subscription_details={"metadata": meta})
     else:
+        # The price stays expanded here (Stripe sends its id) so the plan rules have a name.
+        line["pricing"] = {"type": "price_details", "price_details": {"price": price}}
         inv["parent"] = {"type": "subscription_details", "subscription_details": {
             "subscription": subscription_id, "metadata": meta}} if subscription_id else None
         inv["total_taxes"] = [{"amount": tax}] if tax else []
-        inv["payments"] = {"object": "list", "data": [{"payment": {
-            "type": "payment_intent", "payment_intent": intent_id}}]} if intent_id else {"data": []}
+    inv["lines"] = {"object": "list", "data": [line]}
     return inv
+
+
+def invoice_payment(invoice_id: str, *, amount: int, intent_id: str | None = None,
+                    charge_id: str | None = None, currency: str = "usd",
+                    paid_at: int | None = None) -> dict[str, Any]:
+    """The InvoicePayment of `invoice_payment.paid` (basil on): which payment intent (or, for a
+    payment without one, which charge) paid the invoice."""
+    payment: dict[str, Any] = ({"type": "payment_intent", "payment_intent": intent_id}
+                               if intent_id else {"type": "charge", "charge": charge_id})
+    at = paid_at or int(time.time())
+    return {"id": f"inpay_{invoice_id.removeprefix('in_')}", "object": "invoice_payment",
+            "amount_paid": amount, "amount_requested": amount, "created": at,
+            "currency": currency, "invoice": invoice_id, "is_default": True, "livemode": False,
+            "payment": payment, "status": "paid",
+            "status_transitions": {"canceled_at": None, "paid_at": at}}
+
+
+def paid_events(inv: dict[str, Any], *, intent_id: str | None, charge_id: str | None = None,
+                api_version: str | None = None, created: int | None = None) -> list[dict[str, Any]]:
+    """What Stripe sends when `inv` is paid: `invoice.paid`, and from basil on
+    `invoice_payment.paid` naming the payment (before basil the invoice names it itself)."""
+    version = api_version or event("invoice.paid", inv)["api_version"]
+    out = [event("invoice.paid", inv, created=created, api_version=version)]
+    if not invoice_names_payment(version) and (intent_id or charge_id):
+        out.append(event("invoice_payment.paid", invoice_payment(
+            inv["id"], amount=int(inv["amount_paid"]), intent_id=intent_id, charge_id=charge_id,
+            currency=inv["currency"], paid_at=(inv.get("status_transitions") or {}).get("paid_at")),
+            created=created, api_version=version))
+    return out
 
 
 def charge_refunded(charge_id: str, *, amount: int, amount_refunded: int, currency: str = "usd",
                     invoice_id: str | None = None, intent_id: str | None = None,
-                    customer_id: str | None = None) -> dict[str, Any]:
-    return {"id": charge_id, "object": "charge", "amount": amount,
-            "amount_refunded": amount_refunded, "currency": currency,
-            "refunded": amount_refunded >= amount,
-            "invoice": invoice_id, "payment_intent": intent_id, "customer": customer_id}
+                    customer_id: str | None = None,
+                    api_version: str | None = None) -> dict[str, Any]:
+    """The charge of `charge.refunded`. Before basil it names its `invoice` (when `invoice_id`
+    is given or the version is pre-basil); from basil on it has no such field."""
+    charge = {"id": charge_id, "object": "charge", "amount": amount,
+              "amount_refunded": amount_refunded, "currency": currency,
+              "refunded": amount_refunded >= amount, "payment_intent": intent_id,
+              "customer": customer_id}
+    legacy = invoice_names_payment(api_version) if api_version else invoice_id is not None
+    if legacy:
+        charge["invoice"] = invoice_id
+    return charge
+
+
+def refund(refund_id: str, *, amount: int, charge_id: str | None = None,
+           intent_id: str | None = None, currency: str = "usd",
+           status: str = "succeeded") -> dict[str, Any]:
+    """The Refund of `refund.created` / `refund.updated` (one refund, not the running total)."""
+    return {"id": refund_id, "object": "refund", "amount": amount, "charge": charge_id,
+            "payment_intent": intent_id, "currency": currency, "status": status,
+            "created": int(time.time()), "metadata": {}, "reason": None}
 
 
 def dispute(dispute_id: str, *, charge_id: str, amount: int, intent_id: str | None = None,
-            currency: str = "usd") -> dict[str, Any]:
+            currency: str = "usd", status: str = "needs_response") -> dict[str, Any]:
+    """The Dispute of `charge.dispute.created` (or, with status won / lost,
+    `charge.dispute.closed`)."""
     return {"id": dispute_id, "object": "dispute", "charge": charge_id, "amount": amount,
-            "currency": currency, "payment_intent": intent_id, "status": "needs_response"}
+            "currency": currency, "payment_intent": intent_id, "status": status}
 
 
 def subscription(sub_id: str, *, customer_id: str, status: str = "active", plan: str | None = None,
@@ -106,24 +171,52 @@ def checkout_completed(session_id: str, *, customer_id: str, client_reference_id
 
 
 def build(type_: str, **opts: Any) -> dict[str, Any]:
-    """A whole event for `hub trigger TYPE`, with sensible ids where none are given."""
+    """A whole event for `hub trigger TYPE`, as Stripe sends it in `api_version` (default the
+    newest), with sensible ids where none are given."""
+    return build_all(type_, **opts)[0]
+
+
+def build_all(type_: str, **opts: Any) -> list[dict[str, Any]]:
+    """The events Stripe sends for `hub trigger TYPE`: one, except a basil-or-later
+    `invoice.paid`, which `invoice_payment.paid` follows (Stripe links the invoice and the
+    payment intent in that event only)."""
+    version = opts.get("api_version") or NEWEST
     suffix = secrets.token_hex(6)
     cus = opts.get("customer") or f"cus_{suffix}"
     amount = int(opts.get("amount") or 4900)
     currency = (opts.get("currency") or "usd").lower()
+    charge_id = opts.get("charge") or f"ch_{suffix}"
+    # The intent follows the charge's name unless given: `--charge ch_demo` on the payment and on
+    # its refund names the same intent (pi_demo), which is how a basil refund finds the invoice.
+    intent_id = opts.get("intent") or f"pi_{charge_id.removeprefix('ch_')}"
     if type_ in ("customer.created", "customer.updated"):
         obj = customer(cus, email=opts.get("email") or f"{cus}@example.com",
                        partner_code=opts.get("partner_code"))
     elif type_ == "invoice.paid":
-        obj = invoice(opts.get("invoice") or f"in_{suffix}", customer_id=cus, amount=amount,
+        inv = invoice(opts.get("invoice") or f"in_{suffix}", customer_id=cus, amount=amount,
                       currency=currency,
                       subscription_id=opts.get("subscription") or f"sub_{suffix}",
-                      charge_id=opts.get("charge") or f"ch_{suffix}", intent_id=f"pi_{suffix}",
-                      partner_code=opts.get("partner_code"), shape="legacy")
+                      charge_id=charge_id, intent_id=intent_id,
+                      partner_code=opts.get("partner_code"), api_version=version)
+        return paid_events(inv, intent_id=intent_id, api_version=version)
+    elif type_ == "invoice_payment.paid":
+        if invoice_names_payment(version):
+            raise ValueError(f"invoice_payment.paid is sent from {BASIL}.basil on, not in "
+                             f"{version}")
+        obj = invoice_payment(opts.get("invoice") or f"in_{suffix}", amount=amount,
+                              intent_id=intent_id, currency=currency)
     elif type_ == "charge.refunded":
-        obj = charge_refunded(opts.get("charge") or f"ch_{suffix}", amount=amount,
+        obj = charge_refunded(charge_id, amount=amount,
                               amount_refunded=int(opts.get("refunded") or amount),
-                              invoice_id=opts.get("invoice"), customer_id=cus, currency=currency)
+                              invoice_id=opts.get("invoice"), intent_id=intent_id,
+                              customer_id=cus, currency=currency, api_version=version)
+    elif type_ in ("refund.created", "refund.updated"):
+        obj = refund(f"re_{suffix}", amount=int(opts.get("refunded") or amount),
+                     charge_id=charge_id, intent_id=intent_id, currency=currency)
+    elif type_ in ("charge.dispute.created", "charge.dispute.closed"):
+        obj = dispute(f"dp_{suffix}", charge_id=charge_id, amount=amount, intent_id=intent_id,
+                      currency=currency,
+                      status="won" if type_.endswith("closed") else "needs_response")
     elif type_ == "checkout.session.completed":
         obj = checkout_completed(f"cs_{suffix}", customer_id=cus,
                                  client_reference_id=opts.get("partner_code"),
@@ -134,7 +227,7 @@ def build(type_: str, **opts: Any) -> dict[str, Any]:
                            status="canceled" if type_.endswith("deleted") else "active")
     else:
         raise ValueError(f"hub trigger does not know how to build {type_!r}")
-    return event(type_, obj)
+    return [event(type_, obj, api_version=version)]
 
 
 def signed_request(evt: dict[str, Any], secret: str,
@@ -149,16 +242,20 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     secret = args.secret or str(config.connectors.stripe.webhook_secret)
     if not secret:
         raise StartupError("no webhook secret: pass --secret or set HUB_STRIPE_WEBHOOK_SECRET")
-    evt = build(args.type, customer=args.customer, amount=args.amount,
-                               currency=args.currency, partner_code=args.partner_code,
-                               email=args.email, invoice=args.invoice, charge=args.charge,
-                               refunded=args.refunded)
-    body, headers = signed_request(evt, secret)
-    response = httpx.post(args.url.rstrip("/") + "/webhooks/stripe", content=body,
-                          headers=headers, timeout=10)
-    print(json.dumps({"event": evt["id"], "type": evt["type"], "status": response.status_code,
-                      "response": _json_or_text(response)}))
-    return 0 if response.status_code < 300 else 1
+    evts = build_all(args.type, customer=args.customer, amount=args.amount,
+                     currency=args.currency, partner_code=args.partner_code, email=args.email,
+                     invoice=args.invoice, charge=args.charge, intent=args.intent,
+                     refunded=args.refunded, api_version=args.api_version)
+    failed = False
+    for evt in evts:
+        body, headers = signed_request(evt, secret)
+        response = httpx.post(args.url.rstrip("/") + "/webhooks/stripe", content=body,
+                              headers=headers, timeout=10)
+        print(json.dumps({"event": evt["id"], "type": evt["type"],
+                          "api_version": evt["api_version"], "status": response.status_code,
+                          "response": _json_or_text(response)}))
+        failed = failed or response.status_code >= 300
+    return 1 if failed else 0
 
 
 def _json_or_text(response: Any) -> Any:
@@ -171,7 +268,8 @@ def _json_or_text(response: Any) -> Any:
 def add_trigger_command(command: Any) -> None:
     """`hub trigger TYPE`: build, sign and post one event to a running hub."""
     g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
-    g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, ...")
+    g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, "
+                                "charge.dispute.created, refund.created, ...")
     g.add_argument("--url", default="http://127.0.0.1:8000")
     g.add_argument("--secret", help="webhook secret (default: from config)")
     g.add_argument("--customer")
@@ -181,4 +279,8 @@ def add_trigger_command(command: Any) -> None:
     g.add_argument("--currency", default="usd")
     g.add_argument("--invoice")
     g.add_argument("--charge")
+    g.add_argument("--intent", help="the payment intent (refunds and disputes name it)")
+    g.add_argument("--api-version", default=NEWEST, choices=VERSIONS, metavar="VERSION",
+                   help=f"the Stripe API version to build for (default {NEWEST}; one of "
+                        f"{VERSIONS[0]} ... {VERSIONS[-1]})")
     g.add_argument("--refunded", type=int, help="charge.refunded: cumulative refunded amount")

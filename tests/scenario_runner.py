@@ -41,10 +41,15 @@ class Scenario:
     def paid(self, at: datetime, invoice: str, customer: str, amount: int, currency: str = "usd",
              sub: str | None = None, plan: str | None = None, tax: int = 0,
              email: str | None = None) -> None:
-        self.stripe(at, "invoice.paid", st.invoice(
+        inv = st.invoice(
             invoice, customer_id=customer, amount=amount, currency=currency,
             subscription_id=sub or f"sub_{customer}", paid_at=ts(at), charge_id=f"ch_{invoice}",
-            intent_id=f"pi_{invoice}", plan=plan, tax=tax, email=email))
+            intent_id=f"pi_{invoice}", plan=plan, tax=tax, email=email)
+        self.stripe(at, "invoice.paid", inv)
+        # From basil on, Stripe links the invoice and its payment intent in a second event.
+        self.stripe(at, "invoice_payment.paid", st.invoice_payment(
+            invoice, amount=amount, intent_id=f"pi_{invoice}", currency=currency,
+            paid_at=ts(at)))
 
     def subscription(self, at: datetime, type_: str, sub: str, customer: str, status: str,
                      plan: str | None = None) -> None:
@@ -54,7 +59,7 @@ class Scenario:
     def refund(self, at: datetime, invoice: str, amount: int, refunded: int,
                currency: str = "usd") -> None:
         self.stripe(at, "charge.refunded", st.charge_refunded(
-            f"ch_{invoice}", amount=amount, amount_refunded=refunded, invoice_id=invoice,
+            f"ch_{invoice}", amount=amount, amount_refunded=refunded,
             intent_id=f"pi_{invoice}", currency=currency))
 
     def dispute(self, at: datetime, invoice: str, amount: int, currency: str = "usd") -> None:

@@ -141,6 +141,10 @@ def customer_story(draw: Any, codes: Codes, c: int) -> list[tuple[float, str, An
             inv, customer_id=cus, amount=amount, currency=currency, subscription_id=sub,
             paid_at=at(day), charge_id=f"ch_{inv}", intent_id=f"pi_{inv}", plan=plan,
             tax=draw(stg.sampled_from((0, 0, amount // 5)))), created=at(day))))
+        # From basil on Stripe names the invoice's payment intent only in invoice_payment.paid.
+        out.append((day, "stripe", st.event("invoice_payment.paid", st.invoice_payment(
+            inv, amount=amount, intent_id=f"pi_{inv}", currency=currency,
+            paid_at=int(at(day))), created=at(day))))
         out.extend(_money_back(draw, inv, amount, currency, day))
     if draw(stg.booleans()):
         day = start + draw(stg.integers(20, 200))

@@ -45,6 +45,9 @@ def test_newer_invoice_shape_reads_subscription_metadata_code(client, hub):
                                               partner_code=partner["code"], paid_at=T0))
     assert post_event(client, evt).status_code == 200
     assert balance(client, partner["id"])["pending"] == 2000
+    # basil: the invoice names no payment; Stripe links it in invoice_payment.paid
+    post_event(client, st.event("invoice_payment.paid", st.invoice_payment(
+        "in_2", amount=10000, intent_id="pi_2")))
     # a refund identified only by payment intent (the newer API has no invoice.charge)
     post_event(client, st.event("charge.refunded", st.charge_refunded(
         "ch_2", amount=10000, amount_refunded=10000, intent_id="pi_2")))

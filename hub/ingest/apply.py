@@ -52,7 +52,7 @@ from hub.facts import (
 from hub.ingest.decide import Booking, Earner, earner, install_bookings, payment_bookings
 from hub.ledger import entries as ledger
 from hub.ledger.history import build_history, history_for, payment_view
-from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target
+from hub.ledger.reversals import LINK, Adjustment, PaidAmount, reversal_target
 from hub.ledger.statuses import record_state
 from hub.payouts.answers import apply_status_fact
 from hub.programs import Install
@@ -204,14 +204,46 @@ def _payment_adjusted(fact: PaymentAdjusted, hub: Hub, session: Session,
         provider=fact.provider, kind=fact.kind, key=fact.key, payment_ref=fact.payment_ref,
         charge_ref=fact.charge_ref, intent_ref=fact.intent_ref, amount=fact.amount,
         occurred_at=fact.occurred_at, event_id=event_id))
-    refs = [(PaymentRecord.ref, fact.payment_ref), (PaymentRecord.charge_ref, fact.charge_ref),
-            (PaymentRecord.intent_ref, fact.intent_ref)]
-    matches = [column == value for column, value in refs if value]
+    refs = linked_refs(session, fact.provider, {"payment_ref": {fact.payment_ref},
+                                                "charge_ref": {fact.charge_ref},
+                                                "intent_ref": {fact.intent_ref}})
+    matches = _matching(PaymentRecord, refs, payment_column="ref")
     if not matches:
         return
     for payment in session.scalars(select(PaymentRecord).where(
             PaymentRecord.provider == fact.provider, or_(*matches))).all():
         reconcile(session, payment)
+
+
+REF_KINDS = ("payment_ref", "charge_ref", "intent_ref")
+
+
+def linked_refs(session: Session, provider: str,
+                refs: dict[str, set[str | None]]) -> dict[str, set[str]]:
+    """The payment references `refs` name (by kind), joined with every reference a `link`
+    adjustment names beside one of them: a provider that tells apart which invoice an intent or
+    charge paid (e.g. an invoice payment event) links them, so a refund naming only the charge
+    finds the invoice, whichever of the three arrived first."""
+    out = {kind: {v for v in refs.get(kind, ()) if v} for kind in REF_KINDS}
+    matches = _matching(PaymentAdjustment, out)
+    if not matches:
+        return out
+    for row in session.execute(select(
+            PaymentAdjustment.payment_ref, PaymentAdjustment.charge_ref,
+            PaymentAdjustment.intent_ref).where(
+            PaymentAdjustment.provider == provider, PaymentAdjustment.kind == LINK,
+            or_(*matches))).all():
+        for kind, value in zip(REF_KINDS, row, strict=True):
+            if value:
+                out[kind].add(value)
+    return out
+
+
+def _matching(model: Any, refs: dict[str, set[str]], payment_column: str = "payment_ref"
+              ) -> list[Any]:
+    columns = {"payment_ref": getattr(model, payment_column), "charge_ref": model.charge_ref,
+               "intent_ref": model.intent_ref}
+    return [columns[kind].in_(sorted(values)) for kind, values in refs.items() if values]
 
 
 @handle.register
@@ -362,7 +394,8 @@ def _retract_stale(session: Session, payment: PaymentRecord, program: str, partn
 
 
 def reconcile(session: Session, payment: PaymentRecord) -> None:
-    """Reverse the payment's commissions as far as its refunds and disputes require."""
+    """Reverse the payment's commissions as far as its refunds and disputes require (and book
+    back what a dispute the merchant won had reversed)."""
     adjustments = [adjustment_view(a) for a in _adjustments_of(session, payment)]
     if not adjustments:
         return
@@ -371,24 +404,47 @@ def reconcile(session: Session, payment: PaymentRecord) -> None:
         Commission.payment_id == payment.id, Commission.reverses_id.is_(None)))).all()
     for line in lines:
         target = reversal_target(line.amount, line.currency, paid, adjustments)
-        if target is not None:
-            ledger.reverse_to(session, line, target.target, reason=target.reason,
-                              sentence=target.sentence, event_id=target.event_id,
-                              inputs=target.inputs)
+        if target is None:
+            continue
+        ledger.reverse_to(session, line, target.target, reason=target.reason,
+                          sentence=target.sentence, event_id=target.event_id,
+                          inputs=target.inputs)
+        if target.reinstates:
+            ledger.reinstate_to(session, line, target.target, reason=target.reason,
+                                sentence=target.sentence, event_id=target.event_id,
+                                inputs=target.inputs)
 
 
 def adjustment_view(row: PaymentAdjustment) -> Adjustment:
     return Adjustment(kind=row.kind, amount=row.amount, occurred_at=row.occurred_at,
-                      event_id=row.event_id)
+                      event_id=row.event_id, key=row.key)
 
 
 def _adjustments_of(session: Session, payment: PaymentRecord) -> list[PaymentAdjustment]:
-    refs = [(PaymentAdjustment.payment_ref, payment.ref),
-            (PaymentAdjustment.charge_ref, payment.charge_ref),
-            (PaymentAdjustment.intent_ref, payment.intent_ref)]
-    matches = [column == value for column, value in refs if value]
+    """The payment's refunds and disputes: those naming one of its references, and those naming
+    a reference a link joins to it. One query unless a link names the payment."""
+    refs: dict[str, set[str]] = {"payment_ref": {payment.ref}, "charge_ref": set(),
+                                 "intent_ref": set()}
+    if payment.charge_ref:
+        refs["charge_ref"].add(payment.charge_ref)
+    if payment.intent_ref:
+        refs["intent_ref"].add(payment.intent_ref)
+    rows = _adjustments_named(session, payment.provider, refs)
+    links = [row for row in rows if row.kind == LINK]
+    if links:
+        for link in links:
+            for kind in REF_KINDS:
+                if getattr(link, kind):
+                    refs[kind].add(getattr(link, kind))
+        rows = _adjustments_named(session, payment.provider, refs)
+    return [row for row in rows if row.kind != LINK]
+
+
+def _adjustments_named(session: Session, provider: str,
+                       refs: dict[str, set[str]]) -> list[PaymentAdjustment]:
     return list(session.scalars(select(PaymentAdjustment).where(
-        PaymentAdjustment.provider == payment.provider, or_(*matches))).all())
+        PaymentAdjustment.provider == provider,
+        or_(*_matching(PaymentAdjustment, refs)))).all())
 
 
 def _with_lock(session: Session, stmt: Any) -> Any:

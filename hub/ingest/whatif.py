@@ -56,7 +56,7 @@ from hub.ingest.decide import (
     payment_bookings,
 )
 from hub.ledger.history import build_history, histories_of_program
-from hub.ledger.reversals import Adjustment, PaidAmount, reversal_target, reversed_in_all
+from hub.ledger.reversals import LINK, Adjustment, PaidAmount, reversal_target, reversed_in_all
 from hub.money import format_money
 from hub.ops.progress import Progress
 from hub.programs import Draft, Install, Program
@@ -236,25 +236,39 @@ class GroupCursor:
 
 class AdjustmentIndex:
     """Refunds and disputes by any of the payment references they name, as live `reconcile`
-    finds them (same provider, payment, charge or intent reference)."""
+    finds them (same provider, payment, charge or intent reference, joined through `link`s)."""
 
     def __init__(self, conn: Connection):
         self.by_ref: dict[tuple[str, int, str], list[tuple[int, Adjustment]]] = {}
+        self.links: dict[tuple[str, int, str], list[tuple[str | None, ...]]] = {}
         stmt = select(PaymentAdjustment.id, PaymentAdjustment.provider, PaymentAdjustment.kind,
                       PaymentAdjustment.amount, PaymentAdjustment.occurred_at,
                       PaymentAdjustment.event_id, PaymentAdjustment.payment_ref,
-                      PaymentAdjustment.charge_ref, PaymentAdjustment.intent_ref)
+                      PaymentAdjustment.charge_ref, PaymentAdjustment.intent_ref,
+                      PaymentAdjustment.key)
         for row in _stream(conn, stmt):
-            item = (row.id, Adjustment(kind=row.kind, amount=row.amount,
+            refs = (row.payment_ref, row.charge_ref, row.intent_ref)
+            if row.kind == LINK:
+                for slot, ref in enumerate(refs):
+                    if ref:
+                        self.links.setdefault((row.provider, slot, ref), []).append(refs)
+                continue
+            item = (row.id, Adjustment(kind=row.kind, amount=row.amount, key=row.key,
                                        occurred_at=row.occurred_at, event_id=row.event_id))
-            for slot, ref in enumerate((row.payment_ref, row.charge_ref, row.intent_ref)):
+            for slot, ref in enumerate(refs):
                 if ref:
                     self.by_ref.setdefault((row.provider, slot, ref), []).append(item)
 
     def of(self, payment: Any) -> list[Adjustment]:
+        refs = {(slot, ref) for slot, ref in enumerate(
+            (payment.ref, payment.charge_ref, payment.intent_ref)) if ref}
+        if self.links:
+            for slot, ref in list(refs):
+                for linked in self.links.get((payment.provider, slot, ref), ()):
+                    refs.update((s, r) for s, r in enumerate(linked) if r)
         found: dict[int, Adjustment] = {}
-        for slot, ref in ((0, payment.ref), (1, payment.charge_ref), (2, payment.intent_ref)):
-            items = self.by_ref.get((payment.provider, slot, ref)) if ref else None
+        for slot, ref in refs:
+            items = self.by_ref.get((payment.provider, slot, ref))
             if items:  # most payments have none: no work beyond three lookups
                 found.update(items)
         return list(found.values())

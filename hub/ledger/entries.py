@@ -236,6 +236,41 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
     return line
 
 
+def reinstate_to(session: Session, commission: Commission, target: int, *, reason: str,
+                 sentence: str, event_id: int | None,
+                 inputs: dict[str, Any] | None = None) -> Commission | None:
+    """Book back what was reversed of `commission` beyond `target` (a dispute the merchant won:
+    the money came back). A positive line that names the commission it reverses, moved from
+    ``voided`` to where the reversal took it (``payable`` once released, else ``pending``).
+    A retracted line is never booked back. Idempotent per (reversed so far, target)."""
+    target = max(0, min(target, commission.amount))
+    so_far = reversed_so_far(session, commission)
+    delta = so_far - target
+    retracted = exists().where(Commission.reverses_id == commission.id,
+                               Commission.key == f"{commission.key}:retract")
+    if delta <= 0 or session.scalar(select(retracted)):
+        return None
+    line_id = new_id("com")
+    inserted = insert_ignore(session, Commission, dict(
+        id=line_id, program=commission.program, partner_id=commission.partner_id,
+        referral_id=commission.referral_id, key=f"{commission.key}:back:{so_far}:{target}",
+        amount=delta, currency=commission.currency, earned_at=commission.earned_at,
+        available_at=commission.available_at, reverses_id=commission.id,
+        payment_id=commission.payment_id, event_id=event_id,
+        rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
+              "inputs": {**(inputs or {}), "reversed_total": target, "of": commission.amount}},
+        created_at=utcnow()))
+    if not inserted:
+        return None
+    target_state = "payable" if is_released(session, commission.id) else "pending"
+    move(session, delta, "voided", target_state, partner_id=commission.partner_id,
+         currency=commission.currency, kind="reinstate", commission_id=commission.id,
+         line_id=line_id, event_id=event_id)
+    line = session.get(Commission, line_id)
+    outbox.emit(session, "commission.reinstated", line_id, commission_event(line))
+    return line
+
+
 def commission_event(line: Commission | None) -> dict[str, Any]:
     """A commission line as outgoing webhooks describe it."""
     if line is None:
