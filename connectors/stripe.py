@@ -7,6 +7,7 @@ Everything Stripe-specific stops here. Both invoice shapes are read: the pre-202
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ from hub.facts import (
     SubscriptionChanged,
     well_typed,
 )
-from hub.ingest.events import Incoming, ingest
+from hub.ingest.events import Incoming, ingest, looked_up
 from hub.registry import Connector
 from hub.runtime import Hub
 
@@ -260,6 +261,15 @@ class StripeLookup:
         return customer.to_dict() if hasattr(customer, "to_dict") else dict(customer)  # type: ignore[call-overload]
 
 
+def _lookup(hub: Hub, api_key: str) -> StripeLookup:
+    """The hub's one Stripe client (built on first use; `setdefault` alone would build one
+    every call, since its default is evaluated first)."""
+    lookup = hub.extras.get("stripe_lookup")
+    if lookup is None:
+        lookup = hub.extras.setdefault("stripe_lookup", StripeLookup(api_key))
+    return lookup  # type: ignore[no-any-return]
+
+
 def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[Any]:
     """Fill a payment's missing attribution from the Stripe customer, when an API key is set.
     `session`: read what the hub knows through it (a replay batch's uncommitted work)."""
@@ -275,8 +285,7 @@ def enrich(hub: Hub, facts: list[Any], session: Session | None = None) -> list[A
                 with hub.sessions() as own:
                     known = is_attributed(own, PROVIDER, fact.customer_ref)
             if not known:
-                lookup = hub.extras.setdefault("stripe_lookup", StripeLookup(api_key))
-                customer = lookup.customer(fact.customer_ref)
+                customer = _lookup(hub, api_key).customer(fact.customer_ref)
                 if customer:
                     out.append(CustomerSeen(provider=PROVIDER, customer_ref=fact.customer_ref,
                                             occurred_at=fact.occurred_at,
@@ -309,18 +318,34 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one Stripe event (webhook or replay). False for a duplicate."""
-    item = prepare(hub, event, raw=raw)
+    item = looked_up(prepare(hub, event, raw=raw))
     return ingest(hub, item.provider, item.event_id, item.type, item.occurred_at, item.payload,
                   item.facts)
 
 
 def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
             raw: str | None = None) -> Incoming:
-    """A Stripe event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, well_typed(normalise(event)), session))
+    """A Stripe event read into what the hub stores and the facts it applies. Without a
+    `session` (a webhook), a payment the customer lookup might concern is not checked here: the
+    item names its customer and leaves the check and the lookup to `Incoming.lookup`, so no
+    event opens a session of its own (the group commit checks a whole batch at once)."""
+    facts = well_typed(normalise(event))
     created = from_timestamp(event.get("created") or time.time())
-    return Incoming(PROVIDER, event["id"], str(event["type"]), created,
-                    raw if raw is not None else event, facts)
+    payload = raw if raw is not None else event
+    wanted = tuple((PROVIDER, f.customer_ref) for f in facts
+                   if isinstance(f, PaymentSucceeded) and not f.partner_code)
+    if session is None and wanted and hub.config.connectors.stripe.api_key:
+        return Incoming(PROVIDER, event["id"], str(event["type"]), created, payload, facts,
+                        unless_attributed=wanted, lookup=functools.partial(
+                            _enriched, hub, event["id"], str(event["type"]), created, payload,
+                            facts))
+    return _enriched(hub, event["id"], str(event["type"]), created, payload, facts, session)
+
+
+def _enriched(hub: Hub, event_id: str, type_: str, created: Any, payload: Any, facts: list[Any],
+              session: Session | None = None) -> Incoming:
+    return Incoming(PROVIDER, event_id, type_, created, payload,
+                    well_typed(enrich(hub, facts, session)))
 
 
 async def webhook(request: Request) -> JSONResponse:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -105,9 +106,6 @@ async def apply_verified_event(provider: str, prepare: Callable[..., Any], hub: 
     event whose fields the hub cannot read is refused (400) and not stored, so the provider retries
     it once the hub can; storing it would make every later delivery a duplicate and lose it for
     good."""
-    from starlette.concurrency import run_in_threadpool
-
-
     try:
         item = await run_in_threadpool(prepare, hub, event, None, raw)
         new = await group_commit_of(hub).apply(item)
