@@ -138,12 +138,13 @@ APPS = ("floor", "sqlalchemy", "hub", "hub_hot")
 
 def run(database: str, duration: int = 20, connections: int = 32, customers: int = 2000,
         events: int = 60000, py_spy: str | None = None,
-        apps: tuple[str, ...] = APPS) -> dict:
+        apps: tuple[str, ...] = APPS, hub_root: Path = ROOT) -> dict:
     """Each app under the same wrk load, one after the other in the same run; their numbers and,
     for the hub, the ledger afterwards. `floor`: `floor_app.py` (psycopg's async pool, one INSERT
     per event); `sqlalchemy`: `reference_app.py` (the older reference, SQLAlchemy in a thread
     pool); `hub`: `hub serve` with a Stripe API key set, customers spread over many partners;
-    `hub_hot`: the same with one partner owning every customer (the hot-row case)."""
+    `hub_hot`: the same with one partner owning every customer (the hot-row case). `hub_root`:
+    the checkout `hub serve` runs from (another one compares a change with its base)."""
     require_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     results: dict = {}
@@ -170,8 +171,9 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
             seed_hub(url, config, customers, 1 if name == "hub_hot" else max(customers // 20, 1))
             cmd = [sys.executable, "-m", "hub.cli", "serve", "--config", str(config), "--port",
                    str(port)]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+            env["PYTHONPATH"] = str(hub_root)
+        proc = subprocess.Popen(cmd, cwd=hub_root if name.startswith("hub") else ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_up(port, proc)
             spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--pid", str(proc.pid),
@@ -228,12 +230,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=60000)
     ap.add_argument("--apps", default=",".join(APPS),
                     help=f"comma-separated subset of {','.join(APPS)}, run in that order")
+    ap.add_argument("--hub-root", type=Path, default=ROOT,
+                    help="run `hub serve` from this checkout (e.g. the base of a change)")
     ap.add_argument("--py-spy", metavar="FILE",
                     help="profile `hub serve` under the load with py-spy (raw collapsed stacks, "
                          "FILE.hub and FILE.hub_hot)")
     args = ap.parse_args()
     r = run(args.database, args.duration, args.connections, args.customers, args.events,
-            args.py_spy, tuple(args.apps.split(",")))
+            args.py_spy, tuple(args.apps.split(",")), args.hub_root)
     names = [n for n in APPS if n in r]
     floor = r.get("floor")
     print(f"\n{'':24}" + "".join(f"{n:>12}" for n in names))

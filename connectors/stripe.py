@@ -360,7 +360,9 @@ async def webhook(request: Request) -> JSONResponse:
                        conf.tolerance_seconds)
     except HTTPError as exc:
         return error_response(exc)
-    return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"))
+    # `prepare` without a session only reads the event (look-ups wait for `Incoming.lookup`).
+    return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"),
+                                      blocking=False)
 
 
 @hookimpl

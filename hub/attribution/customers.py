@@ -184,23 +184,27 @@ def forget_cached(session: Session, key: tuple[str, Any]) -> None:
     session.info.get(EVENT_CACHE, {}).pop(key, None)
 
 
-def attributed(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of the customers `keys` ((provider, ref) pairs) are attributed, as `is_attributed`
-    says it of one: one query per provider, for a whole batch of deliveries."""
+def known_customers(session: Session,
+                    keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """Which of the customers `keys` ((provider, ref) pairs) the hub knows, each with whether it
+    is attributed (as `is_attributed` says it of one): one query per provider, for a whole batch
+    of deliveries."""
     by_provider: dict[str, set[str]] = {}
     for provider, ref in keys:
         by_provider.setdefault(provider, set()).add(ref)
-    stmt = _attributed_refs(session.get_bind().dialect.name)
-    return {(provider, ref) for provider, refs in by_provider.items()
-            for ref in session.scalars(stmt, {"provider": provider, "refs": sorted(refs)})}
+    stmt = _known_refs(session.get_bind().dialect.name)
+    return {(provider, ref): bool(attributed) for provider, refs in by_provider.items()
+            for ref, attributed in session.execute(
+                stmt, {"provider": provider, "refs": sorted(refs)})}
 
 
 @functools.cache
-def _attributed_refs(dialect: str) -> Any:
+def _known_refs(dialect: str) -> Any:
     has_referral = select(Referral.id).where(Referral.customer_id == Customer.id).exists()
-    return select(Customer.ref).where(
-        Customer.provider == bindparam("provider"), one_of(dialect, Customer.ref, "refs"),
-        or_(and_(Customer.partner_code.is_not(None), Customer.partner_code != ""), has_referral))
+    attributed = or_(and_(Customer.partner_code.is_not(None), Customer.partner_code != ""),
+                     has_referral)
+    return select(Customer.ref, attributed).where(
+        Customer.provider == bindparam("provider"), one_of(dialect, Customer.ref, "refs"))
 
 
 def is_attributed(session: Session, provider: str, customer_ref: str) -> bool:

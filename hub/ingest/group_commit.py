@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.attribution.customers import attributed
+from hub.attribution.customers import known_customers
 from hub.ingest import batch as batch_path
+from hub.ingest.batch import CustomerKey
 from hub.ingest.events import Incoming, apply_event
 from hub.runtime import Hub
 
@@ -98,8 +99,9 @@ class GroupCommit:
     def _apply(self, batch: list[tuple[Incoming, Future[bool]]]) -> None:
         try:
             with self.hub.transaction() as session:
-                batch = self._hand_back_lookups(session, batch)
-                results = batch_path.apply_batch(self.hub, session, [item for item, _ in batch])
+                batch, known = self._hand_back_lookups(session, batch)
+                results = batch_path.apply_batch(self.hub, session, [item for item, _ in batch],
+                                                 known)
         except Exception as exc:  # noqa: BLE001 - each event is retried alone, below
             if len(batch) > 1:
                 log.info("batch of %d events failed (%s); applying them one by one",
@@ -113,7 +115,8 @@ class GroupCommit:
     def _apply_one(self, item: Incoming, done: Future[bool]) -> None:
         try:
             with self.hub.transaction() as session:
-                if not self._hand_back_lookups(session, [(item, done)]):
+                if item.lookup is not None and not self._hand_back_lookups(
+                        session, [(item, done)])[0]:
                     return
                 new = apply_event(self.hub, session, item)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
@@ -123,21 +126,21 @@ class GroupCommit:
 
     @staticmethod
     def _hand_back_lookups(session: Session, batch: list[tuple[Incoming, Future[bool]]]
-                           ) -> list[tuple[Incoming, Future[bool]]]:
+                           ) -> tuple[list[tuple[Incoming, Future[bool]]], set[CustomerKey]]:
         """The batch without the events whose connector wants to ask the provider about a
-        customer the hub has not attributed (one query for the whole batch); those are answered
+        customer the hub has not attributed, and the batch's customers the hub knows (one query
+        for both, which the batch then need not ask again). The events left out are answered
         `NeedsLookup`, so their request does the asking outside this transaction."""
-        wanted = {key for item, _ in batch for key in item.unless_attributed}
-        if not wanted:
-            return batch
-        known = attributed(session, wanted)
+        keys = {key for item, _ in batch for key in batch_path.customers_of(item)}
+        keys.update(key for item, _ in batch for key in item.unless_attributed)
+        known = known_customers(session, keys) if keys else {}
         kept = []
         for item, done in batch:
-            if item.lookup is not None and not known.issuperset(item.unless_attributed):
+            if item.lookup is not None and not all(known.get(k) for k in item.unless_attributed):
                 done.set_exception(NeedsLookup(item))
             else:
                 kept.append((item, done))
-        return kept
+        return kept, set(known)
 
 
 def group_commit_of(hub: Hub) -> GroupCommit:
