@@ -128,6 +128,12 @@ def seed_hub(url: str, config: Path, customers: int, partners: int) -> None:
     engine.dispose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
@@ -181,7 +187,12 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
                                      f"{py_spy}.{name}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    if py_spy and name.startswith("hub") else None)
+            cpu = cpu_seconds(proc.pid)
             results[name] = run_wrk(port, bodies, duration, connections)
+            # CPU per request of the server process: on a shared machine throughput drifts with
+            # the neighbours' load, the work each request costs much less.
+            results[name]["cpu_ms"] = ((cpu_seconds(proc.pid) - cpu) * 1000
+                                       / max(results[name]["requests"], 1))
             if spy:
                 spy.wait(timeout=60)
             results[name]["rss_mb"] = peak_rss_mb(proc.pid)
@@ -247,6 +258,10 @@ def main() -> None:
               + "".join(f"{r[n]['rps'] / floor['rps']:>12.2f}" for n in names))
     for key, label in (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
         print(f"{label:24}" + "".join(f"{r[n][key]:>12.1f}" for n in names))
+    print(f"{'server CPU ms/request':24}" + "".join(f"{r[n]['cpu_ms']:>12.2f}" for n in names))
+    if floor:
+        print(f"{'CPU ratio (floor / app)':24}"
+              + "".join(f"{floor['cpu_ms'] / r[n]['cpu_ms']:>12.2f}" for n in names))
     print(f"{'errors':24}" + "".join(f"{errors_of(r[n]):>12}" for n in names))
     print(f"{'peak RSS MB':24}" + "".join(f"{r[n]['rss_mb']:>12.0f}" for n in names))
     for n in names:

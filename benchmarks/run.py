@@ -50,6 +50,8 @@ def bench_ingest(db: str, size: dict[str, int]) -> list[Row]:
         rows += [
             ("1 ingest", f"requests/s, API key, {label}", f"{floor['rps']:,.0f}",
              f"{hub['rps']:,.0f}", f"{ratio:.2f}", _mark(ratio >= 0.5, ">= 0.5")),
+            ("1 ingest", f"server CPU ms/request, {label}", f"{floor['cpu_ms']:.2f}",
+             f"{hub['cpu_ms']:.2f}", f"{floor['cpu_ms'] / hub['cpu_ms']:.2f}", ""),
             ("1 ingest", f"p99 ms, {label}", f"{floor['p99_ms']:.0f}", f"{hub['p99_ms']:.0f}", "",
              _mark(hub["p99_ms"] < 100, "< 100")),
             ("1 ingest", f"errors / 1 commission each, {label}", f"{ingest.errors_of(floor)}",
