@@ -1,7 +1,8 @@
 """Benchmark 1 and 5: signed Stripe `invoice.paid` ingest, the hub vs the reference floor.
 
-Starts the reference app (verify + insert event row) and `hub serve` on the same PostgreSQL,
-drives both with wrk over pre-signed bodies of distinct events for attributed customers, and
+Starts the floor (`floor_app.py`), the older SQLAlchemy reference and `hub serve` (with a Stripe
+API key; many partners, then one hot partner) on the same PostgreSQL,
+drives each with wrk over pre-signed bodies of distinct events for attributed customers, and
 prints throughput, latency, errors, commissions booked and the hub's peak RSS.
 
     python benchmarks/ingest.py [--database URL] [--duration 20] [--connections 32]
@@ -39,12 +40,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def schema_url(base: str, schema: str) -> str:
-    engine = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
+def schema_url(base: str, schema: str, fresh: bool = True) -> str:
+    """A URL whose search_path is `schema`, (re)created empty unless `fresh` is False."""
+    if fresh:
+        engine = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
     sep = "&" if "?" in base else "?"
     return (f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}"
             f"{sep}options=-csearch_path%3D{schema}")
@@ -125,61 +128,100 @@ def seed_hub(url: str, config: Path, customers: int, partners: int) -> None:
     engine.dispose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
+APPS = ("floor", "sqlalchemy", "hub", "hub_hot")
+
+
 def run(database: str, duration: int = 20, connections: int = 32, customers: int = 2000,
-        events: int = 60000, py_spy: str | None = None) -> dict:
-    """Both apps under the same wrk load, one after the other; their numbers and the hub's
-    ledger afterwards."""
+        events: int = 60000, py_spy: str | None = None,
+        apps: tuple[str, ...] = APPS, hub_root: Path = ROOT) -> dict:
+    """Each app under the same wrk load, one after the other in the same run; their numbers and,
+    for the hub, the ledger afterwards. `floor`: `floor_app.py` (psycopg's async pool, one INSERT
+    per event); `sqlalchemy`: `reference_app.py` (the older reference, SQLAlchemy in a thread
+    pool); `hub`: `hub serve` with a Stripe API key set, customers spread over many partners;
+    `hub_hot`: the same with one partner owning every customer (the hot-row case). `hub_root`:
+    the checkout `hub serve` runs from (another one compares a change with its base)."""
     require_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    ref_url = schema_url(database, "bench_ref")
-    hub_url = schema_url(database, "bench_hub")
-    config = tmp / "hub.toml"
-    # Both apps keep one pooled connection per concurrent request (no connect/close churn).
-    config.write_text(f'[database]\nurl = "{hub_url}"\npool_size = {connections}\n'
-                      f'[connectors.stripe]\nwebhook_secret = "{SECRET}"\n'
-                      f'[programs.crazycall]\nplugin = "crazycall"\n')
-    seed_hub(hub_url, config, customers, max(customers // 20, 1))
-    results = {}
-    for name in ("reference", "hub"):
+    results: dict = {}
+    for name in apps:
         port = free_port()
         bodies = tmp / f"{name}.txt"
         write_bodies(bodies, events, customers, name)
-        cmd = ([sys.executable, str(Path(__file__).parent / "reference_app.py"), ref_url, SECRET,
-                str(port), str(connections)]
-               if name == "reference" else
-               [sys.executable, "-m", "hub.cli", "serve", "--config", str(config), "--port",
-                str(port)])
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "HUB_LOAD_PLUGINS": ""},
+        env = {**os.environ, "HUB_LOAD_PLUGINS": ""}
+        if name == "floor":
+            cmd = [sys.executable, str(Path(__file__).parent / "floor_app.py"),
+                   schema_url(database, "bench_floor"), SECRET, str(port), "8"]
+        elif name == "sqlalchemy":
+            cmd = [sys.executable, str(Path(__file__).parent / "reference_app.py"),
+                   schema_url(database, "bench_ref"), SECRET, str(port), str(connections)]
+        else:
+            url = schema_url(database, f"bench_{name}")
+            config = tmp / f"{name}.toml"
+            # A Stripe API key, as every production install has one: payments of customers the
+            # hub has not attributed ask Stripe for the customer (these are all attributed).
+            config.write_text(f'[database]\nurl = "{url}"\npool_size = {connections}\n'
+                              f'[connectors.stripe]\nwebhook_secret = "{SECRET}"\n'
+                              f'api_key = "sk_test_bench_not_a_real_key"\n'
+                              f'[programs.crazycall]\nplugin = "crazycall"\n')
+            seed_hub(url, config, customers, 1 if name == "hub_hot" else max(customers // 20, 1))
+            cmd = [sys.executable, "-m", "hub.cli", "serve", "--config", str(config), "--port",
+                   str(port)]
+            env["PYTHONPATH"] = str(hub_root)
+        proc = subprocess.Popen(cmd, cwd=hub_root if name.startswith("hub") else ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_up(port, proc)
             spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--pid", str(proc.pid),
-                                     "--duration", str(duration), "--format", "raw", "-o", py_spy],
+                                     "--duration", str(duration), "--format", "raw", "-o",
+                                     f"{py_spy}.{name}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   if py_spy and name == "hub" else None)
+                   if py_spy and name.startswith("hub") else None)
+            cpu = cpu_seconds(proc.pid)
             results[name] = run_wrk(port, bodies, duration, connections)
+            # CPU per request of the server process: on a shared machine throughput drifts with
+            # the neighbours' load, the work each request costs much less.
+            results[name]["cpu_ms"] = ((cpu_seconds(proc.pid) - cpu) * 1000
+                                       / max(results[name]["requests"], 1))
             if spy:
                 spy.wait(timeout=60)
             results[name]["rss_mb"] = peak_rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
-    engine = create_engine(hub_url)
-    with engine.connect() as conn:
-        results["stored"] = conn.scalar(text(
-            "SELECT count(*) FROM provider_events WHERE type = 'invoice.paid'"))
-        results["commissions"] = conn.scalar(text("SELECT count(*) FROM commissions"))
-        results["events_without_one_commission"] = conn.scalar(text(
-            "SELECT count(*) FROM provider_events e WHERE e.type = 'invoice.paid' AND "
-            "(SELECT count(*) FROM commissions c WHERE c.event_id = e.id) <> 1"))
-    engine.dispose()
+        if name.startswith("hub"):
+            results[name].update(ledger_check(schema_url(database, f"bench_{name}", fresh=False)))
     shutil.rmtree(tmp, ignore_errors=True)
     return results
+
+
+def ledger_check(url: str) -> dict:
+    """What the hub stored: paid invoices, commissions, and events without exactly one."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        out = {
+            "stored": conn.scalar(text(
+                "SELECT count(*) FROM provider_events WHERE type = 'invoice.paid'")),
+            "commissions": conn.scalar(text("SELECT count(*) FROM commissions")),
+            "events_without_one_commission": conn.scalar(text(
+                "SELECT count(*) FROM provider_events e WHERE e.type = 'invoice.paid' AND "
+                "(SELECT count(*) FROM commissions c WHERE c.event_id = e.id) <> 1"))}
+    engine.dispose()
+    return out
+
+
+def errors_of(result: dict) -> int:
+    return int(result["errors"]) + (0 if result["socket_errors"] == "none" else 1)
 
 
 def require_wrk() -> None:
@@ -197,20 +239,36 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--customers", type=int, default=2000)
     ap.add_argument("--events", type=int, default=60000)
+    ap.add_argument("--apps", default=",".join(APPS),
+                    help=f"comma-separated subset of {','.join(APPS)}, run in that order")
+    ap.add_argument("--hub-root", type=Path, default=ROOT,
+                    help="run `hub serve` from this checkout (e.g. the base of a change)")
     ap.add_argument("--py-spy", metavar="FILE",
-                    help="profile `hub serve` under the load with py-spy (raw collapsed stacks)")
+                    help="profile `hub serve` under the load with py-spy (raw collapsed stacks, "
+                         "FILE.hub and FILE.hub_hot)")
     args = ap.parse_args()
     r = run(args.database, args.duration, args.connections, args.customers, args.events,
-            args.py_spy)
-    ref, hub = r["reference"], r["hub"]
-    print(f"\n{'':22}{'reference':>12}{'hub':>12}{'ratio':>8}")
-    print(f"{'requests/s':22}{ref['rps']:>12.0f}{hub['rps']:>12.0f}{hub['rps'] / ref['rps']:>8.2f}")
-    print(f"{'p50 ms':22}{ref['p50_ms']:>12.1f}{hub['p50_ms']:>12.1f}")
-    print(f"{'p99 ms':22}{ref['p99_ms']:>12.1f}{hub['p99_ms']:>12.1f}")
-    print(f"{'non-2xx':22}{ref['errors']:>12}{hub['errors']:>12}")
-    print(f"{'peak RSS MB':22}{ref['rss_mb']:>12.0f}{hub['rss_mb']:>12.0f}")
-    print(f"hub: {r['stored']} invoice.paid events stored, {r['commissions']} commissions, "
-          f"{r['events_without_one_commission']} events without exactly one commission")
+            args.py_spy, tuple(args.apps.split(",")), args.hub_root)
+    names = [n for n in APPS if n in r]
+    floor = r.get("floor")
+    print(f"\n{'':24}" + "".join(f"{n:>12}" for n in names))
+    print(f"{'requests/s':24}" + "".join(f"{r[n]['rps']:>12.0f}" for n in names))
+    if floor:
+        print(f"{'ratio to the floor':24}"
+              + "".join(f"{r[n]['rps'] / floor['rps']:>12.2f}" for n in names))
+    for key, label in (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
+        print(f"{label:24}" + "".join(f"{r[n][key]:>12.1f}" for n in names))
+    print(f"{'server CPU ms/request':24}" + "".join(f"{r[n]['cpu_ms']:>12.2f}" for n in names))
+    if floor:
+        print(f"{'CPU ratio (floor / app)':24}"
+              + "".join(f"{floor['cpu_ms'] / r[n]['cpu_ms']:>12.2f}" for n in names))
+    print(f"{'errors':24}" + "".join(f"{errors_of(r[n]):>12}" for n in names))
+    print(f"{'peak RSS MB':24}" + "".join(f"{r[n]['rss_mb']:>12.0f}" for n in names))
+    for n in names:
+        if n.startswith("hub"):
+            print(f"{n}: {r[n]['stored']} invoice.paid events stored, {r[n]['commissions']} "
+                  f"commissions, {r[n]['events_without_one_commission']} events without exactly "
+                  "one commission")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The file holds, per customer, a `customer.created` naming a partner code (partne
 programs) and monthly `invoice.paid` events. The hub's replay is interrupted (SIGINT) a third of
 the way through and re-run to the end, as an operator would resume it; its rate counts both
 runs. The reference reads the same file and batch-inserts the event rows (`ON CONFLICT DO
-NOTHING`, 1,000 per statement) into a table of its own on the same PostgreSQL.
+NOTHING`, 1,000 per statement) into a table of its own on the same PostgreSQL; the floors do the
+same with psycopg alone: `executemany` of the INSERT, and `COPY`, 1,000 rows a commit.
 
     python benchmarks/replay.py [--events 1000000] [--customers 100000]
 """
@@ -23,6 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,13 +72,11 @@ def seed_partners(url: str, partners: int) -> None:
 
 
 def reference(url: str, path: Path) -> float:
-    """Seconds to read the file and batch-insert its event rows."""
+    """Seconds to read the file and batch-insert its event rows through SQLAlchemy (the older
+    reference, kept as a second line)."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS ref_events (id bigserial PRIMARY KEY, "
-                          "provider text NOT NULL, event_id text NOT NULL, type text NOT NULL, "
-                          "occurred_at timestamptz NOT NULL, payload text NOT NULL, "
-                          "UNIQUE (provider, event_id))"))
+        conn.execute(text(EVENTS_TABLE.format(table="ref_events")))
     insert = text("INSERT INTO ref_events (provider, event_id, type, occurred_at, payload) "
                   "VALUES ('stripe', :id, :type, to_timestamp(:created), :payload) "
                   "ON CONFLICT DO NOTHING")
@@ -97,6 +97,52 @@ def reference(url: str, path: Path) -> float:
     elapsed = time.perf_counter() - started
     engine.dispose()
     return elapsed
+
+
+EVENTS_TABLE = ("CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, "
+                "provider text NOT NULL, event_id text NOT NULL, type text NOT NULL, "
+                "occurred_at timestamptz NOT NULL, payload text NOT NULL, "
+                "UNIQUE (provider, event_id))")
+
+
+def floor(url: str, path: Path, how: str) -> float:
+    """The floor of a replay: seconds to read the file and write its event rows with psycopg
+    alone, 1,000 rows and one commit per batch: `executemany` of an INSERT .. ON CONFLICT DO
+    NOTHING (psycopg pipelines it), or `copy` (COPY .. FROM STDIN into the same table)."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    table = f"floor_{how}_events"
+    with psycopg.connect(dsn) as conn:
+        conn.execute(EVENTS_TABLE.format(table=table))
+        conn.commit()
+        insert = (f"INSERT INTO {table} (provider, event_id, type, occurred_at, payload) "
+                  "VALUES ('stripe', %s, %s, to_timestamp(%s), %s) ON CONFLICT DO NOTHING")
+        copy = f"COPY {table} (provider, event_id, type, occurred_at, payload) FROM STDIN"
+        started = time.perf_counter()
+        rows: list[tuple[object, ...]] = []
+
+        def flush() -> None:
+            if how == "copy":
+                with conn.cursor() as cur, cur.copy(copy) as out:
+                    for row in rows:
+                        out.write_row(row)
+            else:
+                with conn.cursor() as cur:
+                    cur.executemany(insert, rows)
+            conn.commit()
+            rows.clear()
+
+        with path.open() as fh:
+            for line in fh:
+                event = json.loads(line)
+                rows.append(("stripe", event["id"], event["type"],
+                             datetime.fromtimestamp(event["created"], UTC), line)
+                            if how == "copy" else
+                            (event["id"], event["type"], event["created"], line))
+                if len(rows) == 1000:
+                    flush()
+            if rows:
+                flush()
+        return time.perf_counter() - started
 
 
 def hub_replay(config: Path, path: Path, url: str, interrupt_at: int) -> dict[str, float]:
@@ -162,6 +208,7 @@ def run(database: str, events: int, customers: int) -> dict[str, object]:
     ref_url, hub_url = (schema_url(database, "bench_replay_ref"),
                         schema_url(database, "bench_replay"))
     ref_seconds = reference(ref_url, path)
+    floors = {how: total / floor(ref_url, path, how) for how in ("executemany", "copy")}
     config = tmp / "hub.toml"
     config.write_text(f'[database]\nurl = "{hub_url}"\n' + "".join(
         f'[programs.{p}]\nplugin = "{p}"\n' for p in PROGRAMS))
@@ -171,6 +218,7 @@ def run(database: str, events: int, customers: int) -> dict[str, object]:
     seed_partners(hub_url, partners)
     hub = hub_replay(config, path, hub_url, interrupt_at=total // 3)
     return {"lines": total, "invoices": invoices, "reference_rate": total / ref_seconds,
+            "floor_executemany_rate": floors["executemany"], "floor_copy_rate": floors["copy"],
             "hub_rate": total / hub["seconds"], **hub}
 
 

@@ -15,6 +15,7 @@ back page by page (`ITEMS_PAGE`) and each answer names its payout by sender_item
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -45,7 +46,7 @@ from hub.facts import (
     SubscriptionChanged,
     well_typed,
 )
-from hub.ingest.events import Incoming, ingest
+from hub.ingest.events import Incoming, ingest, looked_up
 from hub.money import exponent, to_minor
 from hub.payouts.gateway import GatewayAnswer, PayoutOrder
 from hub.registry import Connector
@@ -472,17 +473,31 @@ def enrich(hub: Hub, facts: list[Any]) -> list[Any]:
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one PayPal event (webhook or replay). False for a duplicate."""
-    item = prepare(hub, event, raw=raw)
+    item = looked_up(prepare(hub, event, raw=raw))
     return ingest(hub, item.provider, item.event_id, item.type, item.occurred_at, item.payload,
                   item.facts)
 
 
 def prepare(hub: Hub, event: dict[str, Any], session: Any = None,
             raw: str | None = None) -> Incoming:
-    """A PayPal event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, well_typed(normalise(event))))
-    return Incoming(PROVIDER, str(event["id"]), str(event.get("event_type", "")),
+    """A PayPal event read into what the hub stores and the facts it applies. Without a
+    `session` (a webhook) a subscription payment is not checked here: the item names its customer
+    and leaves the check and the subscription read to `Incoming.lookup` (the group commit checks
+    a whole batch at once), so no event opens a session of its own."""
+    facts = well_typed(normalise(event))
+    item = Incoming(PROVIDER, str(event["id"]), str(event.get("event_type", "")),
                     _when(event.get("create_time")), raw if raw is not None else event, facts)
+    wanted = [f.customer_ref for f in facts if isinstance(f, PaymentSucceeded)
+              and f.subscription_ref and not f.partner_code]
+    if session is None and wanted and all(wanted):
+        return dataclasses.replace(item, unless_attributed=tuple((PROVIDER, ref) for ref in wanted),
+                                   lookup=functools.partial(_enriched, hub, item))
+    return _enriched(hub, item)
+
+
+def _enriched(hub: Hub, item: Incoming) -> Incoming:
+    return dataclasses.replace(item, facts=well_typed(enrich(hub, item.facts)),
+                               unless_attributed=(), lookup=None)
 
 
 def parse_event(body: bytes) -> dict[str, Any]:

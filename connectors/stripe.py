@@ -9,6 +9,7 @@ and disputes, which name only the charge and the intent, find the invoice they r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -39,7 +40,7 @@ from hub.facts import (
     well_typed,
 )
 from hub.ingest.apply import linked_refs
-from hub.ingest.events import Incoming, ingest
+from hub.ingest.events import Incoming, ingest, looked_up
 from hub.ledger.reversals import LINK
 from hub.money import minor_units
 from hub.registry import Connector
@@ -241,7 +242,7 @@ def _dispute_closed(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list
     if status not in WON:
         return []
     return [PaymentAdjusted(provider=PROVIDER, kind="dispute_won", key=obj["id"],
-                            amount=int(obj.get("amount") or 0), occurred_at=at,
+                            amount=minor_units(obj.get("amount")), occurred_at=at,
                             charge_ref=_id(obj.get("charge")),
                             intent_ref=_id(obj.get("payment_intent")))]
 
@@ -428,19 +429,36 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
 
 def process(hub: Hub, event: dict[str, Any], raw: str | None = None) -> bool:
     """Store and apply one Stripe event (webhook or replay). False for a duplicate."""
-    item = prepare(hub, event, raw=raw)
+    item = looked_up(prepare(hub, event, raw=raw))
     return ingest(hub, item.provider, item.event_id, item.type, item.occurred_at, item.payload,
                   item.facts)
 
 
 def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
             raw: str | None = None) -> Incoming:
-    """A Stripe event read into what the hub stores and the facts it applies."""
-    facts = well_typed(enrich(hub, well_typed(normalise(event)), session,
-                              api_version=event.get("api_version")))
+    """A Stripe event read into what the hub stores and the facts it applies. Without a
+    `session` (a webhook), a payment the customer lookup might concern is not checked here: the
+    item names its customer and leaves the check and the lookup to `Incoming.lookup`, so no
+    event opens a session of its own (the group commit checks a whole batch at once)."""
+    facts = well_typed(normalise(event))
+    version = event.get("api_version")
     created = from_timestamp(event.get("created") or time.time())
-    return Incoming(PROVIDER, event["id"], str(event["type"]), created,
-                    raw if raw is not None else event, facts)
+    payload = raw if raw is not None else event
+    wanted = tuple((PROVIDER, f.customer_ref) for f in facts
+                   if isinstance(f, PaymentSucceeded) and not f.partner_code)
+    if session is None and wanted and hub.config.connectors.stripe.api_key:
+        return Incoming(PROVIDER, event["id"], str(event["type"]), created, payload, facts,
+                        unless_attributed=wanted, lookup=functools.partial(
+                            _enriched, hub, event["id"], str(event["type"]), created, payload,
+                            facts, version))
+    return _enriched(hub, event["id"], str(event["type"]), created, payload, facts, version,
+                     session)
+
+
+def _enriched(hub: Hub, event_id: str, type_: str, created: Any, payload: Any, facts: list[Any],
+              api_version: str | None, session: Session | None = None) -> Incoming:
+    return Incoming(PROVIDER, event_id, type_, created, payload,
+                    well_typed(enrich(hub, facts, session, api_version=api_version)))
 
 
 async def webhook(request: Request) -> JSONResponse:
@@ -455,7 +473,9 @@ async def webhook(request: Request) -> JSONResponse:
                        conf.tolerance_seconds)
     except HTTPError as exc:
         return error_response(exc)
-    return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"))
+    # `prepare` without a session only reads the event (look-ups wait for `Incoming.lookup`).
+    return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"),
+                                      blocking=False)
 
 
 @hookimpl

@@ -238,9 +238,9 @@ def test_waiting_deliveries_are_applied_as_one_batch(hub: Any) -> None:
 
     original = batch_module.apply_batch
 
-    def recording(hub_: Any, session: Any, got: list[Incoming]) -> list[bool]:
+    def recording(hub_: Any, session: Any, got: list[Incoming], *rest: Any) -> list[bool]:
         batches.append(len(got))
-        return original(hub_, session, got)
+        return original(hub_, session, got, *rest)
 
     batch_module.apply_batch = recording  # type: ignore[assignment]
     try:

@@ -200,6 +200,41 @@ def test_stripe_customer_lookup_when_event_lacks_attribution(make_hub, backend):
         assert route.call_count == 1
 
 
+def test_webhooks_with_an_api_key_check_attribution_per_batch(make_hub, backend, monkeypatch):
+    """With an API key set, a webhook opens no session of its own to ask whether its customer is
+    attributed (the group commit asks for its whole batch), and the Stripe client is built once,
+    not per event."""
+    import httpx
+    import respx
+    from starlette.testclient import TestClient
+
+    import connectors.stripe as stripe_connector
+    from hub.app import create_app
+
+    built, checked = [], []
+    real_init, real_check = stripe_connector.StripeLookup.__init__, stripe_connector.is_attributed
+    monkeypatch.setattr(stripe_connector.StripeLookup, "__init__",
+                        lambda self, *a, **k: built.append(1) or real_init(self, *a, **k))
+    monkeypatch.setattr(stripe_connector, "is_attributed",
+                        lambda *a: checked.append(a[2]) or real_check(*a))
+    hub = make_hub(backend, connectors={"stripe": {"api_key": "sk_test_batch"}})
+    with TestClient(create_app(hub)) as c, respx.mock(assert_all_called=False) as mock:
+        partner = create_partner(c)
+        for n in range(3):  # unknown customers: each looked up, through the one client
+            mock.get(f"https://api.stripe.com/v1/customers/cus_u{n}").mock(
+                return_value=httpx.Response(200, json=st.customer(
+                    f"cus_u{n}", email=f"u{n}@x.test", partner_code=partner["code"])))
+            post_event(c, st.event("invoice.paid", st.invoice(
+                f"in_u{n}", customer_id=f"cus_u{n}", amount=4900, subscription_id=f"su{n}")))
+        assert (len(built), sorted(checked), len(mock.calls)) == (1, ["cus_u0", "cus_u1",
+                                                                      "cus_u2"], 3)
+        for n in range(3):  # attributed now: no per-event check, no lookup
+            post_event(c, st.event("invoice.paid", st.invoice(
+                f"in_v{n}", customer_id=f"cus_u{n}", amount=4900, subscription_id=f"su{n}")))
+        assert (len(built), len(checked), len(mock.calls)) == (1, 3, 3)
+        assert balance(c, partner["id"])["pending"] == 6 * 980
+
+
 def test_stripe_lookup_timeout_keeps_the_event(make_hub):
     import httpx
     import respx

@@ -122,16 +122,20 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, 
 
 
 async def apply_verified_event(provider: str, prepare: Callable[..., Any], hub: Hub,
-                               event: dict[str, Any], raw: str) -> JSONResponse:
+                               event: dict[str, Any], raw: str, *,
+                               blocking: bool = True) -> JSONResponse:
     """Store and apply a provider event whose signature was verified, answering once it is
     committed (`hub.ingest.group_commit` batches it with the deliveries arriving alongside). An
     event whose fields the hub cannot read is refused (400) and not stored, so the provider retries
     it once the hub can; storing it would make every later delivery a duplicate and lose it for
-    good."""
+    good. `blocking`: `prepare` may wait for the network (it runs in a worker thread); a
+    connector whose `prepare` only reads the event (deferring look-ups to `Incoming.lookup`) says
+    False and saves each request the trip through the thread pool."""
     try:
         if "\\u0000" in raw:  # PostgreSQL cannot store NUL in text: a 500 on every retry
             raise ValueError("NUL character in the event")
-        item = await run_in_threadpool(prepare, hub, event, None, raw)
+        item = (await run_in_threadpool(prepare, hub, event, None, raw) if blocking
+                else prepare(hub, event, None, raw))
         new = await group_commit_of(hub).apply(item)
     except MALFORMED_EVENT_ERRORS as exc:
         log.warning("%s event %s has fields the hub cannot read (%s): refused, not stored",

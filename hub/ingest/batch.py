@@ -53,12 +53,15 @@ CustomerKey = tuple[str, str]
 Fact = Any  # one of FAST_KINDS
 
 
-def apply_batch(hub: Hub, session: Session, items: list[Incoming]) -> list[bool]:
-    """Record and apply `items` in the caller's transaction; per item, False for a duplicate."""
+def apply_batch(hub: Hub, session: Session, items: list[Incoming],
+                known: set[CustomerKey] | None = None) -> list[bool]:
+    """Record and apply `items` in the caller's transaction; per item, False for a duplicate.
+    `known`: the customers of `items` the hub knows, when the caller has read them already (the
+    group commit does, with their attribution), saving the batch that query."""
     row_ids = record_many(session, items)
     stored = [(item, row_id) for item, row_id in zip(items, row_ids, strict=True)
               if row_id is not None]
-    existing = _existing(session, [i for i, _ in stored])
+    existing = _existing(session, [i for i, _ in stored]) if known is None else known
     candidates, others = split(stored, existing)
     for item, row_id in others:
         apply_facts(hub, session, item.facts, row_id)
@@ -156,6 +159,11 @@ Fast = PaymentSucceeded | SubscriptionChanged | CustomerSeen
 
 def _candidate(item: Incoming) -> bool:
     return len(item.facts) == 1 and type(item.facts[0]) in FAST_KINDS
+
+
+def customers_of(item: Incoming) -> list[CustomerKey]:
+    """The (provider, ref) of every customer `item`'s facts are about."""
+    return _customers(item)
 
 
 def _customers(item: Incoming) -> list[CustomerKey]:

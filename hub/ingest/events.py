@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,18 @@ class Incoming:
     occurred_at: datetime
     payload: str | dict[str, Any]
     facts: list[Any]
+    # A connector that would ask the provider about customers the hub has not attributed (a
+    # network call) names them here and leaves the asking to `lookup`, which returns the event
+    # read again with the answer. The group commit checks a whole batch's customers in one query
+    # and hands only the unattributed ones back to their request, to look up outside any
+    # transaction; other callers settle an item with `looked_up`.
+    unless_attributed: tuple[tuple[str, str], ...] = ()
+    lookup: Callable[[], Incoming] | None = None
+
+
+def looked_up(item: Incoming) -> Incoming:
+    """`item` with its provider look-up done, if it wants one (checking attribution itself)."""
+    return item.lookup() if item.lookup is not None else item
 
 
 def apply_event(hub: Hub, session: Session, item: Incoming) -> bool:

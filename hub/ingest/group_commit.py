@@ -19,7 +19,11 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from hub.attribution.customers import known_customers
 from hub.ingest import batch as batch_path
+from hub.ingest.batch import CustomerKey
 from hub.ingest.events import Incoming, apply_event
 from hub.runtime import Hub
 
@@ -31,6 +35,14 @@ MAX_BATCH = 16
 COMMITTERS = 2
 
 
+class NeedsLookup(Exception):  # noqa: N818 - an answer, not an error
+    """The event's connector wants to ask the provider first (`Incoming.lookup`)."""
+
+    def __init__(self, item: Incoming):
+        super().__init__(item.event_id)
+        self.item = item
+
+
 class GroupCommit:
     def __init__(self, hub: Hub, max_batch: int = MAX_BATCH, committers: int = COMMITTERS):
         self.hub, self.max_batch, self.committers = hub, max_batch, committers
@@ -40,8 +52,15 @@ class GroupCommit:
         self._closed = False
 
     async def apply(self, item: Incoming) -> bool:
-        """Store and apply `item`; True once committed, False for a duplicate."""
-        return await asyncio.wrap_future(self.submit(item))
+        """Store and apply `item`; True once committed, False for a duplicate. An item that
+        wants a provider look-up its batch found necessary is looked up in a worker thread and
+        submitted again."""
+        try:
+            return await asyncio.wrap_future(self.submit(item))
+        except NeedsLookup as wanted:
+            assert wanted.item.lookup is not None
+            settled = await asyncio.to_thread(wanted.item.lookup)
+            return await asyncio.wrap_future(self.submit(settled))
 
     def submit(self, item: Incoming) -> Future[bool]:
         done: Future[bool] = Future()
@@ -80,7 +99,9 @@ class GroupCommit:
     def _apply(self, batch: list[tuple[Incoming, Future[bool]]]) -> None:
         try:
             with self.hub.transaction() as session:
-                results = batch_path.apply_batch(self.hub, session, [item for item, _ in batch])
+                batch, known = self._hand_back_lookups(session, batch)
+                results = batch_path.apply_batch(self.hub, session, [item for item, _ in batch],
+                                                 known)
         except Exception as exc:  # noqa: BLE001 - each event is retried alone, below
             if len(batch) > 1:
                 log.info("batch of %d events failed (%s); applying them one by one",
@@ -94,11 +115,32 @@ class GroupCommit:
     def _apply_one(self, item: Incoming, done: Future[bool]) -> None:
         try:
             with self.hub.transaction() as session:
+                if item.lookup is not None and not self._hand_back_lookups(
+                        session, [(item, done)])[0]:
+                    return
                 new = apply_event(self.hub, session, item)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
             done.set_exception(exc)
             return
         done.set_result(new)
+
+    @staticmethod
+    def _hand_back_lookups(session: Session, batch: list[tuple[Incoming, Future[bool]]]
+                           ) -> tuple[list[tuple[Incoming, Future[bool]]], set[CustomerKey]]:
+        """The batch without the events whose connector wants to ask the provider about a
+        customer the hub has not attributed, and the batch's customers the hub knows (one query
+        for both, which the batch then need not ask again). The events left out are answered
+        `NeedsLookup`, so their request does the asking outside this transaction."""
+        keys = {key for item, _ in batch for key in batch_path.customers_of(item)}
+        keys.update(key for item, _ in batch for key in item.unless_attributed)
+        known = known_customers(session, keys) if keys else {}
+        kept = []
+        for item, done in batch:
+            if item.lookup is not None and not all(known.get(k) for k in item.unless_attributed):
+                done.set_exception(NeedsLookup(item))
+            else:
+                kept.append((item, done))
+        return kept, set(known)
 
 
 def group_commit_of(hub: Hub) -> GroupCommit:

@@ -19,7 +19,7 @@ from hub.db.statistics import FreshStatistics
 from hub.errors import StartupError
 from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.batch import apply_batch
-from hub.ingest.events import ingest, stored_event_ids
+from hub.ingest.events import ingest, looked_up, stored_event_ids
 from hub.ops.progress import Progress
 from hub.runtime import Hub
 
@@ -112,7 +112,7 @@ def _one(hub: Hub, connector: Any, number: int, event: Any, raw: str,
         if connector.prepare is None:
             new = connector.process(hub, event)
         else:
-            item = connector.prepare(hub, event, None, raw)
+            item = looked_up(connector.prepare(hub, event, None, raw))
             new = ingest(hub, item.provider, item.event_id, item.type, item.occurred_at,
                          item.payload, item.facts)
     except SKIPPED as exc:
