@@ -3,10 +3,7 @@ pages over every program's partners. Every action is recorded in the audit log."
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +24,7 @@ from hub.notify.webhooks import replay as replay_delivery
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
 from hub.web import materials, passwords
+from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
 from hub.web.security import ADMIN, fingerprint
 
@@ -355,16 +353,9 @@ def export_payouts(view: View) -> Response:
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        writer.writerows(rows)
-        yield buffer.getvalue()
-
-    stamp = utcnow().date().isoformat()
-    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{name[:-4]}-{stamp}.csv"'})
+    filename = f"{name[:-4]}-{utcnow().date().isoformat()}.csv"
+    return StreamingResponse(csv_lines(header, rows), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def home_redirect(view: View) -> Response:

@@ -7,10 +7,10 @@ to that partner.
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from markupsafe import Markup
@@ -37,6 +37,7 @@ from hub.money import exponent, format_money
 from hub.payouts.requests import request_withdrawal
 from hub.web import charts, materials, passwords, trends
 from hub.web import portal_data as data
+from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
 from hub.web.security import PORTAL, fingerprint
 
@@ -335,33 +336,18 @@ def transactions_csv(view: View) -> Response:
 
 
 def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Iterator[str]:
-    buffer = io.StringIO()
-    out = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    out.writerow(["date", "type", "id", "amount", "currency", "state", "source_event",
-                  "explanation"])
-    for view in lines:
-        c = view.commission
-        out.writerow([c.earned_at.isoformat(), "reversal" if c.reverses_id else "commission", c.id,
-                      _major(c.amount, exponent(c.currency)), c.currency, view.state,
-                      view.source_event or "", (c.rule or {}).get("sentence", "")])
-    yield flush()
-    for p in payouts:
-        out.writerow([p.created_at.isoformat(), "withdrawal", p.id,
-                      _major(-p.amount, exponent(p.currency)),
-                      p.currency, p.status, "", p.reference or ""])
-    yield flush()
+    header = ["date", "type", "id", "amount", "currency", "state", "source_event", "explanation"]
+    commissions = ([c.earned_at.isoformat(), "reversal" if c.reverses_id else "commission", c.id,
+                    _major(c.amount, exponent(c.currency)), c.currency, view.state,
+                    view.source_event or "", (c.rule or {}).get("sentence", "")]
+                   for view in lines for c in (view.commission,))
+    withdrawals = ([p.created_at.isoformat(), "withdrawal", p.id,
+                    _major(-p.amount, exponent(p.currency)), p.currency, p.status, "",
+                    p.reference or ""] for p in payouts)
+    return csv_lines(header, itertools.chain(commissions, withdrawals))
 
 
 def _major(minor: int, exp: int) -> str:
-    from decimal import Decimal
-
     return str(Decimal(minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp)))
 
 
