@@ -49,6 +49,12 @@ def enrolling_programs(hub: Hub) -> list[tuple[Program, str]]:
     return [(program, kind) for program, kind in found if kind]
 
 
+def self_signup_kind(hub: Hub, program: Program) -> str:
+    """The kind a partner who signs itself up on the portal gets (`self_signup_kind`; default the
+    program's first kind)."""
+    return str(hub.constant(program, "self_signup_kind") or program.kinds[0])
+
+
 def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Partner]:
     """Memberships created now for `customer` in programs that make every customer a referrer
     (`auto_enroll_kind`); once per program and customer, also under concurrent deliveries."""

@@ -28,7 +28,12 @@ from hub.attribution.links import (
     performance,
     trial_choices,
 )
-from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
+from hub.attribution.partners import (
+    EMAIL_RE,
+    accept_agreement,
+    create_partner,
+    self_signup_kind,
+)
 from hub.clock import utcnow
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
@@ -151,6 +156,7 @@ def signup(view: View) -> Response:
             raise Unprocessable("that e-mail already has an account here; "
                                 "log in or ask for a reset")
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
+                                 kind=self_signup_kind(view.hub, view.hub.programs[program]),
                                  name=view.value("name"), website=view.value("website") or None,
                                  paypal_email=view.value("paypal_email") or None)
     except HTTPError as exc:
