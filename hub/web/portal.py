@@ -32,6 +32,7 @@ from hub.attribution.partners import (
     EMAIL_RE,
     accept_agreement,
     create_partner,
+    initial_status,
     self_signup_kind,
 )
 from hub.clock import utcnow
@@ -53,6 +54,8 @@ STATUS_MESSAGES = {"applied": "Your application is being reviewed; we will e-mai
                    "invited": "Your invitation is waiting for the operator's approval.",
                    "declined": "This application was declined.",
                    "suspended": "This account is suspended; contact the program's operator."}
+SIGNUP_RECEIVED = ("Thank you for signing up. If you cannot log in with this e-mail and password "
+                   "yet, check your inbox: we write to you there about what happens next.")
 
 
 def signed_in_partner(view: View) -> None:
@@ -104,10 +107,12 @@ def login(view: View) -> Response:
     query = select(Partner).where(func.lower(Partner.email) == email).order_by(Partner.created_at)
     if program:
         query = query.where(Partner.program == program)
-    matches = [p for p in view.db.scalars(query)
-               if passwords.verify_password(p.password_hash, password)]
+    candidates = list(view.db.scalars(query))
+    # One argon2 verification per account, and one (against a dummy hash) when there is none:
+    # a wrong password costs the same whether or not the e-mail has an account.
+    matches = [p for p in candidates or [None]
+               if passwords.verify_password(p.password_hash if p else None, password)]
     if not matches:
-        passwords.verify_password(None, password)  # same cost whether or not the e-mail exists
         return _login_again(view, "E-mail or password is wrong.")
     partner = next((p for p in matches if p.status in LOGIN_STATUSES), matches[0])
     if partner.status not in LOGIN_STATUSES:
@@ -150,11 +155,13 @@ def signup(view: View) -> Response:
         raise Unprocessable("that program does not take sign-ups")
     try:
         password_hash = passwords.hash_password(view.value("password"))
-        if view.db.scalar(select(Partner.id).where(
-                Partner.program == program,
-                func.lower(Partner.email) == view.value("email").lower())):
-            raise Unprocessable("that e-mail already has an account here; "
-                                "log in or ask for a reset")
+        if not EMAIL_RE.match(view.value("email")):
+            raise Unprocessable("email is not a valid address", code="invalid_email")
+        existing = view.db.scalar(select(Partner.id).where(
+            Partner.program == program,
+            func.lower(Partner.email) == view.value("email").lower()))
+        if existing:
+            return _signup_taken(view, program)
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
                                  kind=self_signup_kind(view.hub, view.hub.programs[program]),
                                  name=view.value("name"), website=view.value("website") or None,
@@ -164,10 +171,27 @@ def signup(view: View) -> Response:
         return signup_form(view)
     partner.password_hash = password_hash
     if partner.status not in LOGIN_STATUSES:
-        return view.page("portal_message.html", title="Application received",
-                         message=STATUS_MESSAGES.get(partner.status, ""))
+        return _application_received(view, partner.status)
     view.session.restart(pid=partner.id, pwv=fingerprint(password_hash))
     raise Redirect("/portal/")
+
+
+def _application_received(view: View, status: str) -> Response:
+    return view.page("portal_message.html", title="Application received",
+                     message=STATUS_MESSAGES.get(status, ""))
+
+
+def _signup_taken(view: View, program: str) -> Response:
+    """The answer to a sign-up with an address that has an account in the program already.
+
+    Saying so would tell anyone whether an address has an account: nothing is created or
+    changed, and the page is the one a new application gets where the program approves first,
+    or a neutral one where new accounts log in at once. The owner hears of it by mail."""
+    prog = view.hub.programs[program]
+    status = initial_status(view.hub, prog, self_signup_kind(view.hub, prog), invited=False)
+    if status not in LOGIN_STATUSES:
+        return _application_received(view, status)
+    return view.page("portal_message.html", title="Thank you", message=SIGNUP_RECEIVED)
 
 
 def reset_form(view: View) -> Response:
