@@ -26,9 +26,10 @@ from hub.web import admin_data as data
 from hub.web import materials, passwords
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
-from hub.web.security import ADMIN, fingerprint
+from hub.web.security import ADMIN, close_login, fingerprint, login_alive, open_login
 
 ACTOR = "operator"
+OPERATOR = "operator"  # the subject of the admin's server-side sessions
 EXPLAINED = 20  # newest lines shown with their whole derivation inline; the rest link to it
 
 
@@ -41,7 +42,8 @@ def signed_in_operator(view: View) -> None:
     token = _admin_token(view)
     if not token:
         raise Forbidden("operator access is disabled: set [server] admin_token (HUB_ADMIN_TOKEN)")
-    if not view.session.data.get("op") or view.session.data.get("tv") != fingerprint(token):
+    if (not view.session.data.get("op") or view.session.data.get("tv") != fingerprint(token)
+            or not login_alive(view.db, view.session, OPERATOR)):
         raise Redirect(login_url(ADMIN, view.request))
 
 
@@ -49,8 +51,8 @@ def page(handler: Any, write: bool = False) -> Any:
     return serve(ADMIN, handler, guard=signed_in_operator, write=write)
 
 
-def public(handler: Any) -> Any:
-    return serve(ADMIN, handler, guard=None)
+def public(handler: Any, write: bool = False) -> Any:
+    return serve(ADMIN, handler, guard=None, write=write)
 
 
 def _page_number(view: View) -> int:
@@ -72,12 +74,13 @@ def login(view: View) -> Response:
     if not token or not hmac.compare_digest(view.value("token").encode(), token.encode()):
         view.flash("That is not the admin token.", "error")
         return login_form(view)
-    view.session.restart(op=True, tv=fingerprint(token))
+    open_login(view.db, view.session, OPERATOR, op=True, tv=fingerprint(token))
     raise Redirect(safe_next(view.value("next"), ADMIN))
 
 
 def logout(view: View) -> Response:
-    view.session.restart()
+    """End the operator's session, here and on the server."""
+    close_login(view.db, view.session)
     raise Redirect("/admin/login")
 
 
@@ -365,8 +368,8 @@ def home_redirect(view: View) -> Response:
 ROUTES = [
     Route("/admin", public(home_redirect), methods=["GET"]),
     Route("/admin/login", public(login_form), methods=["GET"]),
-    Route("/admin/login", public(login), methods=["POST"]),
-    Route("/admin/logout", public(logout), methods=["POST"]),
+    Route("/admin/login", public(login, write=True), methods=["POST"]),
+    Route("/admin/logout", public(logout, write=True), methods=["POST"]),
     Route("/admin/", page(overview), methods=["GET"]),
     Route("/admin/partners", page(partners), methods=["GET"]),
     Route("/admin/partners/{partner_id}", page(partner), methods=["GET"]),

@@ -7,6 +7,7 @@ to that partner.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -36,6 +37,7 @@ from hub.attribution.partners import (
     self_signup_kind,
 )
 from hub.clock import utcnow
+from hub.db.audit import record_action
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
 from hub.ledger import entries as ledger
@@ -45,7 +47,14 @@ from hub.web import charts, materials, passwords, trends
 from hub.web import portal_data as data
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
-from hub.web.security import PORTAL, fingerprint
+from hub.web.security import (
+    PORTAL,
+    close_login,
+    end_other_logins,
+    fingerprint,
+    login_alive,
+    open_login,
+)
 
 LOGIN_STATUSES = {"active"}
 AGREEMENT_PATH = "/portal/agreement"
@@ -63,7 +72,8 @@ def signed_in_partner(view: View) -> None:
     partner_id = view.session.data.get("pid")
     partner = view.db.get(Partner, partner_id) if partner_id else None
     if (partner is None or partner.status not in LOGIN_STATUSES
-            or view.session.data.get("pwv") != fingerprint(partner.password_hash)):
+            or view.session.data.get("pwv") != fingerprint(partner.password_hash)
+            or not login_alive(view.db, view.session, partner.id)):
         if partner_id:
             view.session.restart()
         raise Redirect(login_url(PORTAL, view.request))
@@ -110,15 +120,17 @@ def login(view: View) -> Response:
     candidates = list(view.db.scalars(query))
     # One argon2 verification per account, and one (against a dummy hash) when there is none:
     # a wrong password costs the same whether or not the e-mail has an account.
-    matches = [p for p in candidates or [None]
-               if passwords.verify_password(p.password_hash if p else None, password)]
+    if not candidates:
+        passwords.verify_password(None, password)
+    matches = [p for p in candidates if passwords.verify_password(p.password_hash, password)]
     if not matches:
         return _login_again(view, "E-mail or password is wrong.")
     partner = next((p for p in matches if p.status in LOGIN_STATUSES), matches[0])
     if partner.status not in LOGIN_STATUSES:
         return _login_again(view, STATUS_MESSAGES.get(partner.status,
                                                       "This account is not active."))
-    view.session.restart(pid=partner.id, pwv=fingerprint(partner.password_hash))
+    open_login(view.db, view.session, partner.id, pid=partner.id,
+               pwv=fingerprint(partner.password_hash))
     raise Redirect(safe_next(view.value("next"), PORTAL))
 
 
@@ -128,8 +140,9 @@ def _login_again(view: View, message: str) -> Response:
 
 
 def logout(view: View) -> Response:
-    """End the session (POST with the CSRF token, so no other site can log a partner out)."""
-    view.session.restart()
+    """End the session, here and on the server (POST with the CSRF token, so no other site can
+    log a partner out)."""
+    close_login(view.db, view.session)
     view.flash("You are logged out.")
     raise Redirect("/portal/login")
 
@@ -172,7 +185,7 @@ def signup(view: View) -> Response:
     partner.password_hash = password_hash
     if partner.status not in LOGIN_STATUSES:
         return _application_received(view, partner.status)
-    view.session.restart(pid=partner.id, pwv=fingerprint(password_hash))
+    open_login(view.db, view.session, partner.id, pid=partner.id, pwv=fingerprint(password_hash))
     raise Redirect("/portal/")
 
 
@@ -217,6 +230,7 @@ def reset(view: View) -> Response:
     if partner is None:
         return reset_form(view)
     view.session.restart()
+    end_other_logins(view.db, view.session, partner.id)  # a new password ends every session
     view.flash("Your password is set; log in with it.")
     raise Redirect("/portal/login")
 
@@ -448,10 +462,29 @@ def _save_profile(view: View, partner: Partner) -> None:
     website = view.value("website")
     if website and not website.startswith(("https://", "http://")):
         raise Unprocessable("the website must start with https:// or http://")
+    billing = view.value("billing_details")[:4000] or None
+    if billing != partner.billing_details:  # where money goes: the password, and the audit log
+        _require_password(view, partner)
+        _audit_payee_change(view, partner, "billing_details", partner.billing_details, billing)
+        partner.billing_details = billing
     partner.name = view.value("name")[:200]
     partner.website = website[:500] or None
-    partner.billing_details = view.value("billing_details")[:4000] or None
     view.flash("Saved.")
+
+
+def _audit_payee_change(view: View, partner: Partner, field: str, old: str | None,
+                        new: str | None) -> None:
+    """Record a change of where the partner's money goes. Billing details (bank accounts) are
+    recorded as digests, so the audit log does not become a second copy of them."""
+    if field != "paypal_email":
+        old, new = _digest(old), _digest(new)
+    record_action(view.db, f"partner:{partner.id}", "partner.payee_changed", partner.id,
+                  field=field, old=old, new=new,
+                  client=view.request.client.host if view.request.client else None)
+
+
+def _digest(value: str | None) -> str | None:
+    return hashlib.sha256(value.encode()).hexdigest()[:16] if value else None
 
 
 def _require_password(view: View, partner: Partner) -> None:
@@ -464,6 +497,8 @@ def _save_paypal(view: View, partner: Partner) -> None:
     email = view.value("paypal_email")
     if not EMAIL_RE.match(email):
         raise Unprocessable("that is not an e-mail address")
+    if email != partner.paypal_email:
+        _audit_payee_change(view, partner, "paypal_email", partner.paypal_email, email)
     partner.paypal_email = email
     view.flash("Your PayPal e-mail is changed.")
 
@@ -473,7 +508,8 @@ def _save_password(view: View, partner: Partner) -> None:
     if view.value("password") != view.value("password_again"):
         raise Unprocessable("the two new passwords differ")
     partner.password_hash = passwords.hash_password(view.value("password"))
-    view.session.set(pwv=fingerprint(partner.password_hash))  # other sessions end
+    view.session.set(pwv=fingerprint(partner.password_hash))
+    end_other_logins(view.db, view.session, partner.id)
     view.flash("Your password is changed.")
 
 
@@ -506,8 +542,8 @@ def home_redirect(view: View) -> Response:
 ROUTES = [
     Route("/portal", public(home_redirect), methods=["GET"]),
     Route("/portal/login", public(login_form), methods=["GET"]),
-    Route("/portal/login", public(login), methods=["POST"]),
-    Route("/portal/logout", public(logout), methods=["POST"]),
+    Route("/portal/login", public(login, write=True), methods=["POST"]),
+    Route("/portal/logout", public(logout, write=True), methods=["POST"]),
     Route("/portal/signup", public(signup_form), methods=["GET"]),
     Route("/portal/signup", public(signup, write=True), methods=["POST"]),
     Route("/portal/reset/{token}", public(reset_form), methods=["GET"]),
