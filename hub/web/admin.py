@@ -27,6 +27,7 @@ from hub.web import materials, passwords
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, safe_next, serve
 from hub.web.security import ADMIN, close_login, fingerprint, login_alive, open_login
+from hub.web.throttle import client_address, throttle_of
 
 ACTOR = "operator"
 OPERATOR = "operator"  # the subject of the admin's server-side sessions
@@ -71,7 +72,10 @@ def login_form(view: View) -> Response:
 
 def login(view: View) -> Response:
     token = _admin_token(view)
+    throttle, address = throttle_of(view.hub), client_address(view.request)
+    throttle.check(ADMIN.name, OPERATOR, address)  # before any work: 429 with Retry-After
     if not token or not hmac.compare_digest(view.value("token").encode(), token.encode()):
+        throttle.failed(ADMIN.name, OPERATOR, address)
         view.flash("That is not the admin token.", "error")
         return login_form(view)
     open_login(view.db, view.session, OPERATOR, op=True, tv=fingerprint(token))

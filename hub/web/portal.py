@@ -55,6 +55,7 @@ from hub.web.security import (
     login_alive,
     open_login,
 )
+from hub.web.throttle import client_address, throttle_of
 
 LOGIN_STATUSES = {"active"}
 AGREEMENT_PATH = "/portal/agreement"
@@ -114,6 +115,8 @@ def login(view: View) -> Response:
     """Check e-mail and password; open a fresh session for the partner they belong to."""
     email, password, program = (view.value("email").lower(), view.value("password"),
                                 view.value("program"))
+    throttle, address = throttle_of(view.hub), client_address(view.request)
+    throttle.check(PORTAL.name, email, address)  # before any work: 429 with Retry-After
     query = select(Partner).where(func.lower(Partner.email) == email).order_by(Partner.created_at)
     if program:
         query = query.where(Partner.program == program)
@@ -124,6 +127,7 @@ def login(view: View) -> Response:
         passwords.verify_password(None, password)
     matches = [p for p in candidates if passwords.verify_password(p.password_hash, password)]
     if not matches:
+        throttle.failed(PORTAL.name, email, address)
         return _login_again(view, "E-mail or password is wrong.")
     partner = next((p for p in matches if p.status in LOGIN_STATUSES), matches[0])
     if partner.status not in LOGIN_STATUSES:
