@@ -62,6 +62,7 @@ def _poisoned(client, hub):
         s.add(Payout(id="po_x", partner_id=partner["id"], program="crazycall", amount=700,
                      currency="USD", status="paid", method="manual", receiver="=rcv",
                      reference="@ref", failure_reason="\tfail", period=None, attempts=0,
+                     payee_details="=IBAN",
                      dead_letter=False, created_at=now, updated_at=now))
     return partner
 
@@ -77,7 +78,7 @@ def test_every_admin_export_neutralises_formulas(client, hub):
     [paid] = _rows(client.get("/admin/exports/payouts.csv"))
     assert (paid["receiver"], paid["reference"], paid["failure_reason"]) == (
         "'=rcv", "'@ref", "'\tfail")
-    assert paid["partner_id"] == partner["id"]
+    assert paid["partner_id"] == partner["id"] and paid["payee_details"] == "'=IBAN"
 
 
 def test_the_partners_transactions_export_neutralises_formulas(client, hub):

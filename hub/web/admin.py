@@ -351,11 +351,13 @@ def export_payouts(view: View) -> Response:
         query = query.where(Payout.program == program)
     rows = [[p.id, p.program, p.partner_id, p.amount, p.currency, p.status, p.method,
              p.receiver or "", p.reference or "", p.period or "", p.failure_reason or "",
-             p.created_at.isoformat(), p.settled_at.isoformat() if p.settled_at else ""]
+             p.created_at.isoformat(), p.settled_at.isoformat() if p.settled_at else "",
+             p.payee_details or ""]
             for p in view.db.scalars(query)]
     record_action(view.db, ACTOR, "export.payouts", program or "*")
     header = ["id", "program", "partner_id", "amount_minor", "currency", "status", "method",
-              "receiver", "reference", "period", "failure_reason", "created_at", "settled_at"]
+              "receiver", "reference", "period", "failure_reason", "created_at", "settled_at",
+              "payee_details"]
     return _csv("payouts.csv", header, rows)
 
 

@@ -178,7 +178,7 @@ def signup(view: View) -> Response:
             Partner.program == program,
             func.lower(Partner.email) == view.value("email").lower()))
         if existing:
-            return _signup_taken(view, program)
+            return _signup_taken(view, program, existing)
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
                                  kind=self_signup_kind(view.hub, view.hub.programs[program]),
                                  name=view.value("name"), website=view.value("website") or None,
@@ -198,12 +198,13 @@ def _application_received(view: View, status: str) -> Response:
                      message=STATUS_MESSAGES.get(status, ""))
 
 
-def _signup_taken(view: View, program: str) -> Response:
+def _signup_taken(view: View, program: str, partner_id: str) -> Response:
     """The answer to a sign-up with an address that has an account in the program already.
 
     Saying so would tell anyone whether an address has an account: nothing is created or
     changed, and the page is the one a new application gets where the program approves first,
-    or a neutral one where new accounts log in at once. The owner hears of it by mail."""
+    or a neutral one where new accounts log in at once. The owner (`partner_id`) is to hear of it
+    by mail once the hub sends mail (template ``signup_existing_account``)."""
     prog = view.hub.programs[program]
     status = initial_status(view.hub, prog, self_signup_kind(view.hub, prog), invited=False)
     if status not in LOGIN_STATUSES:
@@ -479,7 +480,8 @@ def _save_profile(view: View, partner: Partner) -> None:
 def _audit_payee_change(view: View, partner: Partner, field: str, old: str | None,
                         new: str | None) -> None:
     """Record a change of where the partner's money goes. Billing details (bank accounts) are
-    recorded as digests, so the audit log does not become a second copy of them."""
+    recorded as digests, so the audit log does not become a second copy of them. The partner's
+    address is to be told by mail once the hub sends mail (template ``payee_changed``)."""
     if field != "paypal_email":
         old, new = _digest(old), _digest(new)
     record_action(view.db, f"partner:{partner.id}", "partner.payee_changed", partner.id,
