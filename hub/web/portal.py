@@ -8,6 +8,7 @@ to that partner.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -54,6 +55,7 @@ from hub.web.security import (
     fingerprint,
     login_alive,
     open_login,
+    secret_key,
 )
 from hub.web.throttle import client_address, throttle_of
 
@@ -483,14 +485,18 @@ def _audit_payee_change(view: View, partner: Partner, field: str, old: str | Non
     recorded as digests, so the audit log does not become a second copy of them. The partner's
     address is to be told by mail once the hub sends mail (template ``payee_changed``)."""
     if field != "paypal_email":
-        old, new = _digest(old), _digest(new)
+        old, new = _digest(view, old), _digest(view, new)
     record_action(view.db, f"partner:{partner.id}", "partner.payee_changed", partner.id,
                   field=field, old=old, new=new,
                   client=view.request.client.host if view.request.client else None)
 
 
-def _digest(value: str | None) -> str | None:
-    return hashlib.sha256(value.encode()).hexdigest()[:16] if value else None
+def _digest(view: View, value: str | None) -> str | None:
+    """A keyed digest (HMAC with the secret key): tells changes apart without being a way to
+    guess the details back from the audit log."""
+    if not value:
+        return None
+    return hmac.new(secret_key(view.hub).encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _require_password(view: View, partner: Partner) -> None:
