@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from limits import parse as parse_limit
+
 from hub.errors import StartupError
 from hub.settings import parse_table
 
@@ -63,8 +65,19 @@ class ServerConfig:
     default_landing: str = ""
     max_body_bytes: int = 1_048_576
     materials_dir: str = "./materials"  # where operator-uploaded partner materials are kept
+    # Failed log-ins allowed (portal and admin each) per account and per client address before
+    # 429; `limits` notation ("10 per 15 minutes"). See hub/web/throttle.py.
+    login_limit_account: str = "10 per 15 minutes"
+    login_limit_address: str = "50 per 15 minutes"
 
     def __post_init__(self) -> None:
+        for name in ("login_limit_account", "login_limit_address"):
+            try:
+                amount = parse_limit(getattr(self, name)).amount
+            except ValueError:
+                amount = 0
+            if amount < 1:
+                raise ValueError(f"{name} must read like \"10 per 15 minutes\" (at least 1)")
         # A short key lets anyone who guesses it forge portal and admin sessions. Empty stays
         # allowed: each process then makes a random key of its own (hub.web.security).
         if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY:

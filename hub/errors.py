@@ -66,6 +66,16 @@ class Unprocessable(HTTPError):
     status, code = 422, "unprocessable"
 
 
+class TooManyRequests(HTTPError):
+    """429: wait `retry_after` seconds (sent as the ``Retry-After`` header)."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class BadSignature(BadRequest):
     code = "bad_signature"
 

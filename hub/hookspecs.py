@@ -5,9 +5,9 @@ the ``hub`` entry-point group (built-in programs and connectors are registered t
 Hooks are called with keyword arguments; an implementation takes only the arguments it needs.
 
 Rule hooks (`commissions_for_*`, `payout_policy`, `new_partner_status`, `link_requirements`,
-`auto_enroll_kind`, `partner_kind_profile`) are called only on the plugin that registered the
-program's kind, so an implementation never sees another plugin's
-programs. They must be pure: no I/O, no clock; time comes from the fact or the tick.
+`auto_enroll_kind`, `self_signup_kind`, `partner_kind_profile`) are called only on the plugin
+that registered the program's kind, so an implementation never sees another plugin's programs.
+They must be pure: no I/O, no clock; time comes from the fact or the tick.
 """
 
 from __future__ import annotations
@@ -95,6 +95,13 @@ def auto_enroll_kind(program: Program) -> str | None:
     every customer of this program a referrer of that kind without applying (an "ambassador"),
     or None. The membership is created once per customer, active, with the customer's own
     reference, so that referring itself is caught as self-referral."""
+
+
+@hookspec(firstresult=True)
+def self_signup_kind(program: Program) -> str | None:
+    """The partner kind a self sign-up on the portal (``/portal/signup``) creates, or None for the
+    program's first kind. E.g. a program whose partners are invited but whose referrals sign up
+    themselves answers the referrals' kind."""
 
 
 @hookspec(firstresult=True)

@@ -83,6 +83,13 @@ def commissions_for_payment(program: Program, payment: Payment, referral: Referr
 
 
 @hookimpl
+def self_signup_kind(program: Program) -> str:
+    # Partners are invited after verification; whoever signs up alone is a referral (15%, 12
+    # months).
+    return REFERRAL
+
+
+@hookimpl
 def partner_kind_profile(program: Program, partner_kind: str) -> KindProfile:
     if partner_kind == PARTNER:
         return KindProfile(sees_customer_names=True, listed_in_directory=True,

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HUB = ROOT / "hub"
 RULE_HOOKS = ("commissions_for_payment", "commissions_for_install", "commissions_for_tick")
 OTHER_RULE_HOOKS = ("payout_policy", "new_partner_status", "auto_enroll_kind",
-                    "partner_kind_profile", "link_requirements")
+                    "partner_kind_profile", "link_requirements", "self_signup_kind")
 
 
 def _module_name(path: Path) -> str:

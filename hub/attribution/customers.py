@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from hub.attribution.emails import email_match
 from hub.db.keys import one_of
 from hub.db.models import Customer, Partner, Referral
 from hub.db.upsert import insert_ignore, insert_ignore_row
@@ -90,8 +91,13 @@ def missing_requirements(hub: Hub, partner: Partner) -> list[str]:
 
 
 def self_referral_reason(partner: Partner, customer: Customer) -> str | None:
-    if customer.email and partner.email and customer.email.casefold() == partner.email.casefold():
+    """Why the customer looks like the partner itself (flagged for the operator's review), or
+    None. Addresses are compared by the mailbox they reach (`canonical_email`)."""
+    match = email_match(partner.email, customer.email)
+    if match == "same":
         return "same email as the partner"
+    if match == "look-alike":
+        return "look-alike of the partner's email (same mailbox)"
     if partner.customer_ref and partner.customer_ref == customer.ref:
         return "the partner's own customer account"
     return None

@@ -49,6 +49,12 @@ def enrolling_programs(hub: Hub) -> list[tuple[Program, str]]:
     return [(program, kind) for program, kind in found if kind]
 
 
+def self_signup_kind(hub: Hub, program: Program) -> str:
+    """The kind a partner who signs itself up on the portal gets (`self_signup_kind`; default the
+    program's first kind)."""
+    return str(hub.constant(program, "self_signup_kind") or program.kinds[0])
+
+
 def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Partner]:
     """Memberships created now for `customer` in programs that make every customer a referrer
     (`auto_enroll_kind`); once per program and customer, also under concurrent deliveries."""
@@ -92,7 +98,7 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     if code is not None and (session.scalar(select(Partner.id).where(Partner.code == code))
                              or session.scalar(select(Link.id).where(Link.code == code))):
         raise Conflict(f"code {code!r} is taken", code="code_taken")
-    status = hub.first(prog, "new_partner_status", partner_kind=kind, invited=invited) or "active"
+    status = initial_status(hub, prog, kind, invited)
     partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
                       email=email.strip(), name=name, paypal_email=paypal_email or None,
                       customer_ref=customer_ref, website=website, created_at=utcnow())
@@ -100,6 +106,12 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     session.flush()
     emit(session, "partner.created", partner.id, partner_json(partner))
     return partner
+
+
+def initial_status(hub: Hub, program: Program, kind: str, invited: bool) -> str:
+    """The status a new partner of `kind` starts in (`new_partner_status`; default active)."""
+    return str(hub.first(program, "new_partner_status", partner_kind=kind, invited=invited)
+               or "active")
 
 
 def get_partner(session: Session, partner_id: str) -> Partner:

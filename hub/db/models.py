@@ -486,6 +486,9 @@ class Payout(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     method: Mapped[str] = mapped_column(String(16), default="paypal")
     receiver: Mapped[str | None] = mapped_column(String(320))
+    # The partner's billing details (bank account, address) when the payout was created: a payout
+    # made by hand goes where the partner said then, not where a later change points.
+    payee_details: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(200))
     period: Mapped[str | None] = mapped_column(String(16))
     # The provider batch this payout travels in; None for a payout sent alone (its own
@@ -565,6 +568,20 @@ class PasswordResetToken(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class LoginSession(Base):
+    """A signed-in browser session of the portal or the admin, so that log-out can end it.
+
+    The signed cookie names the session by a random token; only its SHA-256 is stored. A request
+    whose session row is gone (logged out, password changed, expired) is signed out."""
+
+    __tablename__ = "login_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    area: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64), index=True)  # partner id, or "operator"
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class Material(Base):

@@ -48,7 +48,9 @@ def create_payout(session: Session, partner: Partner, program: Program, currency
     """Reserve the partner's payable money in `currency` (all of it, or what was earned before
     `earned_before`) as a new payout. None when there is less than `minimum` (or nothing), or the
     period already has its payout. `receiver` is the partner's address at the gateway that pays
-    `method` (`payee_of`); None for a payout made by hand. The caller holds the partner lock."""
+    `method` (`payee_of`); None for a payout made by hand, which keeps the partner's billing details
+as they are now (`payee_details`): a later change does not redirect it. The caller holds the
+partner lock."""
     nets = ledger.payable_by_commission(session, partner.id, currency, earned_before)
     amount = sum(net for _, net in nets)
     if amount <= 0 or amount < minimum:
@@ -57,7 +59,7 @@ def create_payout(session: Session, partner: Partner, program: Program, currency
     if not insert_ignore(session, Payout, dict(
             id=payout_id, partner_id=partner.id, program=program.name, amount=amount,
             currency=currency, status=status, method=method, period=period, attempts=0,
-            receiver=receiver, dead_letter=False,
+            receiver=receiver, payee_details=partner.billing_details, dead_letter=False,
             created_at=now, updated_at=now)):
         return None
     ledger.move_lines(session, nets, "payable", "in_payout", partner_id=partner.id,

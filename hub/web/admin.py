@@ -3,10 +3,7 @@ pages over every program's partners. Every action is recorded in the audit log."
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -27,10 +24,13 @@ from hub.notify.webhooks import replay as replay_delivery
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
 from hub.web import materials, passwords
+from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
-from hub.web.security import ADMIN, fingerprint
+from hub.web.security import ADMIN, close_login, fingerprint, login_alive, open_login
+from hub.web.throttle import client_address, throttle_of
 
 ACTOR = "operator"
+OPERATOR = "operator"  # the subject of the admin's server-side sessions
 EXPLAINED = 20  # newest lines shown with their whole derivation inline; the rest link to it
 
 
@@ -43,7 +43,8 @@ def signed_in_operator(view: View) -> None:
     token = _admin_token(view)
     if not token:
         raise Forbidden("operator access is disabled: set [server] admin_token (HUB_ADMIN_TOKEN)")
-    if not view.session.data.get("op") or view.session.data.get("tv") != fingerprint(token):
+    if (not view.session.data.get("op") or view.session.data.get("tv") != fingerprint(token)
+            or not login_alive(view.db, view.session, OPERATOR)):
         raise Redirect(login_url(ADMIN, view.request))
 
 
@@ -51,8 +52,8 @@ def page(handler: Any, write: bool = False) -> Any:
     return serve(ADMIN, handler, guard=signed_in_operator, write=write)
 
 
-def public(handler: Any) -> Any:
-    return serve(ADMIN, handler, guard=None)
+def public(handler: Any, write: bool = False) -> Any:
+    return serve(ADMIN, handler, guard=None, write=write)
 
 
 def _page_number(view: View) -> int:
@@ -70,15 +71,19 @@ def login_form(view: View) -> Response:
 
 def login(view: View) -> Response:
     token = _admin_token(view)
+    throttle, address = throttle_of(view.hub), client_address(view.request)
+    throttle.check(ADMIN.name, OPERATOR, address)  # before any work: 429 with Retry-After
     if not token or not hmac.compare_digest(view.value("token").encode(), token.encode()):
+        throttle.failed(ADMIN.name, OPERATOR, address)
         view.flash("That is not the admin token.", "error")
         return login_form(view)
-    view.session.restart(op=True, tv=fingerprint(token))
+    open_login(view.db, view.session, OPERATOR, op=True, tv=fingerprint(token))
     raise Redirect(safe_next(view.value("next"), ADMIN))
 
 
 def logout(view: View) -> Response:
-    view.session.restart()
+    """End the operator's session, here and on the server."""
+    close_login(view.db, view.session)
     raise Redirect("/admin/login")
 
 
@@ -347,25 +352,20 @@ def export_payouts(view: View) -> Response:
         query = query.where(Payout.program == program)
     rows = [[p.id, p.program, p.partner_id, p.amount, p.currency, p.status, p.method,
              p.receiver or "", p.reference or "", p.period or "", p.failure_reason or "",
-             p.created_at.isoformat(), p.settled_at.isoformat() if p.settled_at else ""]
+             p.created_at.isoformat(), p.settled_at.isoformat() if p.settled_at else "",
+             p.payee_details or ""]
             for p in view.db.scalars(query)]
     record_action(view.db, ACTOR, "export.payouts", program or "*")
     header = ["id", "program", "partner_id", "amount_minor", "currency", "status", "method",
-              "receiver", "reference", "period", "failure_reason", "created_at", "settled_at"]
+              "receiver", "reference", "period", "failure_reason", "created_at", "settled_at",
+              "payee_details"]
     return _csv("payouts.csv", header, rows)
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        writer.writerows(rows)
-        yield buffer.getvalue()
-
-    stamp = utcnow().date().isoformat()
-    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{name[:-4]}-{stamp}.csv"'})
+    filename = f"{name[:-4]}-{utcnow().date().isoformat()}.csv"
+    return StreamingResponse(csv_lines(header, rows), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def home_redirect(view: View) -> Response:
@@ -375,8 +375,8 @@ def home_redirect(view: View) -> Response:
 ROUTES = [
     Route("/admin", public(home_redirect), methods=["GET"]),
     Route("/admin/login", public(login_form), methods=["GET"]),
-    Route("/admin/login", public(login), methods=["POST"]),
-    Route("/admin/logout", public(logout), methods=["POST"]),
+    Route("/admin/login", public(login, write=True), methods=["POST"]),
+    Route("/admin/logout", public(logout, write=True), methods=["POST"]),
     Route("/admin/", page(overview), methods=["GET"]),
     Route("/admin/partners", page(partners), methods=["GET"]),
     Route("/admin/partners/{partner_id}", page(partner), methods=["GET"]),

@@ -120,7 +120,8 @@ def dead_letters(session: Session) -> list[Payout]:
 
 def manual_list(session: Session) -> list[tuple[Payout, Partner]]:
     """Payouts to make by hand (no PayPal address, or a manual method such as bank transfer):
-    the periodic manual list and approved requests, with the partner's billing details."""
+    the periodic manual list and approved requests, with the billing details each payout was
+    created with (`Payout.payee_details`), not the partner's current ones."""
     rows = session.execute(select(Payout, Partner).join(Partner, Partner.id == Payout.partner_id)
                            .where(Payout.receiver.is_(None),
                                   Payout.status.in_(("requested", "approved")))

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Message
 
 from hub.api.http import hub_of
-from hub.errors import BadRequest, HTTPError, PayloadTooLarge
+from hub.errors import BadRequest, HTTPError, PayloadTooLarge, TooManyRequests
 from hub.runtime import Hub
 from hub.web import formatting
 from hub.web.security import Area, WebSession, check_csrf, load_session, save_session
@@ -173,7 +173,10 @@ def error_page(hub: Hub, request: Request, session: WebSession, exc: HTTPError, 
                signed_in: bool = False) -> Response:
     with hub.sessions() as db:
         view = View(hub, request, session, None, db, extra={"signed_in": signed_in})
-        return render(view, "error.html", {"error": exc, "title": "Sorry"}, status=exc.status)
+        response = render(view, "error.html", {"error": exc, "title": "Sorry"}, status=exc.status)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def login_url(area: Area, request: Request) -> str:

@@ -7,10 +7,12 @@ to that partner.
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
+import hmac
+import itertools
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from markupsafe import Markup
@@ -29,8 +31,15 @@ from hub.attribution.links import (
     performance,
     trial_choices,
 )
-from hub.attribution.partners import EMAIL_RE, accept_agreement, create_partner
+from hub.attribution.partners import (
+    EMAIL_RE,
+    accept_agreement,
+    create_partner,
+    initial_status,
+    self_signup_kind,
+)
 from hub.clock import clamp_day, utcnow
+from hub.db.audit import record_action
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
 from hub.ledger import entries as ledger
@@ -38,8 +47,18 @@ from hub.money import exponent, format_money
 from hub.payouts.requests import request_withdrawal
 from hub.web import charts, materials, passwords, trends
 from hub.web import portal_data as data
+from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
-from hub.web.security import PORTAL, fingerprint
+from hub.web.security import (
+    PORTAL,
+    close_login,
+    end_other_logins,
+    fingerprint,
+    login_alive,
+    open_login,
+    secret_key,
+)
+from hub.web.throttle import client_address, throttle_of
 
 LOGIN_STATUSES = {"active"}
 AGREEMENT_PATH = "/portal/agreement"
@@ -48,6 +67,8 @@ STATUS_MESSAGES = {"applied": "Your application is being reviewed; we will e-mai
                    "invited": "Your invitation is waiting for the operator's approval.",
                    "declined": "This application was declined.",
                    "suspended": "This account is suspended; contact the program's operator."}
+SIGNUP_RECEIVED = ("Thank you for signing up. If you cannot log in with this e-mail and password "
+                   "yet, check your inbox: we write to you there about what happens next.")
 
 
 def signed_in_partner(view: View) -> None:
@@ -55,7 +76,8 @@ def signed_in_partner(view: View) -> None:
     partner_id = view.session.data.get("pid")
     partner = view.db.get(Partner, partner_id) if partner_id else None
     if (partner is None or partner.status not in LOGIN_STATUSES
-            or view.session.data.get("pwv") != fingerprint(partner.password_hash)):
+            or view.session.data.get("pwv") != fingerprint(partner.password_hash)
+            or not login_alive(view.db, view.session, partner.id)):
         if partner_id:
             view.session.restart()
         raise Redirect(login_url(PORTAL, view.request))
@@ -95,19 +117,26 @@ def login(view: View) -> Response:
     """Check e-mail and password; open a fresh session for the partner they belong to."""
     email, password, program = (view.value("email").lower(), view.value("password"),
                                 view.value("program"))
+    throttle, address = throttle_of(view.hub), client_address(view.request)
+    throttle.check(PORTAL.name, email, address)  # before any work: 429 with Retry-After
     query = select(Partner).where(func.lower(Partner.email) == email).order_by(Partner.created_at)
     if program:
         query = query.where(Partner.program == program)
-    matches = [p for p in view.db.scalars(query)
-               if passwords.verify_password(p.password_hash, password)]
+    candidates = list(view.db.scalars(query))
+    # One argon2 verification per account, and one (against a dummy hash) when there is none:
+    # a wrong password costs the same whether or not the e-mail has an account.
+    if not candidates:
+        passwords.verify_password(None, password)
+    matches = [p for p in candidates if passwords.verify_password(p.password_hash, password)]
     if not matches:
-        passwords.verify_password(None, password)  # same cost whether or not the e-mail exists
+        throttle.failed(PORTAL.name, email, address)
         return _login_again(view, "E-mail or password is wrong.")
     partner = next((p for p in matches if p.status in LOGIN_STATUSES), matches[0])
     if partner.status not in LOGIN_STATUSES:
         return _login_again(view, STATUS_MESSAGES.get(partner.status,
                                                       "This account is not active."))
-    view.session.restart(pid=partner.id, pwv=fingerprint(partner.password_hash))
+    open_login(view.db, view.session, partner.id, pid=partner.id,
+               pwv=fingerprint(partner.password_hash))
     raise Redirect(safe_next(view.value("next"), PORTAL))
 
 
@@ -117,8 +146,9 @@ def _login_again(view: View, message: str) -> Response:
 
 
 def logout(view: View) -> Response:
-    """End the session (POST with the CSRF token, so no other site can log a partner out)."""
-    view.session.restart()
+    """End the session, here and on the server (POST with the CSRF token, so no other site can
+    log a partner out)."""
+    close_login(view.db, view.session)
     view.flash("You are logged out.")
     raise Redirect("/portal/login")
 
@@ -144,12 +174,15 @@ def signup(view: View) -> Response:
         raise Unprocessable("that program does not take sign-ups")
     try:
         password_hash = passwords.hash_password(view.value("password"))
-        if view.db.scalar(select(Partner.id).where(
-                Partner.program == program,
-                func.lower(Partner.email) == view.value("email").lower())):
-            raise Unprocessable("that e-mail already has an account here; "
-                                "log in or ask for a reset")
+        if not EMAIL_RE.match(view.value("email")):
+            raise Unprocessable("email is not a valid address", code="invalid_email")
+        existing = view.db.scalar(select(Partner.id).where(
+            Partner.program == program,
+            func.lower(Partner.email) == view.value("email").lower()))
+        if existing:
+            return _signup_taken(view, program, existing)
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
+                                 kind=self_signup_kind(view.hub, view.hub.programs[program]),
                                  name=view.value("name"), website=view.value("website") or None,
                                  paypal_email=view.value("paypal_email") or None)
     except HTTPError as exc:
@@ -157,10 +190,28 @@ def signup(view: View) -> Response:
         return signup_form(view)
     partner.password_hash = password_hash
     if partner.status not in LOGIN_STATUSES:
-        return view.page("portal_message.html", title="Application received",
-                         message=STATUS_MESSAGES.get(partner.status, ""))
-    view.session.restart(pid=partner.id, pwv=fingerprint(password_hash))
+        return _application_received(view, partner.status)
+    open_login(view.db, view.session, partner.id, pid=partner.id, pwv=fingerprint(password_hash))
     raise Redirect("/portal/")
+
+
+def _application_received(view: View, status: str) -> Response:
+    return view.page("portal_message.html", title="Application received",
+                     message=STATUS_MESSAGES.get(status, ""))
+
+
+def _signup_taken(view: View, program: str, partner_id: str) -> Response:
+    """The answer to a sign-up with an address that has an account in the program already.
+
+    Saying so would tell anyone whether an address has an account: nothing is created or
+    changed, and the page is the one a new application gets where the program approves first,
+    or a neutral one where new accounts log in at once. The owner (`partner_id`) is to hear of it
+    by mail once the hub sends mail (template ``signup_existing_account``)."""
+    prog = view.hub.programs[program]
+    status = initial_status(view.hub, prog, self_signup_kind(view.hub, prog), invited=False)
+    if status not in LOGIN_STATUSES:
+        return _application_received(view, status)
+    return view.page("portal_message.html", title="Thank you", message=SIGNUP_RECEIVED)
 
 
 def reset_form(view: View) -> Response:
@@ -186,6 +237,7 @@ def reset(view: View) -> Response:
     if partner is None:
         return reset_form(view)
     view.session.restart()
+    end_other_logins(view.db, view.session, partner.id)  # a new password ends every session
     view.flash("Your password is set; log in with it.")
     raise Redirect("/portal/login")
 
@@ -336,33 +388,18 @@ def transactions_csv(view: View) -> Response:
 
 
 def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Iterator[str]:
-    buffer = io.StringIO()
-    out = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    out.writerow(["date", "type", "id", "amount", "currency", "state", "source_event",
-                  "explanation"])
-    for view in lines:
-        c = view.commission
-        out.writerow([c.earned_at.isoformat(), "reversal" if c.reverses_id else "commission", c.id,
-                      _major(c.amount, exponent(c.currency)), c.currency, view.state,
-                      view.source_event or "", (c.rule or {}).get("sentence", "")])
-    yield flush()
-    for p in payouts:
-        out.writerow([p.created_at.isoformat(), "withdrawal", p.id,
-                      _major(-p.amount, exponent(p.currency)),
-                      p.currency, p.status, "", p.reference or ""])
-    yield flush()
+    header = ["date", "type", "id", "amount", "currency", "state", "source_event", "explanation"]
+    commissions = ([c.earned_at.isoformat(), "reversal" if c.reverses_id else "commission", c.id,
+                    _major(c.amount, exponent(c.currency)), c.currency, view.state,
+                    view.source_event or "", (c.rule or {}).get("sentence", "")]
+                   for view in lines for c in (view.commission,))
+    withdrawals = ([p.created_at.isoformat(), "withdrawal", p.id,
+                    _major(-p.amount, exponent(p.currency)), p.currency, p.status, "",
+                    p.reference or ""] for p in payouts)
+    return csv_lines(header, itertools.chain(commissions, withdrawals))
 
 
 def _major(minor: int, exp: int) -> str:
-    from decimal import Decimal
-
     return str(Decimal(minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp)))
 
 
@@ -433,10 +470,34 @@ def _save_profile(view: View, partner: Partner) -> None:
     website = view.value("website")
     if website and not website.startswith(("https://", "http://")):
         raise Unprocessable("the website must start with https:// or http://")
+    billing = view.value("billing_details")[:4000] or None
+    if billing != partner.billing_details:  # where money goes: the password, and the audit log
+        _require_password(view, partner)
+        _audit_payee_change(view, partner, "billing_details", partner.billing_details, billing)
+        partner.billing_details = billing
     partner.name = view.value("name")[:200]
     partner.website = website[:500] or None
-    partner.billing_details = view.value("billing_details")[:4000] or None
     view.flash("Saved.")
+
+
+def _audit_payee_change(view: View, partner: Partner, field: str, old: str | None,
+                        new: str | None) -> None:
+    """Record a change of where the partner's money goes. Billing details (bank accounts) are
+    recorded as digests, so the audit log does not become a second copy of them. The partner's
+    address is to be told by mail once the hub sends mail (template ``payee_changed``)."""
+    if field != "paypal_email":
+        old, new = _digest(view, old), _digest(view, new)
+    record_action(view.db, f"partner:{partner.id}", "partner.payee_changed", partner.id,
+                  field=field, old=old, new=new,
+                  client=view.request.client.host if view.request.client else None)
+
+
+def _digest(view: View, value: str | None) -> str | None:
+    """A keyed digest (HMAC with the secret key): tells changes apart without being a way to
+    guess the details back from the audit log."""
+    if not value:
+        return None
+    return hmac.new(secret_key(view.hub).encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _require_password(view: View, partner: Partner) -> None:
@@ -449,6 +510,8 @@ def _save_paypal(view: View, partner: Partner) -> None:
     email = view.value("paypal_email")
     if not EMAIL_RE.match(email):
         raise Unprocessable("that is not an e-mail address")
+    if email != partner.paypal_email:
+        _audit_payee_change(view, partner, "paypal_email", partner.paypal_email, email)
     partner.paypal_email = email
     view.flash("Your PayPal e-mail is changed.")
 
@@ -458,7 +521,8 @@ def _save_password(view: View, partner: Partner) -> None:
     if view.value("password") != view.value("password_again"):
         raise Unprocessable("the two new passwords differ")
     partner.password_hash = passwords.hash_password(view.value("password"))
-    view.session.set(pwv=fingerprint(partner.password_hash))  # other sessions end
+    view.session.set(pwv=fingerprint(partner.password_hash))
+    end_other_logins(view.db, view.session, partner.id)
     view.flash("Your password is changed.")
 
 
@@ -491,8 +555,8 @@ def home_redirect(view: View) -> Response:
 ROUTES = [
     Route("/portal", public(home_redirect), methods=["GET"]),
     Route("/portal/login", public(login_form), methods=["GET"]),
-    Route("/portal/login", public(login), methods=["POST"]),
-    Route("/portal/logout", public(logout), methods=["POST"]),
+    Route("/portal/login", public(login, write=True), methods=["POST"]),
+    Route("/portal/logout", public(logout, write=True), methods=["POST"]),
     Route("/portal/signup", public(signup_form), methods=["GET"]),
     Route("/portal/signup", public(signup, write=True), methods=["POST"]),
     Route("/portal/reset/{token}", public(reset_form), methods=["GET"]),

@@ -7,6 +7,10 @@ being an operator in one tab never makes portal requests privileged and vice ver
 Every session carries a random CSRF token; every form posts it back in a hidden ``csrf`` field and
 every POST is refused (403) unless it matches the session's token in constant time. Log-in forms
 are covered too: showing the form starts an anonymous session holding the token.
+
+A signed-in session is also a row (`login_sessions`): the cookie carries a random token (``sid``)
+whose SHA-256 names the row. Log-out deletes the row, so a copy of the cookie saved before it is
+refused afterwards; changing a password deletes the partner's other rows.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.clock import utcnow
+from hub.db.models import LoginSession
 from hub.errors import Forbidden
 from hub.runtime import Hub
 
@@ -122,3 +131,51 @@ def fingerprint(secret: str | None) -> str:
     """A short digest stored in the session, so that changing a password (or the admin token)
     ends every session opened with the old one."""
     return hashlib.sha256((secret or "").encode()).hexdigest()[:16]
+
+
+# -- server-side sessions --------------------------------------------------------------------
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_login(db: Session, session: WebSession, subject: str, **values: Any) -> None:
+    """Sign `subject` in: a fresh cookie (against fixation) naming a new session row. The
+    subject's expired rows are dropped on the way, so they do not pile up."""
+    now = utcnow()
+    db.execute(delete(LoginSession).where(LoginSession.subject == subject,
+                                          LoginSession.expires_at <= now))
+    token = secrets.token_urlsafe(32)
+    db.add(LoginSession(token_hash=_token_hash(token), area=session.area.name, subject=subject,
+                        created_at=now,
+                        expires_at=now + timedelta(seconds=session.area.max_age)))
+    session.restart(sid=token, **values)
+
+
+def login_alive(db: Session, session: WebSession, subject: str) -> bool:
+    """Whether the cookie's session row still exists, for this area and subject, unexpired."""
+    token = session.data.get("sid")
+    if not isinstance(token, str) or not token:
+        return False
+    row = db.get(LoginSession, _token_hash(token))
+    return (row is not None and row.area == session.area.name and row.subject == subject
+            and row.expires_at > utcnow())
+
+
+def close_login(db: Session, session: WebSession) -> None:
+    """Log-out: delete the cookie's session row and start an anonymous session."""
+    token = session.data.get("sid")
+    if isinstance(token, str) and token:
+        db.execute(delete(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+    session.restart()
+
+
+def end_other_logins(db: Session, session: WebSession, subject: str) -> int:
+    """End every session of `subject` in this area but the cookie's own (a password change).
+    Returns how many ended."""
+    token = session.data.get("sid")
+    keep = _token_hash(token) if isinstance(token, str) and token else ""
+    result = db.execute(delete(LoginSession).where(
+        LoginSession.subject == subject, LoginSession.area == session.area.name,
+        LoginSession.token_hash != keep))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
