@@ -87,6 +87,7 @@ def make_hub(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable
             "server": {"admin_token": ADMIN_TOKEN, "secret_key": "s" * 32,
                        "allowed_domains": ["example.com"], "base_url": "http://hub.test"},
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
+            "email": {"dir": str(tmp_path / "mail")},  # no SMTP: .eml files, never in the cwd
             "programs": {"crazycall": dict(CRAZYCALL)} if programs is None else programs,
         }
         _deep_merge(raw, tables)

@@ -15,6 +15,7 @@ from hub.db.audit import record_action
 from hub.db.models import Customer, Link, Partner
 from hub.db.upsert import insert_ignore
 from hub.errors import Conflict, NotFound, Unprocessable
+from hub.notify import notices
 from hub.notify.outbox import emit
 from hub.programs import Program
 from hub.runtime import Hub
@@ -99,6 +100,7 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     session.add(partner)
     session.flush()
     emit(session, "partner.created", partner.id, partner_json(partner))
+    notices.partner_created(hub, session, partner, invited=invited)
     return partner
 
 
@@ -116,6 +118,7 @@ def transition(session: Session, partner_id: str, action: str, actor: str) -> Pa
         raise Conflict(f"cannot {action} a partner that is {partner.status}", code="invalid_state")
     partner.status = target
     record_action(session, actor, f"partner.{action}", partner.id)
+    notices.partner_decided(session, partner, action)
     return partner
 
 
