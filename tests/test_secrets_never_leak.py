@@ -34,6 +34,7 @@ SECRETS = {
     "paypal_client_secret": "PAYPALCLIENTSECRETs3cr3t-XyZ",
     "paypal_webhook_id": "PAYPALWEBHOOKIDs3cr3t",
     "paypal_access_token": "A21AAPAYPALACCESSTOKENs3cr3t",
+    "smtp_password": "SMTPPASSWORDs3cr3t-QwE",
 }
 
 
@@ -49,6 +50,9 @@ def raw_config(tmp_path: Path) -> dict[str, Any]:
                                   "client_secret": SECRETS["paypal_client_secret"],
                                   "webhook_id": SECRETS["paypal_webhook_id"]}},
         "queue": {"min_backoff_ms": 10, "max_backoff_ms": 20, "max_retries": 2},
+        # Nothing listens on port 9: every mail fails and is retried (and logged).
+        "email": {"url": f"smtp://mailer:{SECRETS['smtp_password']}@127.0.0.1:9",
+                  "dir": str(tmp_path / "mail")},
         "programs": {"crazycall": {"plugin": "crazycall"}},
     }
 

@@ -100,9 +100,11 @@ def payee_changed(session: Session, partner: Partner, old_payee: str | None,
 # -- commissions -----------------------------------------------------------------------------
 
 def commission_earned(session: Session, line: Commission) -> None:
-    """One booked line (the per-event path)."""
+    """One booked line (the per-event path). The partner is read only for news."""
+    if line.amount <= 0 or line.reverses_id is not None or not _recent(line.earned_at):
+        return
     partner = session.get(Partner, line.partner_id)
-    if partner is not None and _wants(partner, line.amount, line.earned_at, line.reverses_id):
+    if partner is not None and partner.mail_commissions:
         _commission_mail(session, partner, line.id, line.amount, line.currency, line.rule)
 
 
@@ -119,11 +121,6 @@ def commissions_earned(session: Session, lines: Iterable[dict[str, Any]]) -> Non
         if partner is not None and partner.mail_commissions:
             _commission_mail(session, partner, line["id"], line["amount"], line["currency"],
                              line.get("rule"))
-
-
-def _wants(partner: Partner, amount: int, earned_at: datetime, reverses_id: str | None) -> bool:
-    return (partner.mail_commissions and amount > 0 and reverses_id is None
-            and _recent(earned_at))
 
 
 def _recent(earned_at: datetime) -> bool:
