@@ -82,6 +82,7 @@ def test_no_secret_in_logs_errors_or_documents(tmp_path, caplog):
     text = "\n".join(seen)
     assert "payout" in text and "signature" in text.lower()  # the flows did log and answer
     assert "stripe customer lookup failed" in text and "PayPal HTTP 500" in text
+    assert "ConnectionRefusedError" in text  # a mail failed on the SMTP URL and was retried
     leaked = [name for name, value in SECRETS.items() if value in text]
     assert not leaked, f"secrets found in logs/answers: {leaked}"
 
