@@ -248,6 +248,7 @@ def test_without_a_url_mail_is_written_as_eml_files(make_hub: Any, backend: str,
     assert message["Message-ID"] == f"<{row.id}@shop.test>"
     assert str(message["Subject"]) == "Welcome to the crazycall partner program"
     assert partner.code in body(message)  # type: ignore[arg-type]
+    assert "http://hub.test/portal/forgot" in body(message)  # created without a password
 
 
 # -- "Forgot password?" end to end -------------------------------------------------------------
@@ -309,6 +310,8 @@ def test_self_sign_up_mails_a_verification_link(make_hub: Any, smtp: SmtpServer)
         assert "Link expired" in client.get(f"/portal/reset/{token}").text
         assert "confirmed" in client.get(link.group(1)).text
         assert "Link expired" in client.get(link.group(1)).text
+        welcome = smtp.inbox.to("gus@partners.test", "Welcome")
+        assert len(welcome) == 1 and "No password yet" not in body(welcome[0])
     with hub.sessions() as session:
         partner = session.scalars(select(Partner)).one()
         assert partner.email_verified_at is not None
@@ -330,7 +333,7 @@ def test_queue_mail_writes_once_per_key_and_knows_its_templates(hub: Any) -> Non
 
 def test_every_template_renders_with_the_context_its_cause_gives() -> None:
     partner = {"name": "Ann", "program": "crazycall", "code": "abc", "email": "a@b.test",
-               "partner_id": "prt_1"}
+               "partner_id": "prt_1", "has_password": False}
     payout = {"payout_id": "po_1", "amount": "$10.00", "method": "paypal", "receiver": "x@y.z",
               "reference": "r", "reason": "", "dead_letter": False}
     extra = {"token": "t", "expires": "2026-01-01 00:00 UTC", "active": True,

@@ -77,7 +77,8 @@ def enrolled_partner_id(program: str, customer: Customer) -> str:
 def create_partner(hub: Hub, session: Session, *, program: str, email: str, name: str = "",
                    kind: str | None = None, paypal_email: str | None = None,
                    code: str | None = None, invited: bool = False,
-                   customer_ref: str | None = None, website: str | None = None) -> Partner:
+                   customer_ref: str | None = None, website: str | None = None,
+                   password_hash: str | None = None) -> Partner:
     prog = hub.program(program)
     if prog is None:
         raise Unprocessable(f"unknown program {program!r}", code="unknown_program")
@@ -96,7 +97,8 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     status = hub.first(prog, "new_partner_status", partner_kind=kind, invited=invited) or "active"
     partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
                       email=email.strip(), name=name, paypal_email=paypal_email or None,
-                      customer_ref=customer_ref, website=website, created_at=utcnow())
+                      customer_ref=customer_ref, website=website, password_hash=password_hash,
+                      created_at=utcnow())
     session.add(partner)
     session.flush()
     emit(session, "partner.created", partner.id, partner_json(partner))

@@ -34,7 +34,8 @@ PAYOUT_TEMPLATES = {"sent": "payout_sent", "paid": "payout_paid", "failed": "pay
 def about(partner: Partner) -> dict[str, Any]:
     """What every partner mail may say about its recipient."""
     return {"name": partner.name or "", "program": partner.program, "code": partner.code,
-            "email": partner.email, "partner_id": partner.id}
+            "email": partner.email, "partner_id": partner.id,
+            "has_password": partner.password_hash is not None}
 
 
 def to_operator(hub: Hub, session: Session, template: str, key: str,

@@ -155,11 +155,11 @@ def signup(view: View) -> Response:
                                 "log in or ask for a reset")
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
                                  name=view.value("name"), website=view.value("website") or None,
-                                 paypal_email=view.value("paypal_email") or None)
+                                 paypal_email=view.value("paypal_email") or None,
+                                 password_hash=password_hash)
     except HTTPError as exc:
         view.flash(exc.message, "error")
         return signup_form(view)
-    partner.password_hash = password_hash
     token, expires = passwords.create_reset_token(view.db, partner.id, purpose=passwords.VERIFY,
                                                   valid_for=passwords.VERIFY_VALID_FOR)
     notices.email_verification(view.db, partner, token, expires)
