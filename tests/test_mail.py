@@ -6,12 +6,14 @@ and an SMTP outage delays it (the booking succeeds; retries or `hub tick` send i
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,6 +22,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -74,15 +80,30 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
+    """aiosmtpd on a local port: plain (log-in allowed without TLS), STARTTLS required, or
+    implicit TLS (``smtps``), with the certificate of `tls_files`."""
+
+    def __init__(self, port: int | None = None, *, tls: str = "",
+                 tls_files: tuple[Path, Path] | None = None) -> None:
         self.port = port or free_port()
         self.inbox = Inbox()
         self.controller: Controller | None = None
+        self.tls, self.tls_files = tls, tls_files
 
     def start(self) -> SmtpServer:
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; smtps is encrypted from the start.
+        options: dict[str, Any] = {"authenticator": self.inbox.authenticate,
+                                   "auth_require_tls": self.tls == "starttls"}
+        if self.tls:
+            assert self.tls_files is not None
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*map(str, self.tls_files))
+            key = "tls_context" if self.tls == "starttls" else "ssl_context"
+            options[key] = context
+            if self.tls == "starttls":
+                options["require_starttls"] = True
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port,
-                                     authenticator=self.inbox.authenticate,
-                                     auth_require_tls=False)
+                                     **options)
         self.controller.start()
         return self
 
@@ -93,7 +114,29 @@ class SmtpServer:
 
     @property
     def url(self) -> str:
-        return f"smtp://{SMTP_USER}:{QUOTED_PASSWORD}@127.0.0.1:{self.port}"
+        scheme = "smtps" if self.tls == "smtps" else "smtp"
+        query = "?starttls=true" if self.tls == "starttls" else ""
+        return f"{scheme}://{SMTP_USER}:{QUOTED_PASSWORD}@127.0.0.1:{self.port}{query}"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "smtp.pem", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 @pytest.fixture
@@ -229,6 +272,28 @@ def test_smtp_down_the_booking_succeeds_and_the_mail_goes_out_later(
         down.stop()
     assert SMTP_PASSWORD not in caplog.text and QUOTED_PASSWORD not in caplog.text
     assert all(SMTP_PASSWORD not in (m.last_error or "") for m in mails(hub))
+
+
+# -- TLS: STARTTLS and implicit, with the certificate checked ---------------------------------
+
+@pytest.mark.parametrize("tls", ["starttls", "smtps"])
+def test_tls_mail_checks_the_servers_certificate(make_hub: Any, tls: str, tmp_path: Path,
+                                                 monkeypatch: Any) -> None:
+    server = SmtpServer(tls=tls, tls_files=self_signed(tmp_path)).start()
+    try:
+        hub = mail_hub(make_hub, "sqlite", server.url)
+        make_partner(hub, "crazycall", email="tl@partners.test")
+        queue_of(hub).join()
+        untrusted = mails(hub)
+        assert [m.status for m in untrusted] == ["pending"]  # an unknown certificate: no mail
+        assert "SSLCertVerificationError" in (untrusted[0].last_error or "")
+        assert server.inbox.messages == [] and server.inbox.logins == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp.pem"))  # now it is trusted
+        run_tick(hub, utcnow() + timedelta(hours=1))
+        wait_for(lambda: server.inbox.to("tl@partners.test", "Welcome"), what="the TLS mail")
+        assert server.inbox.logins == [(SMTP_USER, SMTP_PASSWORD)]
+    finally:
+        server.stop()
 
 
 # -- without a URL: .eml files -----------------------------------------------------------------
