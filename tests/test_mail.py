@@ -7,6 +7,7 @@ and an SMTP outage delays it (the booking succeeds; retries or `hub tick` send i
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import secrets
 import socket
@@ -19,7 +20,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from cryptography import x509
@@ -46,6 +49,7 @@ from tests.web_helpers import PASSWORD, csrf_of, give_password, portal_login, po
 SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret-p@ss:word"
 QUOTED_PASSWORD = "s3cret-p%40ss%3Aword"
 OPERATOR = "ops@hub.test"
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or "redis://127.0.0.1:6379/5"
 
 
 class Inbox:
@@ -243,6 +247,35 @@ def test_an_old_commission_is_booked_without_a_mail(make_hub: Any) -> None:
     with hub.sessions() as session:
         assert session.scalar(select(Commission.id)) is not None
     assert mails(hub, "commission_earned") == []
+
+
+@pytest.mark.redis
+def test_through_redis_and_a_worker_a_commission_mail_arrives_within_seconds(
+        make_hub: Any, backend: str, smtp: SmtpServer) -> None:
+    """`hub serve` only enqueues; a `hub worker` (a Dramatiq worker on the Redis broker) sends."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    namespace = f"hubtest-{secrets.token_hex(5)}"
+    hub = make_hub(backend, email={"url": smtp.url},
+                   queue={"url": REDIS_URL, "namespace": namespace, "min_backoff_ms": 50,
+                          "max_backoff_ms": 200})
+    worker = dramatiq.Worker(queue_of(hub).broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    try:
+        partner = make_partner(hub, "crazycall", email="re@partners.test")
+        started = time.monotonic()
+        pay(hub, partner.code, 4900, currency="usd", when=utcnow())
+        wait_for(lambda: smtp.inbox.to("re@partners.test", "You earned"), timeout=10,
+                 what="the mail through Redis")
+        assert time.monotonic() - started < 5
+    finally:
+        worker.stop(timeout=5_000)
+        keys = list(client.scan_iter(f"{namespace}*"))
+        if keys:
+            client.delete(*keys)
 
 
 # -- an outage delays, never loses -------------------------------------------------------------
