@@ -42,7 +42,7 @@ from hub.ingest.batch import apply_batch
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
 from hub.notify import notices
-from hub.notify.mail import queue_mail, render, smtp_target, templates
+from hub.notify.mail import _claim, queue_mail, render, smtp_target, templates
 from tests.payout_helpers import make_partner, pay, wait_for
 from tests.web_helpers import PASSWORD, csrf_of, give_password, portal_login, post_form
 
@@ -427,6 +427,23 @@ def test_queue_mail_writes_once_per_key_and_knows_its_templates(hub: Any) -> Non
         with pytest.raises(ValueError):
             queue_mail(session, template="no_such_mail", to="a@b.test", key="k3", context={})
     assert len(mails(hub)) == 1
+
+
+def test_of_two_runs_for_one_mail_only_one_takes_it(hub: Any) -> None:
+    """A retry and `hub tick`'s re-send may come together: the first takes the mail (`sending`),
+    the second finds it taken; a run that died while sending is taken over once it is stale."""
+    with hub.sessions() as session, session.begin():  # no after-commit send: we are the runs
+        queue_mail(session, template="declined", to="a@b.test", key="race",
+                   context={"name": "", "program": "p"})
+    [row] = mails(hub)
+    stale = hub.config.queue.stale_seconds
+    with hub.transaction() as session:
+        assert _claim(session, row.id, stale)
+    with hub.transaction() as session:
+        assert not _claim(session, row.id, stale)
+        assert session.get(Mail, row.id).status == "sending"  # type: ignore[union-attr]
+    with hub.transaction() as session:
+        assert _claim(session, row.id, 0)  # the first run died long ago
 
 
 def test_every_template_renders_with_the_context_its_cause_gives() -> None:

@@ -20,7 +20,7 @@ import os
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
@@ -169,9 +169,9 @@ def transmit(conf: EmailConfig, mail_id: str, message: EmailMessage) -> None:
 def send(hub: Hub, mail_id: str) -> None:
     """The `mail.send` job: render and send one pending mail. Network errors and SMTP refusals
     are retried with backoff; an address the server refuses or a broken template is final."""
-    with hub.sessions() as session:
+    with hub.transaction() as session:
         mail = session.get(Mail, mail_id)
-        if mail is None or mail.status != "pending":
+        if mail is None or not _claim(session, mail_id, hub.config.queue.stale_seconds):
             return
         template, to, context = mail.template, mail.to_addr, dict(mail.context or {})
     conf = hub.config.email
@@ -188,6 +188,18 @@ def send(hub: Hub, mail_id: str) -> None:
         _record(hub, mail_id, error=_described(exc, conf))
         raise TransientError(f"mail {mail_id}: {type(exc).__name__}") from None
     _record(hub, mail_id, subject=rendered.subject)
+
+
+def _claim(session: Session, mail_id: str, stale_seconds: int) -> bool:
+    """Take a pending mail for this run (`sending`), so a retry and `hub tick`'s re-send never
+    both send it. A run that died while sending leaves it `sending`; after `[queue]
+    stale_seconds` it may be taken again."""
+    now = utcnow()
+    taken = session.execute(update(Mail).where(Mail.id == mail_id, or_(
+        Mail.status == "pending",
+        and_(Mail.status == "sending", Mail.updated_at < now - timedelta(seconds=stale_seconds))))
+        .values(status="sending", updated_at=now))
+    return taken.rowcount == 1  # type: ignore[attr-defined]
 
 
 def _described(exc: BaseException, conf: EmailConfig) -> str:
@@ -212,8 +224,8 @@ def _record(hub: Hub, mail_id: str, *, error: str | None = None, subject: str | 
         if error is None:
             # Sent: keep who, what and when; drop the context, which may hold a one-time link.
             mail.status, mail.sent_at, mail.subject, mail.context = "sent", now, subject, {}
-        elif final:
-            mail.status = "failed"
+        else:
+            mail.status = "failed" if final else "pending"
 
 
 def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -> None:
@@ -228,6 +240,8 @@ def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -
 
 def stale_mails(session: Session, before: datetime) -> list[str]:
     """Pending mails untouched since `before` (their message was lost or is waiting out a
-    backoff that died with its process): `hub tick` sends them again."""
+    backoff that died with its process), and mails whose sending run died: `hub tick` sends
+    them again."""
     return list(session.scalars(select(Mail.id).where(
-        Mail.status == "pending", Mail.updated_at < before).order_by(Mail.created_at)))
+        Mail.status.in_(("pending", "sending")), Mail.updated_at < before)
+        .order_by(Mail.created_at)))
