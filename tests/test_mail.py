@@ -239,6 +239,17 @@ def test_the_partner_can_turn_commission_mails_off(make_hub: Any, backend: str,
     assert mails(hub, "commission_earned") == []
 
 
+def test_amounts_are_written_in_the_programs_locale(make_hub: Any) -> None:
+    programs = {"crazycall": {"plugin": "crazycall", "currency": "EUR", "locale": "de"}}
+    hub = make_hub("sqlite", programs=programs)
+    partner = make_partner(hub, "crazycall")
+    pay(hub, partner.code, 4900, currency="eur", when=utcnow())
+    queue_of(hub).join()
+    sent = wait_for(lambda: [m for m in mails(hub, "commission_earned") if m.status == "sent"],
+                    what="the commission mail")
+    assert sent[0].subject == "You earned 9,80\u00a0€"  # as the portal writes it
+
+
 def test_an_old_commission_is_booked_without_a_mail(make_hub: Any) -> None:
     """A replayed export or a backfill is history, not news."""
     hub = make_hub("sqlite")

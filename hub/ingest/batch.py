@@ -427,7 +427,7 @@ class FastPath:
                 row = Commission(**line)
                 make_transient_to_detached(row)
                 outbox.emit(s, "commission.created", line["id"], ledger.commission_event(row))
-        notices.commissions_earned(s, lines)
+        notices.commissions_earned(self.hub, s, lines)
 
     def _write_statuses(self, new_states: list[dict[str, Any]],
                         known: dict[CustomerKey, Known]) -> None:

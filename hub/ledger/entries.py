@@ -163,7 +163,7 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
         return None
     insert_entries(session, earn_legs([values]))
     outbox.emit(session, "commission.created", line.id, commission_event(line))
-    notices.commission_earned(session, line)
+    notices.commission_earned(session, line, program)
     return line  # type: ignore[no-any-return]
 
 

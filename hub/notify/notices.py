@@ -20,6 +20,7 @@ from hub.clock import utcnow
 from hub.db.models import Commission, Partner, Payout
 from hub.money import format_money
 from hub.notify.mail import queue_mail
+from hub.programs import Program
 from hub.runtime import Hub
 
 # A commission earned longer ago than this is history (a replayed export, a backfill), not news:
@@ -100,16 +101,17 @@ def payee_changed(session: Session, partner: Partner, old_payee: str | None,
 
 # -- commissions -----------------------------------------------------------------------------
 
-def commission_earned(session: Session, line: Commission) -> None:
+def commission_earned(session: Session, line: Commission, program: Program) -> None:
     """One booked line (the per-event path). The partner is read only for news."""
     if line.amount <= 0 or line.reverses_id is not None or not _recent(line.earned_at):
         return
     partner = session.get(Partner, line.partner_id)
     if partner is not None and partner.mail_commissions:
-        _commission_mail(session, partner, line.id, line.amount, line.currency, line.rule)
+        _commission_mail(session, partner, line.id, format_money(
+            line.amount, line.currency, locale_of(program)), line.rule)
 
 
-def commissions_earned(session: Session, lines: Iterable[dict[str, Any]]) -> None:
+def commissions_earned(hub: Hub, session: Session, lines: Iterable[dict[str, Any]]) -> None:
     """Many booked lines (group commit, replay): the partners are read with one query."""
     lines = [line for line in lines if line["amount"] > 0 and not line.get("reverses_id")
              and _recent(line["earned_at"])]
@@ -120,21 +122,28 @@ def commissions_earned(session: Session, lines: Iterable[dict[str, Any]]) -> Non
     for line in lines:
         partner = partners.get(line["partner_id"])
         if partner is not None and partner.mail_commissions:
-            _commission_mail(session, partner, line["id"], line["amount"], line["currency"],
-                             line.get("rule"))
+            program = hub.program(line["program"])
+            amount = format_money(line["amount"], line["currency"],
+                                  locale_of(program) if program else "en")
+            _commission_mail(session, partner, line["id"], amount, line.get("rule"))
 
 
 def _recent(earned_at: datetime) -> bool:
     return earned_at >= utcnow() - COMMISSION_NEWS
 
 
-def _commission_mail(session: Session, partner: Partner, line_id: str, amount: int,
-                     currency: str, rule: Any) -> None:
+def locale_of(program: Program) -> str:
+    """How the program writes amounts (its `locale` setting, as the portal does)."""
+    return str(getattr(program.settings, "locale", "en"))
+
+
+def _commission_mail(session: Session, partner: Partner, line_id: str, amount: str,
+                     rule: Any) -> None:
     sentence = rule.get("sentence", "") if isinstance(rule, dict) else ""
     queue_mail(session, template="commission_earned", to=partner.email,
                key=f"commission:{line_id}",
-               context={**about(partner), "amount": format_money(amount, currency),
-                        "sentence": sentence, "commission_id": line_id})
+               context={**about(partner), "amount": amount, "sentence": sentence,
+                        "commission_id": line_id})
 
 
 # -- payouts ---------------------------------------------------------------------------------
