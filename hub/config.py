@@ -111,6 +111,11 @@ class EmailConfig:
     operator: str = ""  # who gets the operators' mails (applications, withdrawals, dead letters)
     timeout_seconds: int = 20
 
+    def __post_init__(self) -> None:
+        # Checked at start-up, and said without the URL: it holds the SMTP password.
+        if self.url and not str.__str__(self.url).startswith(("smtp://", "smtps://")):
+            raise ValueError("url must be smtp://user:pass@host:port or smtps://...")
+
 
 @dataclass(frozen=True)
 class ConnectorsConfig:

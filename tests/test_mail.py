@@ -37,7 +37,9 @@ from connectors.stripe import prepare
 from connectors.stripe import process as stripe_process
 from hub.app import create_app
 from hub.clock import utcnow
+from hub.config import config_from_dict
 from hub.db.models import Commission, Mail, Partner
+from hub.errors import StartupError
 from hub.ingest.batch import apply_batch
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
@@ -492,3 +494,13 @@ def test_smtp_urls() -> None:
     assert smtp_target("smtp://mail.test").port == 25
     with pytest.raises(ValueError):
         smtp_target("http://mail.test")
+
+
+def test_a_bad_email_url_stops_start_up_without_showing_it() -> None:
+    with pytest.raises(StartupError) as refused:
+        config_from_dict({"email": {"url": "http://user:hunter2-secret@mail.test"}})
+    assert "[email]" in str(refused.value) and "hunter2" not in str(refused.value)
+    config = config_from_dict({"email": {"url": "smtps://u:hunter2-secret@mail.test",
+                                         "from": "P <p@shop.test>"}})
+    assert config.email.sender == "P <p@shop.test>"
+    assert "hunter2" not in repr(config)
