@@ -8,7 +8,7 @@ import os
 import tomllib
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -129,6 +129,24 @@ class PaypalConfig:
 
 
 @dataclass(frozen=True)
+class EmailConfig:
+    """`[email]`: where mail goes. `url` is ``smtp://user:pass@host:port`` (``smtps://`` for
+    implicit TLS, ``?starttls=true`` to upgrade); without it mail is written as ``.eml`` files
+    under `dir`. In TOML the sender is the key ``from``."""
+
+    url: str = ""
+    sender: str = "Partners <partners@localhost>"
+    dir: str = "./mail"
+    operator: str = ""  # who gets the operators' mails (applications, withdrawals, dead letters)
+    timeout_seconds: int = 20
+
+    def __post_init__(self) -> None:
+        # Checked at start-up, and said without the URL: it holds the SMTP password.
+        if self.url and not str.__str__(self.url).startswith(("smtp://", "smtps://")):
+            raise ValueError("url must be smtp://user:pass@host:port or smtps://...")
+
+
+@dataclass(frozen=True)
 class ConnectorsConfig:
     stripe: StripeConfig = field(default_factory=StripeConfig)
     paypal: PaypalConfig = field(default_factory=PaypalConfig)
@@ -141,6 +159,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
     links: LinksConfig = field(default_factory=LinksConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
     downloads: dict[str, DownloadConfig] = field(default_factory=dict)
 
@@ -162,6 +181,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "HUB_PAYPAL_CLIENT_SECRET": (("connectors", "paypal"), "client_secret"),
     "HUB_PAYPAL_WEBHOOK_ID": (("connectors", "paypal"), "webhook_id"),
     "HUB_PAYPAL_API_BASE": (("connectors", "paypal"), "api_base"),
+    "HUB_EMAIL_URL": (("email",), "url"),
 }
 SECRET_KEYS = {"admin_token", "installer_token", "signups_token", "secret_key", "api_key",
                "webhook_secret", "client_secret", "metrics_token"}
@@ -191,10 +211,14 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         if conf.program and conf.program not in programs:
             raise StartupError(f"[downloads.{product}] program: no program {conf.program!r} is "
                                f"configured; known: {', '.join(sorted(programs)) or 'none'}")
+    if isinstance(raw.get("email"), dict) and "from" in raw["email"]:
+        raw["email"] = {**raw["email"], "sender": raw["email"]["from"]}  # `from` is a keyword
+        del raw["email"]["from"]
     config = parse_table(Config, raw, "")
     config = _with_secrets(config)
     return Config(database=config.database, queue=config.queue, server=config.server,
-                  connectors=config.connectors, links=config.links, programs=programs,
+                  connectors=config.connectors, links=config.links,
+                  email=replace(config.email, url=Secret(config.email.url)), programs=programs,
                   downloads=downloads)
 
 
@@ -209,8 +233,6 @@ def _downloads(tables: Any) -> dict[str, DownloadConfig]:
 
 
 def _with_secrets(config: Config) -> Config:
-    from dataclasses import replace
-
     def wrap(obj: Any) -> Any:
         changes = {k: Secret(getattr(obj, k)) for k in SECRET_KEYS if hasattr(obj, k)}
         return replace(obj, **changes)

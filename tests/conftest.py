@@ -89,6 +89,7 @@ def make_hub(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable
                        "secret_key": "s" * 32,
                        "allowed_domains": ["example.com"], "base_url": "http://hub.test"},
             "connectors": {"stripe": {"webhook_secret": WEBHOOK_SECRET}},
+            "email": {"dir": str(tmp_path / "mail")},  # no SMTP: .eml files, never in the cwd
             "programs": {"crazycall": dict(CRAZYCALL)} if programs is None else programs,
         }
         _deep_merge(raw, tables)

@@ -50,6 +50,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/portal/login"): "login_post", ("POST", "/portal/logout"): "login_post",
     ("GET", "/portal/signup"): "public", ("POST", "/portal/signup"): "login_post",
     ("GET", "/portal/reset/{token}"): "public", ("POST", "/portal/reset/{token}"): "login_post",
+    ("GET", "/portal/forgot"): "public", ("POST", "/portal/forgot"): "login_post",
+    ("GET", "/portal/verify/{token}"): "public",
     ("GET", "/portal/"): "portal_page", ("GET", "/portal/links"): "portal_page",
     ("GET", "/portal/referrals"): "portal_page",
     ("GET", "/portal/referrals/{referral_id}"): "portal_object",

@@ -36,6 +36,7 @@ SECRETS = {
     "paypal_client_secret": "PAYPALCLIENTSECRETs3cr3t-XyZ",
     "paypal_webhook_id": "PAYPALWEBHOOKIDs3cr3t",
     "paypal_access_token": "A21AAPAYPALACCESSTOKENs3cr3t",
+    "smtp_password": "SMTPPASSWORDs3cr3t-QwE",
 }
 
 
@@ -53,6 +54,9 @@ def raw_config(tmp_path: Path) -> dict[str, Any]:
                                   "client_secret": SECRETS["paypal_client_secret"],
                                   "webhook_id": SECRETS["paypal_webhook_id"]}},
         "queue": {"min_backoff_ms": 10, "max_backoff_ms": 20, "max_retries": 2},
+        # Nothing listens on port 9: every mail fails and is retried (and logged).
+        "email": {"url": f"smtp://mailer:{SECRETS['smtp_password']}@127.0.0.1:9",
+                  "dir": str(tmp_path / "mail")},
         "programs": {"crazycall": {"plugin": "crazycall"}},
     }
 
@@ -85,6 +89,7 @@ def test_no_secret_in_logs_errors_or_documents(tmp_path, caplog):
     text = "\n".join(seen)
     assert "payout" in text and "signature" in text.lower()  # the flows did log and answer
     assert "stripe customer lookup failed" in text and "PayPal HTTP 500" in text
+    assert "ConnectionRefusedError" in text  # a mail failed on the SMTP URL and was retried
     leaked = [name for name, value in SECRETS.items() if value in text]
     assert not leaked, f"secrets found in logs/answers: {leaked}"
 

@@ -15,6 +15,7 @@ from hub.db.audit import record_action
 from hub.db.models import Customer, Link, Partner
 from hub.db.upsert import insert_ignore
 from hub.errors import Conflict, NotFound, Unprocessable
+from hub.notify import notices
 from hub.notify.outbox import emit
 from hub.programs import Program
 from hub.runtime import Hub
@@ -82,7 +83,8 @@ def enrolled_partner_id(program: str, customer: Customer) -> str:
 def create_partner(hub: Hub, session: Session, *, program: str, email: str, name: str = "",
                    kind: str | None = None, paypal_email: str | None = None,
                    code: str | None = None, invited: bool = False,
-                   customer_ref: str | None = None, website: str | None = None) -> Partner:
+                   customer_ref: str | None = None, website: str | None = None,
+                   password_hash: str | None = None) -> Partner:
     prog = hub.program(program)
     if prog is None:
         raise Unprocessable(f"unknown program {program!r}", code="unknown_program")
@@ -101,10 +103,12 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     status = initial_status(hub, prog, kind, invited)
     partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
                       email=email.strip(), name=name, paypal_email=paypal_email or None,
-                      customer_ref=customer_ref, website=website, created_at=utcnow())
+                      customer_ref=customer_ref, website=website, password_hash=password_hash,
+                      created_at=utcnow())
     session.add(partner)
     session.flush()
     emit(session, "partner.created", partner.id, partner_json(partner))
+    notices.partner_created(hub, session, partner, invited=invited)
     return partner
 
 
@@ -128,6 +132,7 @@ def transition(session: Session, partner_id: str, action: str, actor: str) -> Pa
         raise Conflict(f"cannot {action} a partner that is {partner.status}", code="invalid_state")
     partner.status = target
     record_action(session, actor, f"partner.{action}", partner.id)
+    notices.partner_decided(session, partner, action)
     return partner
 
 

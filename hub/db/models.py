@@ -78,6 +78,10 @@ class Partner(Base):
     billing_details: Mapped[str | None] = mapped_column(Text)
     agreement_accepted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # A mail for each commission earned, unless the partner turned it off in the portal.
+    mail_commissions: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                   server_default=text("true"))
+    email_verified_at: Mapped[datetime | None]
 
 
 class Customer(Base):
@@ -544,6 +548,29 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None]
 
 
+class Mail(Base):
+    """One e-mail: the outbox row and its sending log.
+
+    Written in the transaction of its cause with a `key` naming that cause (unique: a replayed
+    provider event or a second click mails once); sent by the `mail.send` job after the commit.
+    The context is what the template needs, cleared once the mail is sent (it may hold a
+    one-time link)."""
+
+    __tablename__ = "mails"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ml"))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    template: Mapped[str] = mapped_column(String(64))
+    to_addr: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    context: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
 class AuditLog(Base):
     """Who did what, when: every operator action."""
 
@@ -557,14 +584,18 @@ class AuditLog(Base):
 
 
 class PasswordResetToken(Base):
-    """A one-time, expiring link an operator sends so a partner can set its portal password.
+    """A one-time, expiring link that lets a partner set its portal password (`purpose`
+    ``reset``: sent by the operator or asked for with "Forgot password?") or confirm its e-mail
+    address (``verify``, on self sign-up).
 
-    Only the SHA-256 of the token is stored: the link itself is shown once, to the operator."""
+    Only the SHA-256 of the token is stored: the link itself is shown or mailed once."""
 
     __tablename__ = "password_reset_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="reset",
+                                         server_default=text("'reset'"))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

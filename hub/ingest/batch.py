@@ -46,7 +46,7 @@ from hub.ingest.events import Incoming, apply_facts, record_many
 from hub.ledger import entries as ledger
 from hub.ledger.history import build_history, payment_view
 from hub.ledger.statuses import fold_status, status_upsert
-from hub.notify import outbox
+from hub.notify import notices, outbox
 from hub.runtime import Hub
 
 CustomerKey = tuple[str, str]
@@ -435,6 +435,7 @@ class FastPath:
                 row = Commission(**line)
                 make_transient_to_detached(row)
                 outbox.emit(s, "commission.created", line["id"], ledger.commission_event(row))
+        notices.commissions_earned(self.hub, s, lines)
 
     def _write_statuses(self, new_states: list[dict[str, Any]],
                         known: dict[CustomerKey, Known]) -> None:

@@ -1,7 +1,7 @@
 """Every Dramatiq actor of the hub, declared in one place.
 
 The jobs themselves are plain functions in the part of the house they belong to (payouts,
-outgoing webhooks); this table gives each its actor name, queue and retry policy. The
+outgoing webhooks, mail); this table gives each its actor name, queue and retry policy. The
 composition root (`hub.app.build_hub`) hands `build_queue` to the hub, so `hub serve`,
 `hub worker` and `hub tick` all run the same actors.
 """
@@ -12,7 +12,7 @@ import dramatiq
 
 from hub.jobs.queue import JobSpec, Queue
 from hub.jobs.queue import build_queue as build_queue_of
-from hub.notify import webhooks
+from hub.notify import mail, webhooks
 from hub.payouts import batches, sending
 from hub.runtime import Hub
 
@@ -26,6 +26,8 @@ ACTORS: tuple[JobSpec, ...] = (
     JobSpec("payout.batch_dead_letter", batches.batch_dead_letter, "payouts", retries=False),
     JobSpec("webhook.deliver", webhooks.deliver, "webhooks", on_exhausted="webhook.dead_letter"),
     JobSpec("webhook.dead_letter", webhooks.dead_letter, "webhooks", retries=False),
+    JobSpec(mail.SEND_JOB, mail.send, "mail", on_exhausted="mail.dead_letter"),
+    JobSpec("mail.dead_letter", mail.dead_letter, "mail", retries=False),
 )
 
 

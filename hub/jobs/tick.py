@@ -7,7 +7,7 @@ time, and several hosts may run it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +26,7 @@ from hub.ledger import entries as ledger
 from hub.ledger.checkpoints import checkpoint_ledger
 from hub.ledger.history import histories_of_program
 from hub.ledger.statuses import snapshot_activity
+from hub.notify.mail import SEND_JOB, stale_mails
 from hub.payouts import automatic, sweep
 from hub.programs import Program
 from hub.runtime import QUEUE_KEY, Hub
@@ -102,9 +103,21 @@ def milestone_event(session: Session, program: Program, partner_id: str, referra
     return row_id
 
 
+def pending_mail(hub: Hub, now: datetime) -> dict[str, Any]:
+    """Send again the mails still pending after `[queue] stale_seconds` (a lost message, a
+    long SMTP outage): a mail is delayed, never lost."""
+    before = now - timedelta(seconds=hub.config.queue.stale_seconds)
+    with hub.sessions() as session:
+        pending = stale_mails(session, before)
+    for mail_id in pending:
+        hub.queue.send(SEND_JOB, mail_id)
+    return {"resent": len(pending)}
+
+
 JOBS: list[tuple[str, TickJob]] = [("milestones", program_milestones), ("holds", release_holds),
                                    ("payouts", payout_sweep), ("activity", snapshot_activity),
-                                   ("checkpoint", checkpoint_ledger), ("counts", count_changes)]
+                                   ("checkpoint", checkpoint_ledger), ("counts", count_changes),
+                                   ("mail", pending_mail)]
 
 
 def run_tick(hub: Hub, now: datetime) -> dict[str, dict[str, Any]]:

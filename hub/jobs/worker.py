@@ -1,4 +1,4 @@
-"""`hub worker`: the Dramatiq workers for payouts and outgoing webhooks.
+"""`hub worker`: the Dramatiq workers for payouts, outgoing webhooks and mail.
 
 With `[queue] url` set it consumes the Redis queues until SIGINT or SIGTERM; several workers on
 several machines may share one Redis and one database (every job is safe to run twice). Without

@@ -22,7 +22,7 @@ from hub.clock import utcnow
 from hub.db.models import Commission, LedgerEntry, ProviderEvent, new_id
 from hub.db.upsert import insert_ignore, insert_ignore_row, many_rows
 from hub.ledger.checkpoints import balance_sums
-from hub.notify import outbox
+from hub.notify import notices, outbox
 from hub.programs import Draft, Program
 
 STATES = ("pending", "payable", "in_payout", "paid", "voided")
@@ -163,6 +163,7 @@ def book(session: Session, program: Program, partner_id: str, draft: Draft, *,
         return None
     insert_entries(session, earn_legs([values]))
     outbox.emit(session, "commission.created", line.id, commission_event(line))
+    notices.commission_earned(session, line, program)
     return line  # type: ignore[no-any-return]
 
 

@@ -22,6 +22,7 @@ from hub.clock import utcnow
 from hub.db.models import Payout, PayoutBatch, new_id
 from hub.errors import PermanentError, TransientError
 from hub.facts import PayoutStatusChanged
+from hub.notify import notices
 from hub.payouts.gateway import (
     GatewayAnswer,
     PayoutOrder,
@@ -183,16 +184,19 @@ def batch_dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, A
     batch_id = (message.get("args") or [None])[0]
     if batch_id:
         with hub.transaction() as session:
-            dead_letter_all(session, batch_id)
+            notices.payouts_dead_lettered(hub, session, dead_letter_all(session, batch_id))
 
 
-def dead_letter_all(session: Session, batch_id: str) -> None:
+def dead_letter_all(session: Session, batch_id: str) -> list[Payout]:
+    """Mark the batch's queued payouts dead-lettered; returns them (for the operator's mail)."""
     lock_batch(session, batch_id)
-    for payout in session.scalars(select(Payout).where(Payout.batch_id == batch_id,
-                                                       Payout.status == "queued")):
+    given_up = list(session.scalars(select(Payout).where(Payout.batch_id == batch_id,
+                                                         Payout.status == "queued")))
+    for payout in given_up:
         last = (payout.failure_reason or "").removeprefix("retrying: ")
         payout.status, payout.dead_letter, payout.updated_at = "failed", True, utcnow()
         payout.failure_reason = (f"gave up after {payout.attempts} attempts: {last}")[:500]
+    return given_up
 
 
 def batch_payouts(session: Session, batch_id: str) -> list[Payout]:

@@ -18,6 +18,7 @@ from hub.db.upsert import insert_ignore
 from hub.errors import NotFound, Unprocessable
 from hub.ledger import entries as ledger
 from hub.money import format_money
+from hub.notify import notices
 from hub.payouts.gateway import has_gateway, payee_of
 from hub.payouts.policy import DEFAULT_MANUAL_MONTHS, manual_period, monthly_period, policy_for
 from hub.payouts.states import MONEY_BACK, OPEN
@@ -154,6 +155,7 @@ def request_withdrawal(hub: Hub, session: Session, partner_id: str, currency: st
         raise Unprocessable("nothing payable", code="below_minimum")
     record_action(session, actor, "payout.request", payout.id, amount=payout.amount,
                   currency=currency, method=method)
+    notices.withdrawal_requested(hub, session, partner, payout)
     return payout
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from hub.clock import utcnow
 from hub.db.models import Payout
 from hub.errors import PermanentError, TransientError
+from hub.notify import notices
 from hub.payouts.batches import dead_letter_all, send_batch
 from hub.payouts.gateway import GatewayAnswer, call_gateway, gateway_for, order_for
 from hub.payouts.states import get_payout, transition
@@ -99,8 +100,9 @@ def dead_letter(hub: Hub, message: dict[str, Any], retry_info: dict[str, Any]) -
         if payout is None or payout.status != "queued":
             return
         if payout.batch_id is not None:
-            dead_letter_all(session, payout.batch_id)
+            notices.payouts_dead_lettered(hub, session, dead_letter_all(session, payout.batch_id))
             return
         last = (payout.failure_reason or "").removeprefix("retrying: ")
         payout.status, payout.dead_letter, payout.updated_at = "failed", True, utcnow()
         payout.failure_reason = (f"gave up after {payout.attempts} attempts: {last}")[:500]
+        notices.payouts_dead_lettered(hub, session, [payout])

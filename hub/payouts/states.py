@@ -26,7 +26,7 @@ from hub.db.audit import record_action
 from hub.db.models import Payout
 from hub.errors import Conflict, NotFound, Unprocessable
 from hub.ledger import entries as ledger
-from hub.notify import outbox
+from hub.notify import notices, outbox
 from hub.payouts.gateway import sender_batch_of
 from hub.runtime import send_after_commit
 
@@ -83,6 +83,7 @@ def transition_many(session: Session, changes: list[Change]) -> int:
         if move is not None:
             moves.setdefault(move, []).append(change.payout)
         moved.append(change.payout)
+        notices.payout_moved(session, change.payout, previous)
     for (source, target, kind), payouts in moves.items():
         held = ledger.held_by_payouts(session, [p.id for p in payouts], source)
         ledger.move_lines_many(session, [(p.id, p.partner_id, p.currency, held.get(p.id, []))

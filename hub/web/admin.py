@@ -20,6 +20,7 @@ from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.assignments import assign
 from hub.ledger import entries as ledger
 from hub.ledger.explain import explain_commission
+from hub.notify import notices
 from hub.notify.webhooks import replay as replay_delivery
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
@@ -168,8 +169,10 @@ def invite(view: View) -> Response:
         view.flash(exc.message, "error")
         return invitations(view)
     record_action(view.db, ACTOR, "partner.invite", invited.id, status=invited.status)
-    view.flash(f"{invited.email} is invited ({invited.status}). Send a password link from "
-               "the partner's page.")
+    token, expires = passwords.create_reset_token(view.db, invited.id)
+    notices.invitation(view.db, invited, token, expires)
+    view.flash(f"{invited.email} is invited ({invited.status}); the invitation with a link to "
+               "choose a password is on its way by e-mail.")
     raise Redirect(f"/admin/partners/{invited.id}")
 
 

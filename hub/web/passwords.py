@@ -1,4 +1,5 @@
-"""Partner passwords (argon2) and the one-time reset links an operator sends.
+"""Partner passwords (argon2) and one-time links: a password reset (sent by the operator or asked
+for with "Forgot password?") and the e-mail verification of a self sign-up.
 
 A reset token is 32 random bytes shown once in a link; only its SHA-256 is stored, with an expiry,
 and using it marks it used, so a leaked database or a replayed link sets no password.
@@ -22,6 +23,9 @@ from hub.errors import Unprocessable
 
 HASHER = PasswordHasher()
 RESET_VALID_FOR = timedelta(hours=72)
+SELF_RESET_VALID_FOR = timedelta(hours=1)  # a "Forgot password?" link: short, it went by mail
+VERIFY_VALID_FOR = timedelta(days=7)
+RESET, VERIFY = "reset", "verify"
 MIN_LENGTH = 10
 
 
@@ -55,21 +59,33 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_reset_token(session: Session, partner_id: str,
-                       now: datetime | None = None) -> tuple[str, datetime]:
-    """A new reset token for the partner (earlier unused ones stay valid until they expire)."""
+def create_reset_token(session: Session, partner_id: str, now: datetime | None = None, *,
+                       valid_for: timedelta = RESET_VALID_FOR,
+                       purpose: str = RESET) -> tuple[str, datetime]:
+    """A new token for the partner (earlier unused ones stay valid until they expire)."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
-    expires = now + RESET_VALID_FOR
+    expires = now + valid_for
     session.add(PasswordResetToken(partner_id=partner_id, token_hash=_digest(token),
-                                   expires_at=expires, created_at=now))
+                                   purpose=purpose, expires_at=expires, created_at=now))
     return token, expires
 
 
-def find_reset_token(session: Session, token: str,
-                     now: datetime | None = None) -> PasswordResetToken | None:
+def recently_sent(session: Session, partner_id: str, within: timedelta) -> bool:
+    """Whether a reset token was made for the partner in the last `within` (so "Forgot
+    password?" cannot be used to flood someone's mailbox)."""
+    return session.scalar(select(PasswordResetToken.id).where(
+        PasswordResetToken.partner_id == partner_id, PasswordResetToken.purpose == RESET,
+        PasswordResetToken.created_at > utcnow() - within).limit(1)) is not None
+
+
+def find_reset_token(session: Session, token: str, now: datetime | None = None,
+                     purpose: str = RESET) -> PasswordResetToken | None:
+    """The valid (unused, unexpired) token of that purpose: a verification link sets no
+    password."""
     row = session.scalars(select(PasswordResetToken).where(
-        PasswordResetToken.token_hash == _digest(token))).first()
+        PasswordResetToken.token_hash == _digest(token),
+        PasswordResetToken.purpose == purpose)).first()
     if row is None or row.used_at is not None or row.expires_at <= (now or utcnow()):
         return None
     return row
@@ -92,3 +108,16 @@ def use_reset_token(session: Session, token: str, password: str) -> Partner | No
     if partner is not None:
         partner.password_hash = new_hash
     return partner
+
+
+def spend_token(session: Session, token: str, purpose: str) -> Partner | None:
+    """Use a valid token once (whoever spends it first); its partner, or None."""
+    row = find_reset_token(session, token, purpose=purpose)
+    if row is None:
+        return None
+    spent = session.execute(update(PasswordResetToken).where(
+        PasswordResetToken.id == row.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=utcnow()))
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(Partner, row.partner_id)

@@ -44,6 +44,7 @@ from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
 from hub.ledger import entries as ledger
 from hub.money import exponent, format_money
+from hub.notify import notices
 from hub.payouts.requests import request_withdrawal
 from hub.web import charts, materials, passwords, trends
 from hub.web import portal_data as data
@@ -69,6 +70,9 @@ STATUS_MESSAGES = {"applied": "Your application is being reviewed; we will e-mai
                    "suspended": "This account is suspended; contact the program's operator."}
 SIGNUP_RECEIVED = ("Thank you for signing up. If you cannot log in with this e-mail and password "
                    "yet, check your inbox: we write to you there about what happens next.")
+FORGOT_SENT = ("If an account uses that address, we have sent it a link to choose a new "
+               "password. It is valid for one hour.")
+RESET_THROTTLE = timedelta(minutes=5)  # at most one "Forgot password?" mail per account this often
 
 
 def signed_in_partner(view: View) -> None:
@@ -184,11 +188,14 @@ def signup(view: View) -> Response:
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
                                  kind=self_signup_kind(view.hub, view.hub.programs[program]),
                                  name=view.value("name"), website=view.value("website") or None,
-                                 paypal_email=view.value("paypal_email") or None)
+                                 paypal_email=view.value("paypal_email") or None,
+                                 password_hash=password_hash)
     except HTTPError as exc:
         view.flash(exc.message, "error")
         return signup_form(view)
-    partner.password_hash = password_hash
+    token, expires = passwords.create_reset_token(view.db, partner.id, purpose=passwords.VERIFY,
+                                                  valid_for=passwords.VERIFY_VALID_FOR)
+    notices.email_verification(view.db, partner, token, expires)
     if partner.status not in LOGIN_STATUSES:
         return _application_received(view, partner.status)
     open_login(view.db, view.session, partner.id, pid=partner.id, pwv=fingerprint(password_hash))
@@ -214,13 +221,43 @@ def _signup_taken(view: View, program: str, partner_id: str) -> Response:
     return view.page("portal_message.html", title="Thank you", message=SIGNUP_RECEIVED)
 
 
+def forgot_form(view: View) -> Response:
+    """"Forgot password?": ask for a one-time link by e-mail."""
+    return view.page("portal_forgot.html", title="Forgot password")
+
+
+def forgot(view: View) -> Response:
+    """Mail a one-hour reset link to every active account with that address. The answer is the
+    same whether or not one exists, so the form tells nobody who is a partner."""
+    email = view.value("email").strip().lower()
+    if EMAIL_RE.match(email):
+        for partner in view.db.scalars(select(Partner).where(
+                func.lower(Partner.email) == email, Partner.status.in_(LOGIN_STATUSES))):
+            if not passwords.recently_sent(view.db, partner.id, RESET_THROTTLE):
+                token, expires = passwords.create_reset_token(
+                    view.db, partner.id, valid_for=passwords.SELF_RESET_VALID_FOR)
+                notices.password_reset(view.db, partner, token, expires)
+    return view.page("portal_message.html", title="Check your mail", message=FORGOT_SENT)
+
+
+def verify(view: View) -> Response:
+    """The link of the verification mail a self sign-up receives."""
+    partner = passwords.spend_token(view.db, view.request.path_params["token"], passwords.VERIFY)
+    if partner is None:
+        return view.page("portal_message.html", title="Link expired",
+                         message="This link was used already or has expired.")
+    partner.email_verified_at = partner.email_verified_at or utcnow()
+    return view.page("portal_message.html", title="E-mail confirmed",
+                     message="Thank you: your e-mail address is confirmed.")
+
+
 def reset_form(view: View) -> Response:
-    """Choose a password with the one-time link the operator sent."""
+    """Choose a password with a one-time link (from the operator or "Forgot password?")."""
     token = view.request.path_params["token"]
     if passwords.find_reset_token(view.db, token) is None:
         return view.page("portal_message.html", title="Link expired",
-                         message="This link was used already or has expired; ask the operator "
-                                 "for a new one.")
+                         message="This link was used already or has expired; ask for a new "
+                                 "one with \"Forgot password?\" on the log-in page.")
     return view.page("portal_reset.html", title="Choose a password", token=token)
 
 
@@ -236,6 +273,7 @@ def reset(view: View) -> Response:
         return reset_form(view)
     if partner is None:
         return reset_form(view)
+    partner.email_verified_at = partner.email_verified_at or utcnow()  # the link came by mail
     view.session.restart()
     end_other_logins(view.db, view.session, partner.id)  # a new password ends every session
     view.flash("Your password is set; log in with it.")
@@ -458,6 +496,9 @@ def settings_save(view: View) -> Response:
             _save_paypal(view, partner)
         elif action == "password":
             _save_password(view, partner)
+        elif action == "mail":
+            partner.mail_commissions = view.value("mail_commissions") == "on"
+            view.flash("Your mail settings are saved.")
         else:
             raise Unprocessable("unknown settings form")
     except HTTPError as exc:  # each form validates before it changes anything
@@ -510,9 +551,12 @@ def _save_paypal(view: View, partner: Partner) -> None:
     email = view.value("paypal_email")
     if not EMAIL_RE.match(email):
         raise Unprocessable("that is not an e-mail address")
-    if email != partner.paypal_email:
-        _audit_payee_change(view, partner, "paypal_email", partner.paypal_email, email)
+    previous = partner.paypal_email
+    if email != previous:
+        _audit_payee_change(view, partner, "paypal_email", previous, email)
     partner.paypal_email = email
+    if previous != email:
+        notices.payee_changed(view.db, partner, previous, email)
     view.flash("Your PayPal e-mail is changed.")
 
 
@@ -559,6 +603,9 @@ ROUTES = [
     Route("/portal/logout", public(logout, write=True), methods=["POST"]),
     Route("/portal/signup", public(signup_form), methods=["GET"]),
     Route("/portal/signup", public(signup, write=True), methods=["POST"]),
+    Route("/portal/forgot", public(forgot_form), methods=["GET"]),
+    Route("/portal/forgot", public(forgot, write=True), methods=["POST"]),
+    Route("/portal/verify/{token}", public(verify, write=True), methods=["GET"]),
     Route("/portal/reset/{token}", public(reset_form), methods=["GET"]),
     Route("/portal/reset/{token}", public(reset, write=True), methods=["POST"]),
     Route("/portal/", page(dashboard), methods=["GET"]),
