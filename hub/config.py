@@ -71,6 +71,17 @@ class LinksConfig:
     screenshot_url: str = ""
     cookie_name: str = "hub_ref"
     cookie_domain: str = ""  # e.g. ".example.com" so the product's pages can read it
+    # The tracking script (GET /track.js): the query names that carry a referral code on the
+    # merchant's pages, and its first-party cookie there.
+    track_params: tuple[str, ...] = ("via", "ref")
+    track_cookie: str = "hub_referral"
+
+    def __post_init__(self) -> None:
+        if not self.track_params or not all(
+                isinstance(p, str) and p.strip() and p.isascii() for p in self.track_params):
+            raise ValueError("track_params must list at least one query parameter name")
+        if not self.track_cookie.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("track_cookie must be a plain cookie name (letters, digits, _ and -)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""The tracking script end to end in headless Chromium: a merchant page served from another
+origin (http://localhost:<port>) includes the hub's /track.js (http://127.0.0.1:<port>)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors import stripe_trigger as st
+from tests.attribution_helpers import BROWSER, link_stats, referrals
+from tests.conftest import LiveServer
+from tests.stripe_helpers import balance, create_partner, post_event
+from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture
+
+pytestmark = pytest.mark.browser
+
+PAGE = """<!doctype html><html><head><title>Shop</title>
+<script src="{hub}/track.js" defer></script></head><body>
+<h1>Shop</h1>
+<a id="pay" href="https://buy.stripe.com/test_abc?prefilled_email=a%40b.test">Buy</a>
+<a id="other" href="https://elsewhere.example.org/x">Other</a>
+<stripe-pricing-table id="table" pricing-table-id="prctbl_1"></stripe-pricing-table>
+<stripe-buy-button id="button" buy-button-id="buy_btn_1"></stripe-buy-button>
+<form id="signup" data-hub-referral action="/signup"><input name="email"></form>
+<form id="named" data-hub-referral="ref_id" action="/signup"></form>
+</body></html>"""
+
+
+class Merchant:
+    """The merchant's site: every path answers the same shop page."""
+
+    def __init__(self, hub_url: str):
+        body = PAGE.format(hub=hub_url).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://localhost:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Merchant:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sites(make_hub: Any) -> Iterator[tuple[Any, LiveServer, httpx.Client, Merchant]]:
+    hub = make_hub("sqlite", server={"allowed_domains": ["localhost"]})
+    with LiveServer(hub) as server, httpx.Client(base_url=server.url) as api, \
+            Merchant(server.url) as shop:
+        yield hub, server, api, shop
+
+
+def referral_of(page: Any) -> Any:
+    page.wait_for_function("window.hubReferral !== undefined && "
+                           "(window.hubReferral === null || window.hubReferral.startsWith('clk_'))")
+    return page.evaluate("window.hubReferral")
+
+
+def test_visit_with_via_reload_without_it_checkout_credits_the_partner(browser, sites):  # noqa: F811
+    hub, server, api, shop = sites
+    partner = create_partner(api)
+    context = browser.new_context(user_agent=BROWSER)
+    page = context.new_page()
+
+    page.goto(f"{shop.url}/pricing?via={partner['code']}")
+    page.wait_for_function("typeof window.hubReferral === 'string'")
+    referral = page.evaluate("window.hubReferral")
+    assert referral.startswith("clk_")
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert set(cookies) == {"hub_referral"}  # on the merchant's site, none from the hub
+    assert cookies["hub_referral"]["domain"] == "localhost"
+    assert cookies["hub_referral"]["value"].startswith(referral + ".")
+    assert cookies["hub_referral"]["expires"] > time.time() + 89 * 86400
+    assert cookies["hub_referral"]["sameSite"] == "Lax"
+    # The id reaches Stripe's links, elements and the marked forms; other links are left alone.
+    page.wait_for_function(f"document.getElementById('pay').href.includes('{referral}')")
+    assert page.get_attribute("#pay", "href") == (
+        f"https://buy.stripe.com/test_abc?prefilled_email=a%40b.test&client_reference_id={referral}")
+    assert page.get_attribute("#other", "href") == "https://elsewhere.example.org/x"
+    assert page.get_attribute("#table", "client-reference-id") == referral
+    assert page.get_attribute("#button", "client-reference-id") == referral
+    assert page.input_value("#signup input[name=client_reference_id]") == referral
+    assert page.input_value("#named input[name=ref_id]") == referral
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "track-merchant-page.png"))
+
+    # Later pages without ?via= keep the same referral and record no new click.
+    page.goto(f"{shop.url}/checkout")
+    assert referral_of(page) == referral
+    page.reload()
+    assert referral_of(page) == referral
+    assert page.get_attribute("#button", "client-reference-id") == referral
+    stats = link_stats(api, partner["id"])[partner["code"]]
+    assert (stats["clicks"], stats["unique_clicks"]) == (1, 1)
+
+    # Stripe reports the checkout with that id: the customer is the partner's, and its payment
+    # earns the partner a commission.
+    post_event(api, st.event("checkout.session.completed", st.checkout_completed(
+        "cs_browser1", customer_id="cus_track", client_reference_id=referral,
+        email="buyer@customer.test", subscription_id="sub_track")))
+    rows = referrals(api, partner_id=partner["id"])
+    assert [r["customer_ref"] for r in rows] == ["cus_track"]
+    post_event(api, st.event("invoice.paid", st.invoice(
+        "in_track", customer_id="cus_track", amount=4900, subscription_id="sub_track",
+        charge_id="ch_track", shape="legacy")))
+    assert balance(api, partner["id"])["pending"] == 980
+    context.close()
+
+
+def test_no_referral_no_cookie_and_a_foreign_origin_is_refused(browser, sites):  # noqa: F811
+    hub, server, api, shop = sites
+    partner = create_partner(api)
+    context = browser.new_context(user_agent=BROWSER)
+    page = context.new_page()
+    page.goto(f"{shop.url}/")
+    assert referral_of(page) is None
+    page.goto(f"{shop.url}/?via=nobody-has-this")
+    assert referral_of(page) is None
+    assert context.cookies() == []
+    assert page.get_attribute("#pay", "href") == (
+        "https://buy.stripe.com/test_abc?prefilled_email=a%40b.test")
+    context.close()
+
+    # The same shop on a host name outside allowed_domains: the hub refuses, nothing is counted.
+    foreign = browser.new_context(user_agent=BROWSER)
+    page = foreign.new_page()
+    page.goto(f"{shop.url.replace('localhost', '127.0.0.1')}/?via={partner['code']}")
+    assert referral_of(page) is None
+    assert foreign.cookies() == []
+    foreign.close()
+    # A headless browser announcing itself is a bot: no click, no cookie.
+    robot = browser.new_context()
+    page = robot.new_page()
+    page.goto(f"{shop.url}/?via={partner['code']}")
+    assert referral_of(page) is None
+    assert robot.cookies() == []
+    robot.close()
+    assert link_stats(api, partner["id"])[partner["code"]]["clicks"] == 0
