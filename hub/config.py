@@ -146,8 +146,11 @@ SECRET_KEYS = {"admin_token", "installer_token", "secret_key", "api_key", "webho
                "client_secret"}
 
 
-def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (if any), apply env overrides, validate the hub's own tables."""
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *,
+                default_base_url: str | None = None) -> Config:
+    """Read the config file (if any), apply env overrides, validate the hub's own tables.
+    `default_base_url` stands in for `[server] base_url` when neither sets it (`hub serve`
+    passes the address it listens on)."""
     env = os.environ if env is None else env
     path = path or env.get("HUB_CONFIG") or None
     raw = _read_toml(path) if path else {}
@@ -157,6 +160,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
             for name in tables:
                 target = target.setdefault(name, {})
             target[key] = env[var]
+    server = raw.get("server")
+    if default_base_url and not (isinstance(server, dict) and server.get("base_url")):
+        raw.setdefault("server", {})
+        if isinstance(raw["server"], dict):
+            raw["server"]["base_url"] = default_base_url
     return config_from_dict(raw)
 
 

@@ -1,0 +1,211 @@
+"""Tried as a new user would (issue 18, section 4): the README's walkthrough and the docs'
+examples run as written on whatever day it is, every CLI option explains itself, `hub serve
+--port` builds links on that port, and a pipe closed early ends without a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from connectors import stripe_trigger
+from hub import __version__, cli
+from hub.api.track import script_snippet
+from hub.app import build_hub, create_app
+from hub.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+WHATIF_DOC = (ROOT / "docs" / "explain-whatif.md").read_text()
+
+
+def sh_lines(markdown: str) -> list[str]:
+    """The command lines of a page's ```sh blocks (continuations joined, comments dropped)."""
+    lines: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                lines.append(line.strip())
+    return lines
+
+
+def run_hub(line: str, capsys: Any) -> tuple[int, str]:
+    argv = shlex.split(line)
+    assert argv[0] == "hub", line
+    capsys.readouterr()
+    code = cli.main(argv[1:])
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def walkthrough(tmp_path, monkeypatch):
+    """The README's walkthrough set-up: its hub.toml, its exported variables, a running app."""
+    monkeypatch.chdir(tmp_path)
+    toml = re.search(r"cat > hub.toml <<'TOML'\n(.*?)\nTOML\n", README, re.S)
+    assert toml, "the README writes hub.toml with a heredoc"
+    (tmp_path / "hub.toml").write_text(toml.group(1) + "\n")
+    for line in sh_lines(README):
+        if line.startswith("export "):
+            for pair in shlex.split(line)[1:]:
+                name, _, value = pair.partition("=")
+                monkeypatch.setenv(name, value)
+    for name in ("HUB_CONFIG", "HUB_DATABASE_URL", "HUB_BASE_URL", "HUB_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    hub = build_hub(load_config("hub.toml"))
+    with TestClient(create_app(hub)) as client:
+        def post(url: str, *, content: str, headers: dict[str, str], timeout: float) -> Any:
+            assert url == "http://127.0.0.1:8000/webhooks/stripe"  # the configured server
+            return client.post("/webhooks/stripe", content=content, headers=headers)
+
+        monkeypatch.setattr(stripe_trigger.httpx, "post", post)
+        yield client
+    hub.engine.dispose()
+
+
+def test_readme_walkthrough_tick_and_whatif_examples_work_today(walkthrough, capsys):
+    client = walkthrough
+    token = {"Authorization": "Bearer dev-admin-token"}
+    body = json.loads(re.search(r"-d '(\{.*?\})'", README).group(1))
+    partner = client.post("/api/v1/partners", json=body, headers=token).json()
+    commands = [line for line in sh_lines(README) if line.startswith("hub ")
+                and not line.startswith("hub serve")]
+    assert [c.split()[1] for c in commands] == [
+        "trigger", "trigger", "trigger", "tick", "whatif", "whatif"]
+    outputs = []
+    for line in commands:
+        code, out = run_hub(line.replace("k7tq2mxd", partner["code"]), capsys)
+        assert code == 0, (line, out)
+        outputs.append(out)
+    tick = json.loads(outputs[3])
+    assert tick["holds"]["released"] >= 1, tick
+    balances = client.get(f"/api/v1/partners/{partner['id']}", headers=token).json()["balances"]
+    assert [(b["currency"], b["pending"], b["payable"]) for b in balances] == [("USD", 0, 784)]
+    assert "+$1.96" in outputs[4]  # 25% instead of 20% of what is left of $49.00 after the refund
+    assert json.loads(outputs[5])["partners"][0]["partner_id"] == partner["id"]
+    # The examples of docs/explain-whatif.md run as written too.
+    for line in [x for x in sh_lines(WHATIF_DOC) if x.startswith("hub whatif")]:
+        code, out = run_hub(line, capsys)
+        assert code == 0 and partner["id"] in out, line
+
+
+def walk(parser: argparse.ArgumentParser, path: str = "hub") -> list[tuple[str, str]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                found.append((f"{path} {name}", helps.get(name) or ""))
+                found.extend(walk(sub, f"{path} {name}"))
+            continue
+        found.append((f"{path} {'/'.join(action.option_strings) or action.dest}",
+                      action.help or ""))
+    return found
+
+
+def test_every_command_and_option_has_help_text():
+    options = walk(cli.parser())
+    names = {name for name, _ in options}
+    assert {"hub trigger --url", "hub serve --port", "hub worker --threads", "hub --version",
+            "hub tick --now"} <= names
+    assert [name for name, text in options if len(text.strip()) < 8] == []
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hub {__version__}"
+
+
+def test_trigger_url_defaults_to_the_configured_server(tmp_path, monkeypatch):
+    config = tmp_path / "hub.toml"
+    config.write_text('[server]\nbase_url = "https://partners.example.com/"\n'
+                      '[connectors.stripe]\nwebhook_secret = "whsec_x"\n')
+    posted = []
+
+    class Answer:
+        status_code = 200
+
+        def json(self) -> dict[str, Any]:
+            return {"received": True}
+
+    monkeypatch.setattr(stripe_trigger.httpx, "post",
+                        lambda url, **kw: posted.append(url) or Answer())
+    assert cli.main(["--config", str(config), "trigger", "customer.created"]) == 0
+    assert cli.main(["--config", str(config), "trigger", "customer.created",
+                     "--url", "http://127.0.0.1:9999"]) == 0
+    assert posted == ["https://partners.example.com/webhooks/stripe",
+                      "http://127.0.0.1:9999/webhooks/stripe"]
+
+
+def test_serve_on_another_port_builds_links_and_redirects_on_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("HUB_BASE_URL", raising=False)
+    monkeypatch.delenv("HUB_CONFIG", raising=False)
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/hub.db"\n'
+                      '[programs.crazycall]\nplugin = "crazycall"\n')
+    args = cli.parser().parse_args(["--config", str(config), "serve", "--port", "8101"])
+    served = cli.serve_config(args)
+    assert served.server.base_url == "http://127.0.0.1:8101"
+    hub = build_hub(served)
+    with TestClient(create_app(hub)) as client:
+        landing = client.get("/r/nobody", follow_redirects=False)
+        assert landing.headers["location"] == "http://127.0.0.1:8101/"
+        assert script_snippet(hub.config).startswith('<script src="http://127.0.0.1:8101/track.js')
+    hub.engine.dispose()
+    wildcard = cli.parser().parse_args(["--config", str(config), "serve", "--host", "0.0.0.0",
+                                        "--port", "8101"])
+    assert cli.serve_config(wildcard).server.base_url == "http://127.0.0.1:8101"
+    # A configured base_url (file or HUB_BASE_URL) wins over the port.
+    monkeypatch.setenv("HUB_BASE_URL", "https://partners.example.com")
+    assert cli.serve_config(args).server.base_url == "https://partners.example.com"
+    monkeypatch.delenv("HUB_BASE_URL")
+    config.write_text(config.read_text() + '[server]\nbase_url = "https://hub.example.com"\n')
+    assert cli.serve_config(args).server.base_url == "https://hub.example.com"
+
+
+def test_relative_now_and_a_bad_one(capsys):
+    assert cli._instant("+31d", "--now") > cli._instant("+30d", "--now")
+    with pytest.raises(Exception, match=r"\+31d"):
+        cli._instant("tomorrow", "--now")
+
+
+def test_output_cut_short_by_a_pipe_ends_quietly(tmp_path):
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/hub.db"\n'
+                      '[programs.crazycall]\nplugin = "crazycall"\n')
+    subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "migrate"],
+                   check=True, capture_output=True, timeout=120, cwd=ROOT)
+    # The reader goes away before the hub writes a byte (as `| head` does after its lines).
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "--config", str(config), "whatif",
+                             "--program", "crazycall", "--set", "rate=0.25", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_broken_pipe_in_process_is_not_an_error(monkeypatch):
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    monkeypatch.setattr(cli, "cmd_migrate", lambda args: print("x") or 0)
+    args = cli.parser().parse_args(["migrate"])
+    args.func = cli.cmd_migrate
+    monkeypatch.setattr(cli, "parser", lambda: argparse.Namespace(parse_args=lambda argv: args))
+    assert cli.main([]) == 141
