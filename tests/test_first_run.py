@@ -22,6 +22,8 @@ from hub import __version__, cli
 from hub.api.track import script_snippet
 from hub.app import build_hub, create_app
 from hub.config import load_config
+from tests.conftest import LiveServer
+from tests.test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -209,3 +211,49 @@ def test_broken_pipe_in_process_is_not_an_error(monkeypatch):
     args.func = cli.cmd_migrate
     monkeypatch.setattr(cli, "parser", lambda: argparse.Namespace(parse_args=lambda argv: args))
     assert cli.main([]) == 141
+
+
+def test_the_front_door_links_log_in_sign_up_and_public_directories(make_hub):
+    hub = make_hub(programs={"crazycall": {"plugin": "crazycall"},
+                             "odoopbx": {"plugin": "odoopbx", "currency": "EUR"}})
+    with TestClient(create_app(hub)) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        links = re.findall(r'href="([^"]+)"', page.text.split('data-testid="home-links"')[1])
+        assert links[:4] == ["/portal/login", "/portal/signup", "/partners/odoopbx", "/admin/"]
+        for link in links[:3]:
+            assert client.get(link).status_code == 200, link
+    closed = make_hub(programs={"crazycall": {"plugin": "crazycall", "self_signup": False}})
+    with TestClient(create_app(closed)) as client:
+        text = client.get("/").text
+        assert "/portal/login" in text and "/portal/signup" not in text
+        assert "/partners/" not in text
+
+
+def test_favicon_is_a_16px_icon(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    data = icon.content
+    assert data[:6] == b"\x00\x00\x01\x00\x01\x00"  # ICO, one image
+    assert (data[6], data[7]) == (16, 16)
+    assert len(data) == 22 + 40 + 16 * 16 * 4 + 16 * 4
+
+
+@pytest.mark.browser
+def test_favicon_and_front_door_in_chromium(browser, make_hub):  # noqa: F811
+    hub = make_hub()
+    with LiveServer(hub) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        assert page.get_by_role("link", name="Log in to the partner portal").is_visible()
+        size = page.evaluate("""() => new Promise(done => { const i = new Image();
+            i.onload = () => done([i.naturalWidth, i.naturalHeight]); i.onerror = () => done(null);
+            i.src = '/favicon.ico'; })""")
+        assert size == [16, 16]
+        page.close()
+
+
+def test_sqlite_side_files_are_ignored_by_git():
+    ignored = subprocess.run(["git", "check-ignore", "hub.db-wal", "hub.db-shm", "x/y.db-wal"],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert ignored.stdout.split() == ["hub.db-wal", "hub.db-shm", "x/y.db-wal"]
