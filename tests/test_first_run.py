@@ -22,8 +22,10 @@ from hub import __version__, cli
 from hub.api.track import script_snippet
 from hub.app import build_hub, create_app
 from hub.config import load_config
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, operator_headers
+from tests.stripe_helpers import create_partner
 from tests.test_browser import browser  # noqa: F401 - the shared Chromium fixture
+from tests.web_helpers import give_password, portal_login
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -257,3 +259,28 @@ def test_sqlite_side_files_are_ignored_by_git():
     ignored = subprocess.run(["git", "check-ignore", "hub.db-wal", "hub.db-shm", "x/y.db-wal"],
                              cwd=ROOT, capture_output=True, text=True)
     assert ignored.stdout.split() == ["hub.db-wal", "hub.db-shm", "x/y.db-wal"]
+
+
+def test_link_builder_names_the_setting_when_no_domain_is_allowed(make_hub):
+    hub = make_hub(server={"allowed_domains": []})
+    with TestClient(create_app(hub)) as client:
+        partner = create_partner(client)
+        refused = client.post(f"/api/v1/partners/{partner['id']}/links",
+                              json={"destination": "https://example.com/x"},
+                              headers=operator_headers())
+        assert refused.status_code == 422
+        assert "[server] allowed_domains" in refused.json()["error"]["message"]
+        give_password(hub, partner["id"])
+        portal_login(client, "ann@partners.test")
+        page = client.get("/portal/links").text
+        assert 'data-testid="no-domains"' in page and "[server] allowed_domains" in page
+    allowed = make_hub()
+    with TestClient(create_app(allowed)) as client:
+        partner = create_partner(client)
+        give_password(allowed, partner["id"])
+        portal_login(client, "ann@partners.test")
+        page = client.get("/portal/links").text
+        assert 'data-testid="no-domains"' not in page and "On example.com." in page
+        off = client.post(f"/api/v1/partners/{partner['id']}/links",
+                          json={"destination": "https://evil.test/"}, headers=operator_headers())
+        assert "example.com; [server] allowed_domains" in off.json()["error"]["message"]
