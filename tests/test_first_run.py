@@ -11,17 +11,23 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 from connectors import stripe_trigger
 from hub import __version__, cli
 from hub.api.track import script_snippet
 from hub.app import build_hub, create_app
+from hub.attribution.partners import create_partner as core_create_partner
 from hub.config import load_config
+from hub.db.models import Partner
+from hub.errors import Conflict
 from tests.conftest import LiveServer, operator_headers
 from tests.stripe_helpers import create_partner
 from tests.test_browser import browser  # noqa: F401 - the shared Chromium fixture
@@ -284,3 +290,48 @@ def test_link_builder_names_the_setting_when_no_domain_is_allowed(make_hub):
         off = client.post(f"/api/v1/partners/{partner['id']}/links",
                           json={"destination": "https://evil.test/"}, headers=operator_headers())
         assert "example.com; [server] allowed_domains" in off.json()["error"]["message"]
+
+
+def test_a_second_partner_with_the_same_email_in_one_program_is_a_409(make_hub, backend):
+    hub = make_hub(backend, programs={"crazycall": {"plugin": "crazycall"},
+                                      "callpage": {"plugin": "callpage"}})
+    with TestClient(create_app(hub)) as client:
+        first = create_partner(client, email="ann@partners.test")
+        again = client.post("/api/v1/partners", json={
+            "program": "crazycall", "email": "ANN@Partners.test", "name": "Ann again"},
+            headers=operator_headers())
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["code"] == "email_taken"
+        assert first["id"] in again.json()["error"]["message"]
+        # Another program may have the same person.
+        create_partner(client, program="callpage", email="ann@partners.test")
+        listed = client.get("/api/v1/partners?program=crazycall", headers=operator_headers())
+        assert [p["email"] for p in listed.json()["items"]] == ["ann@partners.test"]
+
+
+def test_concurrent_creations_with_one_email_make_one_partner(make_hub, backend):
+    hub = make_hub(backend)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def create(i: int) -> None:
+        barrier.wait()
+        try:
+            with hub.transaction() as session:
+                core_create_partner(hub, session, program="crazycall",
+                                    email="race@partners.test", name=f"racer {i}")
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+        except OperationalError:  # SQLite: the losing writer is told the database is busy
+            outcomes.append("busy")
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("created") == 1, outcomes
+    with hub.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Partner).where(
+            Partner.email == "race@partners.test")) == 1
