@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import re
 import shlex
 import subprocess
@@ -28,7 +29,7 @@ from hub.attribution.partners import create_partner as core_create_partner
 from hub.config import load_config
 from hub.db.models import Partner
 from hub.errors import Conflict
-from tests.conftest import LiveServer, operator_headers
+from tests.conftest import WEBHOOK_SECRET, LiveServer, operator_headers
 from tests.stripe_helpers import create_partner
 from tests.test_browser import browser  # noqa: F401 - the shared Chromium fixture
 from tests.web_helpers import give_password, portal_login
@@ -335,3 +336,24 @@ def test_concurrent_creations_with_one_email_make_one_partner(make_hub, backend)
     with hub.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Partner).where(
             Partner.email == "race@partners.test")) == 1
+
+
+def test_a_bad_signature_webhook_is_logged_at_the_default_level_without_secrets(client, caplog):
+    evt = stripe_trigger.event("invoice.paid", stripe_trigger.invoice(
+        "in_forged", customer_id="cus_forged", amount=4900))
+    body, headers = stripe_trigger.signed_request(evt, "whsec_the_wrong_one_" + "y" * 20)
+    caplog.set_level(logging.WARNING)  # Python's default level: nothing turned up
+    refused = client.post("/webhooks/stripe", content=body, headers=headers)
+    assert refused.status_code == 400
+    lines = [r for r in caplog.records if "webhook refused" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    text = lines[0].getMessage()
+    assert "invalid Stripe signature" in text and "bad_signature" in text
+    signature = headers["Stripe-Signature"].split("v1=")[1]
+    for secret in (WEBHOOK_SECRET, "whsec_the_wrong_one", signature, "in_forged"):
+        assert secret not in caplog.text
+    caplog.clear()
+    paypal = json.dumps({"id": "WH-1", "event_type": "PAYMENT.SALE.COMPLETED"})
+    assert client.post("/webhooks/paypal", content=paypal).status_code in (400, 503)
+    assert [r.levelno for r in caplog.records if "paypal webhook" in r.getMessage()] == [
+        logging.WARNING]
