@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,14 +15,14 @@ import pytest
 
 from connectors import stripe_trigger as st
 from tests.attribution_helpers import BROWSER, link_stats, referrals
-from tests.conftest import LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.stripe_helpers import balance, create_partner, post_event
 from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture
 
 pytestmark = pytest.mark.browser
 
 PAGE = """<!doctype html><html><head><title>Shop</title>
-<script src="{hub}/track.js" defer></script></head><body>
+{snippet}</head><body>
 <h1>Shop</h1>
 <a id="pay" href="https://buy.stripe.com/test_abc?prefilled_email=a%40b.test">Buy</a>
 <a id="other" href="https://elsewhere.example.org/x">Other</a>
@@ -36,10 +37,13 @@ class Merchant:
     """The merchant's site: every path answers the same shop page."""
 
     def __init__(self, hub_url: str):
-        body = PAGE.format(hub=hub_url).encode()
+        # The page includes the script as the admin's snippet does (a test may paste that one).
+        self.snippet = f'<script src="{hub_url}/track.js" defer></script>'
+        shop = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                body = PAGE.replace("{snippet}", shop.snippet).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -67,6 +71,8 @@ def sites(make_hub: Any) -> Iterator[tuple[Any, LiveServer, httpx.Client, Mercha
     hub = make_hub("sqlite", server={"allowed_domains": ["localhost"]})
     with LiveServer(hub) as server, httpx.Client(base_url=server.url) as api, \
             Merchant(server.url) as shop:
+        # The hub's public address is where it listens, so the admin's snippet points there.
+        hub.config = replace(hub.config, server=replace(hub.config.server, base_url=server.url))
         yield hub, server, api, shop
 
 
@@ -81,6 +87,17 @@ def test_visit_with_via_reload_without_it_checkout_credits_the_partner(browser, 
     partner = create_partner(api)
     context = browser.new_context(user_agent=BROWSER)
     page = context.new_page()
+    # The operator copies the snippet from the admin and pastes it into the shop's pages.
+    page.goto(f"{server.url}/admin/tracking")
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/tracking")
+    shop.snippet = page.get_by_test_id("track-snippet").input_value()
+    assert shop.snippet.startswith(f'<script src="{server.url}/track.js?v=')
+    assert page.get_by_test_id("track-domains").inner_text() == "localhost"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-tracking.png"), full_page=True)
+    context.clear_cookies()  # the admin's session is on the hub, not the shop
 
     page.goto(f"{shop.url}/pricing?via={partner['code']}")
     page.wait_for_function("typeof window.hubReferral === 'string'")
