@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
 from connectors import stripe_trigger as st
-from tests.attribution_helpers import BROWSER, link_stats, referrals
+from tests.attribution_helpers import BROWSER, build_link, link_stats, referrals
 from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.stripe_helpers import balance, create_partner, post_event
 from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture
@@ -173,3 +174,23 @@ def test_no_referral_no_cookie_and_a_foreign_origin_is_refused(browser, sites): 
     assert robot.cookies() == []
     robot.close()
     assert link_stats(api, partner["id"])[partner["code"]]["clicks"] == 0
+
+
+def test_a_visit_through_r_keeps_the_hubs_click_and_counts_it_once(browser, sites):  # noqa: F811
+    hub, server, api, shop = sites
+    partner = create_partner(api)
+    link = build_link(api, partner["id"], destination=f"{shop.url}/landing")
+    context = browser.new_context(user_agent=BROWSER)
+    page = context.new_page()
+    page.goto(f"{server.url}/r/{link['code']}")
+    page.wait_for_url(f"{shop.url}/landing?**")
+    arrived = dict(parse_qsl(urlsplit(page.url).query))
+    assert arrived["ref"] == partner["code"] and arrived["click_id"].startswith("clk_")
+    page.wait_for_function("typeof window.hubReferral === 'string'")
+    assert page.evaluate("window.hubReferral") == arrived["click_id"]
+    shop_cookie = [c for c in context.cookies() if c["domain"] == "localhost"]
+    assert [c["name"] for c in shop_cookie] == ["hub_referral"]
+    assert shop_cookie[0]["value"].startswith(arrived["click_id"] + ".")
+    stats = link_stats(api, partner["id"])
+    assert (stats[link["code"]]["clicks"], stats[partner["code"]]["clicks"]) == (1, 0)
+    context.close()
