@@ -523,9 +523,15 @@ async def webhook(request: Request) -> JSONResponse:
         if not genuine:
             raise BadSignature("PayPal did not verify this transmission")
     except TransientError:
+        log.warning("paypal webhook not verified: PayPal cannot be reached (503, it will retry)")
         return error_response(HTTPError("cannot reach PayPal to verify", code="verify_unavailable",
                                         status=503))
     except HTTPError as exc:
+        if isinstance(exc, BadSignature) or exc.status >= 500:
+            # At WARNING, so a wrong webhook_id or a forged call shows without turning logging
+            # up; the reason and the sender only, never the transmission headers.
+            log.warning("paypal webhook refused (%s %s): %s; from %s", exc.status, exc.code,
+                        exc.message, request.client.host if request.client else "?")
         return error_response(exc)
     return await apply_verified_event("paypal", prepare, hub, event, raw)
 

@@ -472,6 +472,11 @@ async def webhook(request: Request) -> JSONResponse:
         event = verify(body, request.headers.get("stripe-signature"), str(conf.webhook_secret),
                        conf.tolerance_seconds)
     except HTTPError as exc:
+        if isinstance(exc, BadSignature) or exc.status >= 500:
+            # At WARNING, so an operator sees a wrong secret or a forged call without turning
+            # logging up; the reason and the sender only, never the header or the secret.
+            log.warning("stripe webhook refused (%s %s): %s; from %s", exc.status, exc.code,
+                        exc.message, request.client.host if request.client else "?")
         return error_response(exc)
     # `prepare` without a session only reads the event (look-ups wait for `Incoming.lookup`).
     return await apply_verified_event("stripe", prepare, hub, event, body.decode("utf-8"),

@@ -246,10 +246,11 @@ def cmd_trigger(args: argparse.Namespace) -> int:
                      currency=args.currency, partner_code=args.partner_code, email=args.email,
                      invoice=args.invoice, charge=args.charge, intent=args.intent,
                      refunded=args.refunded, api_version=args.api_version)
+    url = args.url or str(config.server.base_url)
     failed = False
     for evt in evts:
         body, headers = signed_request(evt, secret)
-        response = httpx.post(args.url.rstrip("/") + "/webhooks/stripe", content=body,
+        response = httpx.post(url.rstrip("/") + "/webhooks/stripe", content=body,
                               headers=headers, timeout=10)
         print(json.dumps({"event": evt["id"], "type": evt["type"],
                           "api_version": evt["api_version"], "status": response.status_code,
@@ -268,17 +269,21 @@ def _json_or_text(response: Any) -> Any:
 def add_trigger_command(command: Any) -> None:
     """`hub trigger TYPE`: build, sign and post one event to a running hub."""
     g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
-    g.add_argument("type", help="invoice.paid, customer.created, charge.refunded, "
-                                "charge.dispute.created, refund.created, ...")
-    g.add_argument("--url", default="http://127.0.0.1:8000")
-    g.add_argument("--secret", help="webhook secret (default: from config)")
-    g.add_argument("--customer")
-    g.add_argument("--email")
-    g.add_argument("--partner-code")
-    g.add_argument("--amount", type=int, help="minor units, e.g. 4900 for $49.00")
-    g.add_argument("--currency", default="usd")
-    g.add_argument("--invoice")
-    g.add_argument("--charge")
+    g.add_argument("type", help="the event type: invoice.paid, customer.created, "
+                   "charge.refunded, charge.dispute.created, refund.created, checkout.session.completed, "
+                   "customer.subscription.*")
+    g.add_argument("--url", help="the running hub to post to (default: the configured "
+                   "[server] base_url, http://127.0.0.1:8000 unless set)")
+    g.add_argument("--secret", help="webhook secret (default: [connectors.stripe] "
+                   "webhook_secret or HUB_STRIPE_WEBHOOK_SECRET)")
+    g.add_argument("--customer", help="the Stripe customer id (default: a new cus_...)")
+    g.add_argument("--email", help="the customer's e-mail (customer.*, checkout)")
+    g.add_argument("--partner-code", help="a partner or link code: metadata.partner_code, or "
+                   "client_reference_id on a checkout (a click id clk_... works too)")
+    g.add_argument("--amount", type=int, help="minor units, e.g. 4900 for $49.00 (default 4900)")
+    g.add_argument("--currency", default="usd", help="ISO 4217 code (default: %(default)s)")
+    g.add_argument("--invoice", help="the invoice id (default: a new in_...)")
+    g.add_argument("--charge", help="the charge id (default: a new ch_...)")
     g.add_argument("--intent", help="the payment intent (refunds and disputes name it)")
     g.add_argument("--api-version", default=NEWEST, choices=VERSIONS, metavar="VERSION",
                    help=f"the Stripe API version to build for (default {NEWEST}; one of "

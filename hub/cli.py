@@ -6,15 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
 
+from hub import __version__
 from hub.app import build_hub, create_app
 from hub.clock import parse_instant, utcnow
-from hub.config import load_config
+from hub.config import Config, load_config
 from hub.db.audit import record_settings_changes
 from hub.errors import HubError, StartupError
 from hub.facts import DEFAULT_PROVIDER
@@ -26,8 +30,8 @@ from hub.registry import plugin_manager
 from hub.runtime import Hub
 
 
-def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
-    hub = build_hub(load_config(args.config), migrate=migrate)
+def _hub(args: argparse.Namespace, migrate: bool = True, config: Config | None = None) -> Hub:
+    hub = build_hub(config or load_config(args.config), migrate=migrate)
     if migrate:  # a process that may write: audit program settings changed since the last one
 
         record_settings_changes(hub)
@@ -37,12 +41,21 @@ def _hub(args: argparse.Namespace, migrate: bool = True) -> Hub:
 def cmd_serve(args: argparse.Namespace) -> int:
 
     _few_malloc_arenas()
-    hub = _hub(args)
+    hub = _hub(args, config=serve_config(args))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(hub)
     _quiet_collector()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+def serve_config(args: argparse.Namespace) -> Config:
+    """The config `hub serve` runs with: without a configured `[server] base_url` (file or
+    HUB_BASE_URL), the links and redirects it builds point at the host and port it listens on."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, args.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return load_config(args.config, default_base_url=f"http://{host}:{args.port}")
 
 
 def _quiet_collector() -> None:
@@ -79,7 +92,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_tick(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    now = parse_instant(args.now) if args.now else utcnow()
+    now = _instant(args.now, "--now") or utcnow()
     result = run_tick(hub, now)
     print(json.dumps({"now": now.isoformat(), **result}, indent=2, default=str))
     return 0
@@ -118,13 +131,23 @@ def _settings_changes(items: list[str]) -> dict[str, str]:
     return changes
 
 
+RELATIVE = re.compile(r"^([+-])(\d{1,5})d$")
+
+
 def _instant(text: str | None, option: str) -> Any:
+    """An ISO-8601 date or instant, or days from now: `+31d`, `-7d` (examples that work on
+    whatever day they are run)."""
     if text is None:
         return None
+    relative = RELATIVE.match(text.strip())
+    if relative:
+        days = int(relative.group(2)) * (1 if relative.group(1) == "+" else -1)
+        return utcnow() + timedelta(days=days)
     try:
         return parse_instant(text)
     except ValueError:
-        raise StartupError(f"{option}: {text!r} is not a date (YYYY-MM-DD or ISO-8601)") from None
+        raise StartupError(f"{option}: {text!r} is not a date (YYYY-MM-DD, ISO-8601, or days "
+                           "from now like +31d)") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -132,6 +155,8 @@ def parser() -> argparse.ArgumentParser:
                                 description="partner hub: affiliate programs from config")
     p.add_argument("--config",
                    help="TOML config file (default: $HUB_CONFIG, else embedded defaults)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
@@ -141,13 +166,19 @@ def parser() -> argparse.ArgumentParser:
         return sp
 
     s = command("serve", cmd_serve, "run the HTTP app (runs pending migrations first)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default: %(default)s)")
+    s.add_argument("--port", type=int, default=8000,
+                   help="the port to listen on (default: %(default)s); without a configured "
+                        "[server] base_url the hub's links point here")
     w = command("worker", cmd_worker, "run the background job workers")
-    w.add_argument("--processes", type=int, default=1)
-    w.add_argument("--threads", type=int, default=4)
+    w.add_argument("--processes", type=int, default=1,
+                   help="worker processes (default: %(default)s)")
+    w.add_argument("--threads", type=int, default=4,
+                   help="threads per worker process (default: %(default)s)")
     t = command("tick", cmd_tick, "run the time-driven jobs once")
-    t.add_argument("--now", help="the moment to run for (ISO-8601); default: now")
+    t.add_argument("--now", help="the moment to run for: ISO-8601, or days from now like +31d "
+                   "(default: now)")
     r = command("replay", cmd_replay, "feed exported provider events (JSON lines) through the hub")
     r.add_argument("file", help="JSON lines file, one provider event per line ('-' for stdin)")
     r.add_argument("--provider", default=DEFAULT_PROVIDER,
@@ -161,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--since", help="only commissions earned from this date (inclusive)")
     h.add_argument("--until", help="only commissions earned before this date")
     h.add_argument("--now", help="milestone rules are evaluated as `hub tick --now` would "
-                   "(ISO-8601); default: now")
+                   "(ISO-8601 or +Nd); default: now")
     h.add_argument("--json", action="store_true", help="print the result as JSON")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
     command("migrate", cmd_migrate, "upgrade the database schema")
@@ -175,12 +206,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config = None
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # `hub whatif ... | head`: the reader has gone; stop quietly, as other Unix tools do.
+        _silence_stdout()
+        return 141
     except StartupError as exc:
         print(f"hub: configuration error: {exc}", file=sys.stderr)
         return 2
     except HubError as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, ValueError, OSError):  # not a real file (e.g. captured in a test)
+        pass
 
 
 if __name__ == "__main__":

@@ -97,6 +97,17 @@ class LinksConfig:
     screenshot_url: str = ""
     cookie_name: str = "hub_ref"
     cookie_domain: str = ""  # e.g. ".example.com" so the product's pages can read it
+    # The tracking script (GET /track.js): the query names that carry a referral code on the
+    # merchant's pages, and its first-party cookie there.
+    track_params: tuple[str, ...] = ("via", "ref")
+    track_cookie: str = "hub_referral"
+
+    def __post_init__(self) -> None:
+        if not self.track_params or not all(
+                isinstance(p, str) and p.strip() and p.isascii() for p in self.track_params):
+            raise ValueError("track_params must list at least one query parameter name")
+        if not self.track_cookie.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("track_cookie must be a plain cookie name (letters, digits, _ and -)")
 
 
 @dataclass(frozen=True)
@@ -187,8 +198,11 @@ SECRET_KEYS = {"admin_token", "installer_token", "signups_token", "secret_key", 
                "webhook_secret", "client_secret", "metrics_token"}
 
 
-def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (if any), apply env overrides, validate the hub's own tables."""
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *,
+                default_base_url: str | None = None) -> Config:
+    """Read the config file (if any), apply env overrides, validate the hub's own tables.
+    `default_base_url` stands in for `[server] base_url` when neither sets it (`hub serve`
+    passes the address it listens on)."""
     env = os.environ if env is None else env
     path = path or env.get("HUB_CONFIG") or None
     raw = _read_toml(path) if path else {}
@@ -198,6 +212,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
             for name in tables:
                 target = target.setdefault(name, {})
             target[key] = env[var]
+    server = raw.get("server")
+    if default_base_url and not (isinstance(server, dict) and server.get("base_url")):
+        raw.setdefault("server", {})
+        if isinstance(raw["server"], dict):
+            raw["server"]["base_url"] = default_base_url
     return config_from_dict(raw)
 
 

@@ -1,5 +1,9 @@
 """Shared fixtures: a hub on SQLite and, when HUB_TEST_DATABASE_URL is set, on PostgreSQL.
 
+Tests that need a service this machine lacks (PostgreSQL, Redis, Chromium, the server binaries)
+are skipped with the reason in the summary (`addopts = "-rs"`); with `HUB_TEST_REQUIRE_ALL=1`
+(set by `.ci/run`) every skip is a failure instead, so CI cannot go green by skipping.
+
 Each PostgreSQL test run gets its own schema (so parallel runs never meet) and every test starts
 from empty tables.
 """
@@ -16,6 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 os.environ["HUB_LOAD_PLUGINS"] = ""  # keep installed third-party plugins out of the tests
@@ -28,17 +33,37 @@ from hub.config import config_from_dict  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL", "")
+REQUIRE_ALL = os.environ.get("HUB_TEST_REQUIRE_ALL", "") not in ("", "0")
 WEBHOOK_SECRET = "whsec_test_" + "x" * 24
 ADMIN_TOKEN = "admin-test-token-0123456789"
 INSTALLER_TOKEN = "installer-test-token-0123456789"  # installs and signups require one
 CRAZYCALL = {"plugin": "crazycall", "currency": "USD"}
 
 
+def need(reason: str) -> None:
+    """A service the test needs is missing: skip with the reason, or fail under
+    HUB_TEST_REQUIRE_ALL=1."""
+    if REQUIRE_ALL:
+        pytest.fail(f"{reason} (HUB_TEST_REQUIRE_ALL=1: nothing may be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under HUB_TEST_REQUIRE_ALL=1 a skip from anywhere (a mark, a fixture) is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under HUB_TEST_REQUIRE_ALL=1: {reason}"
+
+
 def backends() -> list[Any]:
     params: list[Any] = ["sqlite"]
-    params.append(pytest.param("postgres", marks=pytest.mark.postgres) if PG_URL else
-                  pytest.param("postgres",
-                               marks=pytest.mark.skip(reason="HUB_TEST_DATABASE_URL not set")))
+    params.append(pytest.param("postgres", marks=pytest.mark.postgres) if PG_URL or REQUIRE_ALL
+                  else pytest.param("postgres", marks=pytest.mark.skip(
+                      reason="PostgreSQL variant: set HUB_TEST_DATABASE_URL to run it")))
     return params
 
 
@@ -46,11 +71,18 @@ def backends() -> list[Any]:
 def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a schema private to this test run."""
     if not PG_URL:
-        pytest.skip("HUB_TEST_DATABASE_URL not set")
+        need("needs PostgreSQL: set HUB_TEST_DATABASE_URL")
     schema = f"t_{secrets.token_hex(5)}"
     admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        problem = ""
+    except OperationalError as exc:
+        admin.dispose()
+        problem = type(exc).__name__
+    if problem:
+        need(f"no PostgreSQL at HUB_TEST_DATABASE_URL ({problem})")
     sep = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     with admin.begin() as conn:

@@ -63,6 +63,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/portal/links"): "portal_post", ("POST", "/portal/withdrawals"): "portal_post",
     ("GET", "/portal/agreement"): "portal_agreement", ("POST", "/portal/agreement"): "portal_post",
     ("GET", "/partners/{program}"): "public",
+    ("GET", "/"): "public", ("GET", "/favicon.ico"): "public", ("GET", "/track.js"): "public",
+    # The tracking script's click: only an allowed page's Origin counts (403 for all of these).
+    ("POST", "/api/v1/track/clicks"): "public", ("OPTIONS", "/api/v1/track/clicks"): "public",
     ("GET", "/admin"): "public", ("GET", "/admin/login"): "public",
     ("POST", "/admin/login"): "login_post", ("POST", "/admin/logout"): "login_post",
 }
@@ -70,7 +73,8 @@ for _path in ("/admin/", "/admin/partners", "/admin/partners/{partner_id}", "/ad
               "/admin/invitations", "/admin/self-referrals", "/admin/payouts", "/admin/audit",
               "/admin/materials", "/admin/exports", "/admin/exports/partners.csv",
               "/admin/exports/commissions.csv", "/admin/exports/payouts.csv", "/admin/attribution",
-              "/admin/webhooks", "/admin/whatif", "/admin/commissions/{commission_id}"):
+              "/admin/webhooks", "/admin/whatif", "/admin/commissions/{commission_id}",
+              "/admin/tracking"):
     MATRIX[("GET", _path)] = "admin_page"
 for _path in ("/admin/partners/{partner_id}/status", "/admin/partners/{partner_id}/reset-link",
               "/admin/invitations", "/admin/materials", "/admin/materials/{material_id}/delete",

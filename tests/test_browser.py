@@ -18,7 +18,7 @@ from sqlalchemy import select
 from connectors import stripe_trigger as st
 from hub.db.models import Partner, Payout, Referral
 from hub.jobs.tick import run_tick
-from tests.conftest import LiveServer, installer_headers
+from tests.conftest import LiveServer, installer_headers, need
 from tests.stripe_helpers import create_partner, operator_headers, post_event
 from tests.web_helpers import PASSWORD, give_password
 
@@ -33,10 +33,10 @@ T0 = 1_767_225_600
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        need(f"needs Chromium at {CHROMIUM} (.ci/run does: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), (
-        "install Debian's chromium (.ci/run does: apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield chromium

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hub.config import Secret, config_from_dict, load_config
+from hub.config import Config, Secret, config_from_dict, load_config
 from hub.errors import StartupError
 from hub.registry import load_registry
 from hub.runtime import build_programs
+from hub.settings import parse_table
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -83,3 +89,55 @@ def test_config_example_is_valid():
     config = load_config(str(example), {})
     programs = build_programs(config, load_registry())
     assert programs
+
+
+EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
+# Keys the example fills with an illustration instead of the default; their comment names it.
+ILLUSTRATED = {("server", "allowed_domains")}
+
+
+def _hub_tables(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], type]]:
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            found.append(((*prefix, f.name), hints[f.name]))
+            found.extend(_hub_tables(hints[f.name], (*prefix, f.name)))
+    return found
+
+
+def test_config_example_shows_every_key_with_its_real_default():
+    raw = tomllib.loads(EXAMPLE.read_text())
+    text = EXAMPLE.read_text()
+    for path, cls in _hub_tables(Config):
+        table: Any = raw
+        for name in path:
+            table = table.get(name, {})
+        where = ".".join(path)
+        default = cls()
+        shown = parse_table(cls, {k: v for k, v in table.items()
+                                  if not isinstance(v, dict)}, where)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or f.name in ("stripe", "paypal"):
+                continue
+            assert f.name in table, f"config.example.toml: [{where}] lacks {f.name!r}"
+            if (*path, f.name) in ILLUSTRATED:
+                line = next(x for x in text.splitlines() if x.startswith(f"{f.name} ="))
+                assert "default:" in line, f"[{where}] {f.name}: say the default"
+                continue
+            assert getattr(shown, f.name) == getattr(default, f.name), (
+                f"config.example.toml: [{where}] {f.name} is not the default "
+                f"{getattr(default, f.name)!r}")
+
+
+def test_config_example_programs_show_every_setting_of_their_plugin_at_its_default():
+    raw = tomllib.loads(EXAMPLE.read_text())
+    kinds = load_registry().kinds
+    assert set(raw["programs"]) == set(kinds)  # all five, side by side
+    for name, table in raw["programs"].items():
+        settings_cls = kinds[table["plugin"]].settings
+        shown = parse_table(settings_cls, table, f"programs.{name}")
+        default = settings_cls(plugin=table["plugin"])
+        for f in dataclasses.fields(settings_cls):
+            assert f.name in table, f"config.example.toml: [programs.{name}] lacks {f.name!r}"
+            assert getattr(shown, f.name) == getattr(default, f.name), (name, f.name)

@@ -17,6 +17,7 @@ Bounded: a few seconds each. The counts of faults injected are printed (and summ
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 import time
 from datetime import timedelta
@@ -40,7 +41,7 @@ from hub.jobs.tick import run_tick
 from hub.ledger import entries as ledger
 from hub.payouts.requests import request_withdrawal
 from hub.payouts.states import operator_action
-from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET, need
 from tests.payout_helpers import (
     SANDBOX,
     FakePaypal,
@@ -197,6 +198,8 @@ def test_serve_sigkilled_during_ingest_loses_and_doubles_nothing(request, tmp_pa
 
 @pytest.fixture
 def private_pg() -> Any:
+    if not sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        need("needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin/initdb)")
     pg = PrivatePostgres()
     try:
         pg.init().start()
@@ -234,6 +237,8 @@ def test_postgres_restarted_mid_ingest_loses_and_doubles_nothing(private_pg, tmp
 # --- Redis restarted with payouts queued ------------------------------------------------------
 
 def test_redis_restarted_with_payouts_queued_pays_each_once(request, tmp_path):
+    if shutil.which("redis-server") is None:
+        need("needs redis-server on the PATH")
     redis = PrivateRedis().start()
     fake = FakePaypal()
     database = database_for(request, tmp_path)

@@ -18,7 +18,7 @@ from hub.app import create_app
 from hub.db.models import Partner
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
-from tests.conftest import operator_headers
+from tests.conftest import need, operator_headers
 from tests.payout_helpers import (
     FakePaypal,
     at,
@@ -41,9 +41,11 @@ RELEASED = at("2026-02-10T00:00:00")  # after the 30-day hold of early-January p
 def redis_client() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        client.ping()
+        reachable = bool(client.ping())
     except redis.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
+        reachable = False
+    if not reachable:
+        need(f"needs Redis: none at {REDIS_URL} (set HUB_TEST_REDIS_URL)")
     return client
 
 

@@ -13,6 +13,7 @@ from hub.api import (
     payouts,
     referrals,
     signups,
+    track,
     webhooks,
 )
 
@@ -20,4 +21,4 @@ from hub.api import (
 def routes() -> list[BaseRoute]:
     return [*partners.ROUTES, *installs.ROUTES, *links.ROUTES, *signups.ROUTES,
             *referrals.ROUTES, *downloads.ROUTES, *payouts.ROUTES, *webhooks.ROUTES,
-            *commissions.ROUTES]
+            *commissions.ROUTES, *track.ROUTES]

@@ -113,8 +113,14 @@ def build_link(config: Config, program: Program, session: Session, partner: Part
                description: str) -> Link:
     """A custom link from the builder; 422 for a destination outside the allowed domains, a
     trial length the program does not offer, an unknown creative or one with no image."""
-    if destination and clean_destination(destination, config.server.allowed_domains) is None:
-        raise Unprocessable("destination must be an http(s) URL on one of the allowed domains",
+    domains = config.server.allowed_domains
+    if destination and not domains:
+        raise Unprocessable("no destination is allowed yet: the operator sets the site's domain "
+                            "in [server] allowed_domains (e.g. [\"example.com\"])",
+                            code="destination_not_allowed")
+    if destination and clean_destination(destination, domains) is None:
+        raise Unprocessable("destination must be an http(s) URL on one of the allowed domains ("
+                            f"{', '.join(domains)}; [server] allowed_domains)",
                             code="destination_not_allowed")
     choices = trial_choices(program)
     trial = choices[0] if trial_days is None else trial_days

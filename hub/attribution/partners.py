@@ -7,7 +7,7 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
@@ -100,6 +100,10 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     if code is not None and (session.scalar(select(Partner.id).where(Partner.code == code))
                              or session.scalar(select(Link.id).where(Link.code == code))):
         raise Conflict(f"code {code!r} is taken", code="code_taken")
+    existing = _member_with_email(session, program, email)
+    if existing is not None:
+        raise Conflict(f"{program} already has a partner with this e-mail ({existing})",
+                       code="email_taken")
     status = initial_status(hub, prog, kind, invited)
     partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
                       email=email.strip(), name=name, paypal_email=paypal_email or None,
@@ -116,6 +120,19 @@ def initial_status(hub: Hub, program: Program, kind: str, invited: bool) -> str:
     """The status a new partner of `kind` starts in (`new_partner_status`; default active)."""
     return str(hub.first(program, "new_partner_status", partner_kind=kind, invited=invited)
                or "active")
+
+
+def _member_with_email(session: Session, program: str, email: str) -> str | None:
+    """The id of the program's partner with this e-mail (case-folded), if any. On PostgreSQL a
+    transaction lock on (program, e-mail) makes two concurrent creations see each other, so the
+    second one is the 409 too (SQLite has one writer at a time)."""
+    folded = email.strip().lower()
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"partner\n{program}\n{folded}".encode())
+                             .digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    return session.scalar(select(Partner.id).where(  # type: ignore[no-any-return]
+        Partner.program == program, func.lower(Partner.email) == folded).limit(1))
 
 
 def get_partner(session: Session, partner_id: str) -> Partner:

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from hub.api.track import script_snippet
 from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
 from hub.clock import parse_instant, utcnow
 from hub.db.audit import record_action
@@ -315,6 +316,16 @@ def material_delete(view: View) -> Response:
     raise Redirect("/admin/materials")
 
 
+def tracking(view: View) -> Response:
+    """The tracking script for the merchant's site: the snippet and the settings it follows."""
+    config = view.hub.config
+    return view.page("admin_tracking.html", title="Tracking script",
+                     snippet=script_snippet(config), domains=config.server.allowed_domains,
+                     params=config.links.track_params, cookie=config.links.track_cookie,
+                     windows=sorted((name, p.settings.cookie_days)
+                                    for name, p in view.hub.programs.items()))
+
+
 def exports(view: View) -> Response:
     """CSV exports."""
     return view.page("admin_exports.html", title="Exports", programs=sorted(view.hub.programs))
@@ -405,6 +416,7 @@ ROUTES = [
     Route("/admin/materials/{material_id}/delete", page(material_delete, write=True),
           methods=["POST"]),
     Route("/admin/exports", page(exports), methods=["GET"]),
+    Route("/admin/tracking", page(tracking), methods=["GET"]),
     Route("/admin/exports/partners.csv", page(export_partners, write=True), methods=["GET"]),
     Route("/admin/exports/commissions.csv", page(export_commissions, write=True), methods=["GET"]),
 ]

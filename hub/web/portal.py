@@ -349,6 +349,7 @@ def links(view: View) -> Response:
     return view.page("portal_links.html", title="Links", rows=rows, start=start, end=end,
                      creatives=[c for c in CREATIVES if _creative_ready(config, c)],
                      trials=trial_choices(program) if program else (),
+                     domains=config.server.allowed_domains,
                      built=view.session.pop("built_link"))
 
 
