@@ -270,8 +270,8 @@ def add_trigger_command(command: Any) -> None:
     """`hub trigger TYPE`: build, sign and post one event to a running hub."""
     g = command("trigger", cmd_trigger, "build, sign and post a realistic Stripe test event")
     g.add_argument("type", help="the event type: invoice.paid, customer.created, "
-                   "charge.refunded, charge.dispute.created, refund.created, checkout.session.completed, "
-                   "customer.subscription.*")
+                   "charge.refunded, charge.dispute.created, refund.created, "
+                   "checkout.session.completed, customer.subscription.*")
     g.add_argument("--url", help="the running hub to post to (default: the configured "
                    "[server] base_url, http://127.0.0.1:8000 unless set)")
     g.add_argument("--secret", help="webhook secret (default: [connectors.stripe] "
