@@ -6,7 +6,6 @@ from datetime import date, datetime
 
 from hub.money import format_money
 
-
 # One wording for a commission's ledger state on every page, the partner's and the operator's:
 # "pending" was "On hold" on the dashboard and "pending" elsewhere (and "pending" also named a
 # withdrawal under way), so the pages show these words and keep the state names for the API.
