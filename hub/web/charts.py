@@ -25,7 +25,7 @@ PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 14, 14, 30
 # Room for the y labels: the widest label at the phone's font size (about 10 units a character).
 CHAR_WIDTH, MIN_PAD_LEFT = 10, 36
 # Widest x label, in characters, and the space between two labels, for choosing how many to show.
-LABEL_CHAR, LABEL_GAP = 8, 12
+LABEL_CHAR, LABEL_GAP, PHONE_CHAR = 8, 12, 12
 GRID_STEPS = 4  # gridlines at quarters of the range; only zero and the extremes are labelled
 MAX_BAR = 56  # one or two bars must not fill the whole plot
 
@@ -172,10 +172,18 @@ def _value_label(name: str, frame: Frame, index: int, value: int, fmt: Callable[
     to the left, start: to the right) so two series at one point do not overlap."""
     shift = {"end": -10, "start": 10}.get(anchor, 0)
     y = frame.y(value)
-    y = y - 8 if anchor == "middle" and value >= 0 else y + (16 if anchor == "middle" else 4)
+    inside = ""
+    if anchor != "middle":
+        y += 4
+    elif value < 0:
+        y += 16
+    elif y - 8 >= frame.top + 10:
+        y -= 8
+    else:  # no room above the tallest bar: written inside its top, in the bar's ink
+        y, inside = y + 16, " inside"
     y = min(max(y, frame.top + 10), frame.bottom - 2)
     text = f"{name} {fmt(value)}" if named else fmt(value)
-    cls = f"chart-value {escape(name)}".strip()
+    cls = f"chart-value{inside} {escape(name)}".strip()
     return (f'<text class="{cls}" x="{round(frame.x(index) + shift, 1)}" y="{round(y, 1)}" '
             f'text-anchor="{anchor}">{escape(text)}</text>')
 
@@ -218,14 +226,19 @@ def label_step(count: int, inner: float, longest: int) -> int:
 
 def _x_labels(labels: Sequence[str], frame: Frame) -> str:
     """As many labels as fit, evenly spaced from the newest backwards (the newest is always
-    named); every other one is classed ``minor`` so that a phone can hide it."""
+    named); those that would not fit in a phone's larger letters are classed ``minor`` so that
+    the stylesheet can hide them there."""
     if not labels:
         return ""
-    step = label_step(len(labels), frame.right - frame.left, max(len(t) for t in labels))
+    longest, inner = max(len(t) for t in labels), frame.right - frame.left
+    step = label_step(len(labels), inner, longest)
+    # the phone's letters are half as wide again: keep every n-th of these, n as needed
+    wide = label_step(len(labels), inner, -(-longest * PHONE_CHAR // LABEL_CHAR))
+    keep = step * -(-wide // step)
     last = len(labels) - 1
     out = []
     for i in range(last, -1, -step):
-        minor = " minor" if ((last - i) // step) % 2 else ""
+        minor = " minor" if (last - i) % keep else ""
         x, anchor, half = frame.x(i), "middle", len(labels[i]) * LABEL_CHAR / 2
         if x + half > WIDTH - 2:  # keep the outer labels inside the drawing
             x, anchor = float(WIDTH - 2), "end"
