@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from starlette.testclient import TestClient
 
 from hub.app import create_app
@@ -357,3 +357,37 @@ def test_the_home_page_reads_the_same_before_and_after_tick(admin: Any, web: Hub
     checkpoint_ledger(web, NOW + timedelta(seconds=1))
     assert admin.get("/admin/").text == before
     assert NOW.tzinfo == UTC
+
+
+def test_the_home_page_costs_the_same_statements_for_more_partners(web: Hub) -> None:
+    """No query per partner or per row: one grouped statement per figure."""
+
+    def statements() -> int:
+        count = 0
+
+        def seen(*_: Any) -> None:
+            nonlocal count
+            count += 1
+
+        event.listen(web.engine, "before_cursor_execute", seen)
+        try:
+            with TestClient(create_app(web)) as c:
+                admin_login(c)
+                before = count
+                assert c.get("/admin/").status_code == 200
+                return count - before
+        finally:
+            event.remove(web.engine, "before_cursor_execute", seen)
+
+    seed(web)
+    few = statements()
+    with web.transaction() as s:
+        for n in range(40):
+            partner = Partner(program="crazycall", code=f"more{n}", email=f"m{n}@p.test",
+                              created_at=ago(n))
+            s.add(partner)
+            s.flush()
+            _earn(s, "crazycall", partner.id, 100 + n, n, "USD", release=n % 2 == 0)
+            s.add(Payout(partner_id=partner.id, program="crazycall", amount=50, currency="USD",
+                         status="paid", created_at=ago(n), updated_at=ago(n)))
+    assert statements() == few <= 20
