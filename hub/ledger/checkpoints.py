@@ -78,6 +78,23 @@ def program_balance_sums(session: Session) -> list[tuple[str, str, str, int]]:
     return [(program, currency, state, int(total)) for program, currency, state, total in rows]
 
 
+def earned_since(session: Session, since: date) -> Any:
+    """A subquery of (partner_id, currency, amount): every partner's commission earned on or
+    after the UTC day `since` (after reversals), read as the checkpointed days plus the lines
+    booked after the watermark, as `daily_commission` reads one partner's."""
+    day = day_text(Commission.earned_at, session)
+    recent = select(LedgerEntry.line_id).where(LedgerEntry.id > _watermark(),
+                                               LedgerEntry.line_id.is_not(None))
+    parts = union_all(
+        select(CommissionDay.partner_id, CommissionDay.currency, CommissionDay.amount)
+        .where(CommissionDay.day >= since.isoformat()),
+        select(Commission.partner_id, Commission.currency, Commission.amount)
+        .where(Commission.id.in_(recent), day >= since.isoformat())).subquery()
+    return (select(parts.c.partner_id, parts.c.currency,
+                   func.sum(parts.c.amount).label("amount"))
+            .group_by(parts.c.partner_id, parts.c.currency).subquery())
+
+
 def daily_commission(session: Session, partner_id: str, currency: str, since: date,
                      until: date) -> list[tuple[date, int]]:
     """The partner's commission per UTC day of `earned_at` from `since` to `until` (inclusive):

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from hub.db.models import Click, Commission, Partner, PaymentRecord, Payout, Referral
-from hub.ledger.checkpoints import program_balance_sums
+from hub.db.models import Click, Partner, PaymentRecord, Payout, Referral
+from hub.ledger.checkpoints import earned_since, program_balance_sums
 from hub.runtime import Hub
 from hub.web import trends
 from hub.web.portal_data import day_of
@@ -130,7 +130,7 @@ def program_health(hub: Hub, session: Session, today: date) -> list[ProgramHealt
             if not entry.revenue_by_month:
                 entry.revenue_by_month = trends.fold([], YEAR, today)
             rows[program].money.append(entry)
-    for top in top_partners(session, _midnight(year_start)):
+    for top in top_partners(session, year_start):
         if top[0] in rows:
             rows[top[0]].top.append(top[1])
     for row in rows.values():
@@ -216,22 +216,20 @@ def last_paid(session: Session) -> list[tuple[str, str, datetime]]:
         .where(Payout.status == "paid").group_by(Payout.program, Payout.currency))]
 
 
-def top_partners(session: Session, since: datetime) -> list[tuple[str, TopPartner]]:
-    """Per program and currency, the `TOP` partners by commission earned since `since` (after
-    reversals), ranked in SQL (a window per program and currency): only those rows leave the
-    database."""
-    earned = (select(Commission.program, Commission.partner_id, Commission.currency,
-                     func.sum(Commission.amount).label("amount"))
-              .where(Commission.earned_at >= since)
-              .group_by(Commission.program, Commission.partner_id, Commission.currency)
-              .subquery())
-    ranked = select(earned, func.row_number().over(
-        partition_by=(earned.c.program, earned.c.currency),
-        order_by=(earned.c.amount.desc(), earned.c.partner_id)).label("rank")).subquery()
+def top_partners(session: Session, since: date) -> list[tuple[str, TopPartner]]:
+    """Per program and currency, the `TOP` partners by commission earned since the UTC day
+    `since` (after reversals; from the ledger checkpoints), ranked in SQL (a window per program
+    and currency): only those rows leave the database."""
+    earned = earned_since(session, since)
+    ranked = (select(Partner.program, earned.c.partner_id, earned.c.currency, earned.c.amount,
+                     Partner.name, Partner.email,
+                     func.row_number().over(
+                         partition_by=(Partner.program, earned.c.currency),
+                         order_by=(earned.c.amount.desc(), earned.c.partner_id)).label("rank"))
+              .join(Partner, Partner.id == earned.c.partner_id).subquery())
     rows = session.execute(
         select(ranked.c.program, ranked.c.partner_id, ranked.c.currency, ranked.c.amount,
-               Partner.name, Partner.email)
-        .join(Partner, Partner.id == ranked.c.partner_id)
+               ranked.c.name, ranked.c.email)
         .where(ranked.c.rank <= TOP, ranked.c.amount > 0)
         .order_by(ranked.c.program, ranked.c.currency, ranked.c.rank)).all()
     return [(program, TopPartner(partner_id, name or email, email, currency, int(amount)))
