@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from markupsafe import Markup
@@ -360,8 +361,6 @@ def _transaction_rows(lines: list[ledger.LineView], payouts: list[Any]) -> Itera
 
 
 def _major(minor: int, exp: int) -> str:
-    from decimal import Decimal
-
     return str(Decimal(minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp)))
 
 
