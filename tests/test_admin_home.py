@@ -349,6 +349,8 @@ def test_one_wording_for_money_on_hold(web: Hub) -> None:
         assert "pending" not in visible.lower(), re.findall(r".{40}pending.{40}", visible.lower())
     assert ">On hold<" in pages[1] and ">On hold<" in pages[3]  # a line's badge, both sides
     assert "Processing" in pages[2]
+    assert "Available balance" in pages[0] and "Available balance" in pages[2]
+    assert ">Available<" in pages[3]  # the operator's balance table says the same
 
 
 def test_the_home_page_reads_the_same_before_and_after_tick(admin: Any, web: Hub) -> None:
