@@ -56,7 +56,7 @@ def test_partner_sees_the_commission_a_webhook_booked(client, web):
     dashboard = client.get("/portal/").text
     assert 'data-testid="pending">$9.80<' in dashboard and 'data-testid="total">$9.80<' in dashboard
     assert 'data-testid="subscriptions">1<' in dashboard
-    assert "below the $50.00 minimum" in dashboard
+    assert "Your $9.80 is still on hold" in dashboard and "below the" not in dashboard
     transactions = client.get("/portal/transactions").text
     assert "20% of $49.00" in transactions and "$9.80" in transactions
     clients = client.get("/portal/referrals").text

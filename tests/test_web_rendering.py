@@ -12,10 +12,11 @@ from hub.web.formatting import mask_email
 
 
 @pytest.mark.parametrize("values, points", [
-    ([0, 5, 10], [(90.0, 172.0), (339.0, 92.0), (588.0, 12.0)]),
-    ([3], [(339.0, 12.0)]),
-    ([0, 0], [(90.0, 172.0), (588.0, 172.0)]),  # a flat zero line sits on the baseline
-    ([-10, 10], [(90.0, 172.0), (588.0, 12.0)]),
+    # each point in the middle of its slot, between the y axis (x=36) and the right edge (466)
+    ([0, 5, 10], [(107.7, 190.0), (251.0, 102.0), (394.3, 14.0)]),
+    ([3], [(251.0, 14.0)]),
+    ([0, 0], [(143.5, 190.0), (358.5, 190.0)]),  # a flat zero line sits on the baseline
+    ([-10, 10], [(143.5, 190.0), (358.5, 14.0)]),
 ])
 def test_line_points(values, points):
     assert charts.line_points(values) == points
@@ -54,7 +55,7 @@ def test_fold_sums_days_into_buckets_and_drops_days_outside():
     folded = trends.fold([(date(2026, 3, 1), 100), (date(2026, 3, 31), 50),
                           (date(2026, 2, 10), 7), (date(2024, 1, 1), 999)], period,
                          date(2026, 3, 31))
-    assert folded[-1] == ("2026-03", 150) and folded[-2] == ("2026-02", 7)
+    assert folded[-1] == ("Mar 2026", 150) and folded[-2] == ("Feb 2026", 7)
     assert sum(v for _, v in folded) == 157
 
 

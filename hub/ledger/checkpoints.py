@@ -24,7 +24,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from hub.db.models import BalanceCheckpoint, Commission, CommissionDay, LedgerEntry, LedgerWatermark
+from hub.db.models import (
+    BalanceCheckpoint,
+    Commission,
+    CommissionDay,
+    LedgerEntry,
+    LedgerWatermark,
+    Partner,
+)
 from hub.db.upsert import insert_ignore
 from hub.runtime import Hub
 
@@ -54,6 +61,38 @@ def balance_sums(session: Session, partner_id: str) -> list[tuple[str, str, int]
     rows = session.execute(select(parts.c.currency, parts.c.state, func.sum(parts.c.amount))
                            .group_by(parts.c.currency, parts.c.state)).all()
     return [(currency, state, int(total)) for currency, state, total in rows]
+
+
+def program_balance_sums(session: Session) -> list[tuple[str, str, str, int]]:
+    """(program, currency, state, sum) over every partner: the checkpoints plus the entries
+    after the watermark, as `balance_sums` reads one partner's (the operator's home page)."""
+    parts = union_all(
+        select(BalanceCheckpoint.partner_id, BalanceCheckpoint.currency, BalanceCheckpoint.state,
+               BalanceCheckpoint.amount),
+        select(LedgerEntry.partner_id, LedgerEntry.currency, LedgerEntry.state,
+               LedgerEntry.amount).where(LedgerEntry.id > _watermark())).subquery()
+    rows = session.execute(
+        select(Partner.program, parts.c.currency, parts.c.state, func.sum(parts.c.amount))
+        .join(Partner, Partner.id == parts.c.partner_id)
+        .group_by(Partner.program, parts.c.currency, parts.c.state)).all()
+    return [(program, currency, state, int(total)) for program, currency, state, total in rows]
+
+
+def earned_since(session: Session, since: date) -> Any:
+    """A subquery of (partner_id, currency, amount): every partner's commission earned on or
+    after the UTC day `since` (after reversals), read as the checkpointed days plus the lines
+    booked after the watermark, as `daily_commission` reads one partner's."""
+    day = day_text(Commission.earned_at, session)
+    recent = select(LedgerEntry.line_id).where(LedgerEntry.id > _watermark(),
+                                               LedgerEntry.line_id.is_not(None))
+    parts = union_all(
+        select(CommissionDay.partner_id, CommissionDay.currency, CommissionDay.amount)
+        .where(CommissionDay.day >= since.isoformat()),
+        select(Commission.partner_id, Commission.currency, Commission.amount)
+        .where(Commission.id.in_(recent), day >= since.isoformat())).subquery()
+    return (select(parts.c.partner_id, parts.c.currency,
+                   func.sum(parts.c.amount).label("amount"))
+            .group_by(parts.c.partner_id, parts.c.currency).subquery())
 
 
 def daily_commission(session: Session, partner_id: str, currency: str, since: date,

@@ -21,13 +21,16 @@ from hub.facts import DEFAULT_PROVIDER
 from hub.ingest.assignments import assign
 from hub.ledger import entries as ledger
 from hub.ledger.explain import explain_commission
+from hub.money import format_money
 from hub.notify import notices
 from hub.notify.webhooks import replay as replay_delivery
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
-from hub.web import materials, passwords
+from hub.web import charts, materials, passwords
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
+from hub.web.program_health import Money as HealthMoney
+from hub.web.program_health import program_health
 from hub.web.security import ADMIN, close_login, fingerprint, login_alive, open_login
 from hub.web.throttle import client_address, throttle_of
 
@@ -90,10 +93,25 @@ def logout(view: View) -> Response:
 
 
 def overview(view: View) -> Response:
-    """Programs overview: partners by status, referrals, commission per currency."""
-    return view.page("admin_overview.html", title="Programs",
-                     programs=data.programs_overview(view.hub, view.db),
-                     applied=data.search_partners(view.db, status="applied")[1])
+    """The operator's home: each program's health per currency (`hub.web.program_health`),
+    with its charts."""
+    programs = program_health(view.hub, view.db, utcnow().date())
+    return view.page("admin_overview.html", title="Programs", programs=programs,
+                     applied=sum(p.applications for p in programs),
+                     revenue_charts={(p.name, m.currency): _revenue_chart(p.name, m)
+                                     for p in programs for m in p.money},
+                     funnel_charts={p.name: charts.bar_chart(
+                         p.funnel.steps(), f"{p.name}: the last 30 days' funnel")
+                         for p in programs})
+
+
+def _revenue_chart(program: str, money: HealthMoney) -> Any:
+    def fmt(amount: int) -> str:
+        return format_money(amount, money.currency)
+
+    return charts.bar_chart(money.revenue_by_month,
+                            f"{program}: revenue from referred customers per month, "
+                            f"{money.currency}", fmt)
 
 
 def partners(view: View) -> Response:

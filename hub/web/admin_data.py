@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from hub.db.models import (
     AuditLog,
-    Commission,
     Customer,
     Partner,
     Payout,
@@ -19,39 +16,8 @@ from hub.db.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from hub.runtime import Hub
 
 PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class ProgramRow:
-    name: str
-    plugin: str
-    currency: str
-    self_signup: bool
-    partners: dict[str, int]
-    referrals: int
-    commission: dict[str, int]
-
-
-def programs_overview(hub: Hub, session: Session) -> list[ProgramRow]:
-    partners: dict[str, dict[str, int]] = defaultdict(dict)
-    for program, status, n in session.execute(select(Partner.program, Partner.status, func.count())
-                                              .group_by(Partner.program, Partner.status)):
-        partners[program][status] = int(n)
-    referrals = dict(session.execute(select(Referral.program, func.count())
-                                     .group_by(Referral.program)).all())
-    commission: dict[str, dict[str, int]] = defaultdict(dict)
-    for program, currency, total in session.execute(
-            select(Commission.program, Commission.currency, func.sum(Commission.amount))
-            .group_by(Commission.program, Commission.currency)):
-        commission[program][currency] = int(total)
-    return [ProgramRow(name=name, plugin=p.plugin, currency=p.currency,
-                       self_signup=bool(getattr(p.settings, "self_signup", False)),
-                       partners=partners.get(name, {}), referrals=int(referrals.get(name, 0)),
-                       commission=commission.get(name, {}))
-            for name, p in sorted(hub.programs.items())]
 
 
 def search_partners(session: Session, *, q: str = "", program: str = "", status: str = "",

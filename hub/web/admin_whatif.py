@@ -20,6 +20,7 @@ from hub.db.models import Partner
 from hub.errors import StartupError
 from hub.ingest.whatif import WhatIfResult, run_whatif
 from hub.money import format_money
+from hub.web import trends
 from hub.web.admin import page
 from hub.web.charts import comparison_chart
 from hub.web.pages import View, render
@@ -114,8 +115,9 @@ def _month_chart(result: WhatIfResult, currency: str) -> Markup:
     def fmt(amount: int) -> str:
         return format_money(amount, currency)
 
-    return comparison_chart(months, [("current", [t.current for t in totals]),
-                                     ("simulated", [t.simulated for t in totals])],
+    return comparison_chart([trends.month_name(m) for m in months],
+                            [("current", [t.current for t in totals]),
+                             ("simulated", [t.simulated for t in totals])],
                             f"Commission per month in {currency}: current and simulated", fmt)
 
 

@@ -6,6 +6,16 @@ from datetime import date, datetime
 
 from hub.money import format_money
 
+# One wording for a commission's ledger state on every page, the partner's and the operator's:
+# "pending" was "On hold" on the dashboard and "pending" elsewhere (and "pending" also named a
+# withdrawal under way), so the pages show these words and keep the state names for the API.
+STATE_LABELS = {"pending": "On hold", "payable": "Available", "in_payout": "In payout",
+                "paid": "Paid", "voided": "Reversed"}
+
+
+def state_label(state: str) -> str:
+    return STATE_LABELS.get(state, state.replace("_", " ").capitalize())
+
 
 def money(minor: int | None, currency: str, locale: str = "en") -> str:
     return format_money(int(minor or 0), currency, locale)

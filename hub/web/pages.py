@@ -21,7 +21,7 @@ from starlette.types import Message
 from hub.api.http import hub_of
 from hub.errors import BadRequest, HTTPError, PayloadTooLarge, TooManyRequests
 from hub.runtime import Hub
-from hub.web import formatting
+from hub.web import formatting, trends
 from hub.web.security import Area, WebSession, check_csrf, load_session, save_session
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -29,7 +29,8 @@ STATIC = Path(__file__).parent / "static"
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
 ENV.filters.update(money=formatting.money, day=formatting.day, when=formatting.when,
-                   masked=formatting.mask_email)
+                   masked=formatting.mask_email, state=formatting.state_label,
+                   month=trends.month_name)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                                "script-src 'self'; frame-ancestors 'none'; form-action 'self'; "

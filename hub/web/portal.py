@@ -296,7 +296,7 @@ def dashboard(view: View) -> Response:
                      total=data.total_commission(balance), counts=counts,
                      clicks_30d=data.unique_clicks(view.db, partner, today - timedelta(days=29)),
                      withdraw=data.withdraw_state(view.hub, view.db, partner, money,
-                                                  balance["payable"]),
+                                                  balance["payable"], balance["pending"]),
                      top_links=data.link_counts(view.db, partner, counted=counted),
                      last_links=data.recent_links(view.db, partner, counted=counted),
                      period=period,
@@ -451,7 +451,7 @@ def payouts(view: View) -> Response:
                      counts=data.payout_counts(view.db, partner), shown_as=data.PAYOUT_SHOWN_AS,
                      balance=balance,
                      withdraw=data.withdraw_state(view.hub, view.db, partner, money,
-                                                  balance["payable"]))
+                                                  balance["payable"], balance["pending"]))
 
 
 def withdraw(view: View) -> Response:

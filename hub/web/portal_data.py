@@ -46,7 +46,10 @@ PAGE_SIZE = 50
 CLIENT_STATUS = {"trial": "trial", "active": "paying", "past_due": "paying",
                  "cancelled": "cancelled"}
 PENDING_PAYOUT = ("requested", "queued", "sent")
-PAYOUT_SHOWN_AS = {"requested": "pending", "queued": "pending", "sent": "pending",
+# A withdrawal under way reads "processing": "pending" is not used for it, so that the one word
+# for commission still in its hold is "On hold" (hub.web.formatting.STATE_LABELS).
+PAYOUT_SHOWN_AS = {"requested": "processing", "approved": "processing", "queued": "processing",
+                   "sent": "processing",
                    "paid": "paid", "dry_run": "paid", "rejected": "rejected", "failed": "failed",
                    "returned": "failed", "unclaimed": "failed"}
 
@@ -214,29 +217,55 @@ class WithdrawState:
 
 
 def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
-                   payable: int) -> WithdrawState:
-    """Whether the Withdraw button may be pressed, and if not, why (shown next to it). Only a
-    hint: the payouts core decides when the form is posted (`payouts.request_withdrawal`)."""
+                   payable: int, held: int = 0) -> WithdrawState:
+    """Whether the Withdraw button may be pressed, and if not, the real reason (shown next to
+    it): a withdrawal already under way, money still on hold (`held`: the pending balance), the
+    minimum, a missing PayPal address. Only a hint: the payouts core decides when the form is
+    posted (`payouts.request_withdrawal`)."""
     program = hub.program(partner.program)
     if program is None:
         return WithdrawState(False, "This program is no longer running.")
     policy = policy_for(hub, program, partner)
-    minimum = format_money(max(policy.minimum, 1), money.currency, money.locale)
+
+    def fmt(amount: int) -> str:
+        return format_money(amount, money.currency, money.locale)
+
+    minimum = fmt(max(policy.minimum, 1))
     if policy.mode != "request":
-        return WithdrawState(False, f"Payouts are made for you ({policy.mode}) once your balance "
-                                    f"reaches {minimum}.")
-    if payable < max(policy.minimum, 1):
-        return WithdrawState(False, f"Your balance is below the {minimum} minimum.")
-    pending = session.scalar(select(func.count()).select_from(Payout).where(
+        return WithdrawState(False, f"Payouts are made for you ({policy.mode}) once your "
+                                    f"available balance reaches {minimum}.")
+    open_requests = session.scalar(select(func.count()).select_from(Payout).where(
         Payout.partner_id == partner.id, Payout.status.in_(OPEN)))
-    if policy.one_pending and pending:
-        return WithdrawState(False, "A withdrawal you requested is still being processed.")
+    if policy.one_pending and open_requests:
+        return WithdrawState(False, "A withdrawal you requested is still being processed; you "
+                                    "can ask for the next one once it is paid.")
+    if payable < max(policy.minimum, 1):
+        if held > 0:
+            until = _first_release(session, partner, money.currency)
+            when = f" (the first of it is released on {until:%Y-%m-%d})" if until else ""
+            if payable <= 0:
+                return WithdrawState(False, f"Your {fmt(held)} is still on hold{when}: nothing "
+                                            f"is available to withdraw yet (minimum {minimum}).")
+            return WithdrawState(False, f"{fmt(payable)} is available, below the {minimum} "
+                                        f"minimum; {fmt(held)} more is on hold{when}.")
+        if payable <= 0:
+            return WithdrawState(False, "Nothing to withdraw yet: commission shows here once "
+                                        "your clients pay.")
+        return WithdrawState(False, f"Your available {fmt(payable)} is below the {minimum} "
+                                    "minimum.")
     methods = tuple(m for m in policy.methods if not has_gateway(hub, m) or partner.paypal_email)
     if not methods:
         return WithdrawState(False, "Add your PayPal e-mail in Settings to withdraw.")
-    return WithdrawState(True,
-                         f"You can withdraw {format_money(payable, money.currency, money.locale)}.",
-                         methods)
+    return WithdrawState(True, f"You can withdraw {fmt(payable)}.", methods)
+
+
+def _first_release(session: Session, partner: Partner, currency: str) -> datetime | None:
+    """When the earliest commission still on hold leaves its hold (None: already due, it is
+    released by the next `hub tick`)."""
+    value = session.scalar(select(func.min(Commission.available_at)).where(
+        Commission.partner_id == partner.id, Commission.currency == currency,
+        Commission.amount > 0, Commission.available_at > utcnow()))
+    return value if isinstance(value, datetime) else None
 
 
 def trend_series(session: Session, partner: Partner, money: Money, period: trends.Period,

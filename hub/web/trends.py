@@ -56,7 +56,16 @@ def _previous(start: date, unit: str) -> date:
 
 
 def label(start: date, unit: str) -> str:
-    return start.strftime("%Y-%m") if unit == "month" else start.strftime("%b %d")
+    """Month names, never month numbers: "Mar 2026" for a month, "Mar 02" for a day or week."""
+    return start.strftime("%b %Y") if unit == "month" else start.strftime("%b %d")
+
+
+def month_name(month: str) -> str:
+    """ "2026-03" -> "Mar 2026"; anything else is returned as it is."""
+    try:
+        return label(date.fromisoformat(f"{month}-01"), "month")
+    except ValueError:
+        return month
 
 
 def fold(daily: Iterable[tuple[date, int]], period: Period, today: date) -> list[tuple[str, int]]:
