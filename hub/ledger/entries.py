@@ -216,17 +216,10 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
     delta = target - reversed_so_far(session, commission)
     if delta <= 0:
         return None
-    line_id = new_id("com")
-    inserted = insert_ignore(session, Commission, dict(
-        id=line_id, program=commission.program, partner_id=commission.partner_id,
-        referral_id=commission.referral_id, key=f"{commission.key}:rev:{target}", amount=-delta,
-        currency=commission.currency, earned_at=commission.earned_at,
-        available_at=commission.available_at, reverses_id=commission.id,
-        payment_id=commission.payment_id, event_id=event_id,
-        rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
-              "inputs": {**(inputs or {}), "reversed_total": target, "of": commission.amount}},
-        created_at=utcnow()))
-    if not inserted:
+    line_id = _counter_line(session, commission, key=f"{commission.key}:rev:{target}",
+                            amount=-delta, target=target, reason=reason, sentence=sentence,
+                            event_id=event_id, inputs=inputs)
+    if line_id is None:
         return None
     source = "payable" if is_released(session, commission.id) else "pending"
     move(session, delta, source, "voided", partner_id=commission.partner_id,
@@ -235,6 +228,24 @@ def reverse_to(session: Session, commission: Commission, target: int, *, reason:
     line = session.get(Commission, line_id)
     outbox.emit(session, "commission.voided", line_id, commission_event(line))
     return line
+
+
+def _counter_line(session: Session, commission: Commission, *, key: str, amount: int,
+                  target: int, reason: str, sentence: str, event_id: int | None,
+                  inputs: dict[str, Any] | None) -> str | None:
+    """Insert a line naming the commission it reverses (or books back); its id, or None when
+    the same `key` was booked already (a replayed event)."""
+    line_id = new_id("com")
+    inserted = insert_ignore(session, Commission, dict(
+        id=line_id, program=commission.program, partner_id=commission.partner_id,
+        referral_id=commission.referral_id, key=key, amount=amount,
+        currency=commission.currency, earned_at=commission.earned_at,
+        available_at=commission.available_at, reverses_id=commission.id,
+        payment_id=commission.payment_id, event_id=event_id,
+        rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
+              "inputs": {**(inputs or {}), "reversed_total": target, "of": commission.amount}},
+        created_at=utcnow()))
+    return line_id if inserted else None
 
 
 def reinstate_to(session: Session, commission: Commission, target: int, *, reason: str,
@@ -251,17 +262,10 @@ def reinstate_to(session: Session, commission: Commission, target: int, *, reaso
                                Commission.key == f"{commission.key}:retract")
     if delta <= 0 or session.scalar(select(retracted)):
         return None
-    line_id = new_id("com")
-    inserted = insert_ignore(session, Commission, dict(
-        id=line_id, program=commission.program, partner_id=commission.partner_id,
-        referral_id=commission.referral_id, key=f"{commission.key}:back:{so_far}:{target}",
-        amount=delta, currency=commission.currency, earned_at=commission.earned_at,
-        available_at=commission.available_at, reverses_id=commission.id,
-        payment_id=commission.payment_id, event_id=event_id,
-        rule={"rule": reason, "reverses": commission.id, "sentence": sentence,
-              "inputs": {**(inputs or {}), "reversed_total": target, "of": commission.amount}},
-        created_at=utcnow()))
-    if not inserted:
+    line_id = _counter_line(session, commission, key=f"{commission.key}:back:{so_far}:{target}",
+                            amount=delta, target=target, reason=reason, sentence=sentence,
+                            event_id=event_id, inputs=inputs)
+    if line_id is None:
         return None
     target_state = "payable" if is_released(session, commission.id) else "pending"
     move(session, delta, "voided", target_state, partner_id=commission.partner_id,
