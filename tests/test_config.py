@@ -106,6 +106,9 @@ def _hub_tables(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str
     return found
 
 
+FIELD_OF_KEY = {("email", "from"): "sender"}
+
+
 def test_config_example_shows_every_key_with_its_real_default():
     raw = tomllib.loads(EXAMPLE.read_text())
     text = EXAMPLE.read_text()
@@ -115,6 +118,8 @@ def test_config_example_shows_every_key_with_its_real_default():
             table = table.get(name, {})
         where = ".".join(path)
         default = cls()
+        # `[email] from` is read into the field `sender` (`from` is a Python keyword)
+        table = {FIELD_OF_KEY.get((where, k), k): v for k, v in table.items()}
         shown = parse_table(cls, {k: v for k, v in table.items()
                                   if not isinstance(v, dict)}, where)
         for f in dataclasses.fields(cls):
