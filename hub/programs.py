@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,10 @@ PayoutMode = Literal["automatic", "request", "monthly", "manual"]
 # A referred account is "active" (in good standing) unless it is cancelled or has an unpaid
 # invoice: trials count, as the programs define active as "not cancelled, in good standing".
 GOOD_STANDING = frozenset({"trial", "active"})
+# Keys that only say how to reach the program's people: not rules, so left out of settings_hash.
+CONTACT_KEYS = ("contact_email", "support_email", "support_url")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://[^/\s]+\.[^/\s]+(/\S*)?$")
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,18 @@ class ProgramSettings:
     locale: str = "en"  # how the portal writes amounts: "en" $1,234.56, "de" 1.234,56 €, ...
     # The trial lengths a partner's link may offer (`?trial_days=`); the first is the default.
     trial_days: tuple[int, ...] = (14, 30)
+    # How partners reach the program (portal footer and /portal/help; "" = not given): the
+    # program manager's address, the support address and page (also answered by the support API).
+    contact_email: str = ""
+    support_email: str = ""
+    support_url: str = ""
 
     def __post_init__(self) -> None:
+        for key in CONTACT_KEYS:
+            value, shape = getattr(self, key), _URL if key.endswith("url") else _EMAIL
+            if value and not shape.match(value):
+                kind = "an http(s):// URL" if shape is _URL else "an e-mail address"
+                raise ValueError(f"{key} must be {kind}, not {value!r}")
         if len(self.currency) != 3 or not self.currency.isalpha():
             raise ValueError(f"currency must be an ISO 4217 code, not {self.currency!r}")
         object.__setattr__(self, "currency", self.currency.upper())
@@ -94,7 +109,8 @@ class Program:
 
 def settings_hash(settings: Any) -> str:
     """A short stable hash of a settings object, stored with every commission it produced."""
-    data = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    data = json.dumps({k: v for k, v in dataclasses.asdict(settings).items()
+                       if k not in CONTACT_KEYS}, sort_keys=True, default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 

@@ -40,7 +40,7 @@ QUERIES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/portal/transactions"): {"page": {"type": "integer"}},
 }
 SECURED_PREFIXES = ("/api/v1/partners", "/api/v1/payouts", "/api/v1/commissions",
-                    "/api/v1/webhooks", "/api/v1/referrals", "/admin")
+                    "/api/v1/webhooks", "/api/v1/referrals", "/api/v1/customers", "/admin")
 
 
 def register_body(method: str, path: str, schema: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from hub.api import (
     payouts,
     referrals,
     signups,
+    support,
     track,
     webhooks,
 )
@@ -21,4 +22,4 @@ from hub.api import (
 def routes() -> list[BaseRoute]:
     return [*partners.ROUTES, *installs.ROUTES, *links.ROUTES, *signups.ROUTES,
             *referrals.ROUTES, *downloads.ROUTES, *payouts.ROUTES, *webhooks.ROUTES,
-            *commissions.ROUTES, *track.ROUTES]
+            *commissions.ROUTES, *track.ROUTES, *support.ROUTES]

@@ -38,6 +38,7 @@ from hub.attribution.partners import (
     initial_status,
     self_signup_kind,
 )
+from hub.attribution.support import program_contacts, supports_customers
 from hub.clock import clamp_day, utcnow
 from hub.db.audit import record_action
 from hub.db.models import Partner
@@ -88,6 +89,7 @@ def signed_in_partner(view: View) -> None:
     view.partner = partner
     money = data.money_of(view.hub, partner)
     view.extra.update(money=money, currency=money.currency, locale=money.locale)
+    view.extra["contacts"] = program_contacts(view.hub, view.hub.program(partner.program))
     if missing_requirements(view.hub, partner) and view.request.url.path != AGREEMENT_PATH:
         raise Redirect(AGREEMENT_PATH)  # the agreement comes before anything else
 
@@ -385,7 +387,18 @@ def referrals(view: View) -> Response:
     return view.page("portal_referrals.html", title="Clients", rows=rows, total=total,
                      page_number=page_number,
                      pages=max((total + data.PAGE_SIZE - 1) // data.PAGE_SIZE, 1),
-                     show_names=customer_names_visible(view))
+                     show_names=customer_names_visible(view), supports=_supports(view))
+
+
+def _supports(view: View) -> bool:
+    """Whether this partner's kind takes its clients' support requests (odoopbx partners)."""
+    return supports_customers(view.hub, view.hub.program(view.partner.program), view.partner.kind)
+
+
+def help_page(view: View) -> Response:
+    """How to reach the program (its contact and support details) and who supports the clients."""
+    return view.page("portal_help.html", title="Help", program=view.partner.program,
+                     supports=_supports(view))
 
 
 def customer_names_visible(view: View) -> bool:
@@ -624,4 +637,5 @@ ROUTES = [
     Route("/portal/settings", page(settings_save, write=True), methods=["POST"]),
     Route("/portal/materials", page(materials_page), methods=["GET"]),
     Route("/portal/materials/{material_id}", page(material_file), methods=["GET"]),
+    Route("/portal/help", page(help_page), methods=["GET"]),
 ]
