@@ -62,6 +62,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/portal/materials/{material_id}"): "portal_material",
     ("POST", "/portal/links"): "portal_post", ("POST", "/portal/withdrawals"): "portal_post",
     ("GET", "/portal/agreement"): "portal_agreement", ("POST", "/portal/agreement"): "portal_post",
+    ("GET", "/portal/help"): "portal_page",
     ("GET", "/partners/{program}"): "public",
     ("GET", "/"): "public", ("GET", "/favicon.ico"): "public", ("GET", "/track.js"): "public",
     # The tracking script's click: only an allowed page's Origin counts (403 for all of these).
@@ -105,7 +106,8 @@ for _method, _path in (
         ("POST", "/api/v1/webhooks/endpoints/{endpoint_id}/disable"),
         ("GET", "/api/v1/webhooks/deliveries"),
         ("POST", "/api/v1/webhooks/deliveries/{delivery_id}/replay"),
-        ("GET", "/api/v1/commissions/{commission_id}/explain")):
+        ("GET", "/api/v1/commissions/{commission_id}/explain"),
+        ("GET", "/api/v1/customers/{provider}/{customer_ref}/support")):
     MATRIX[(_method, _path)] = "operator_api"
 
 
@@ -155,7 +157,8 @@ def world(make_hub, backend, tmp_path):
     ids = {"partner_id": a["id"], "payout_id": payout_id, "commission_id": commission,
            "referral_id": str(referral), "material_id": "mat_alpha", "token": "not-a-token",
            "link_code:anytext": a["code"], "product": "odoopbx", "endpoint_id": endpoint["id"],
-           "delivery_id": delivery["id"], "action": "approve", "program": "crazycall"}
+           "delivery_id": delivery["id"], "action": "approve", "program": "crazycall",
+           "provider": "stripe", "customer_ref": "cus_alpha"}
     callers = {"anonymous": TestClient(app), "A": TestClient(app), "B": TestClient(app),
                "operator": TestClient(app)}
     portal_login(callers["A"], "alpha-secret@partners.test")
@@ -357,3 +360,30 @@ def test_operator_token_is_compared_in_constant_time(monkeypatch, world):
     assert c.get("/api/v1/partners", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert c.get("/api/v1/partners", headers=operator_headers()).status_code == 200
     assert (b"wrong", ADMIN_TOKEN.encode()) in seen
+
+
+def test_help_pages_show_only_the_partners_own_program_and_the_support_api_is_the_operators(
+        make_hub, backend):
+    hub = make_hub(backend, programs={
+        "crazycall": {"plugin": "crazycall", "contact_email": "margo@crazycall.test"},
+        "odoopbx": {"plugin": "odoopbx", "support_email": "help@odoopbx.test"}})
+    with TestClient(create_app(hub)) as op:
+        cc = create_partner(op, email="cc@partners.test", name="Cee")
+        odoo = create_partner(op, "odoopbx", email="oo@partners.test", name="Oh", kind="partner",
+                              invited=True)
+        op.post("/api/v1/referrals", headers=operator_headers(),
+                json={"partner_id": odoo["id"], "customer_ref": "cus_oo"})
+    for partner in (cc, odoo):
+        give_password(hub, partner["id"])
+    with TestClient(create_app(hub)) as a, TestClient(create_app(hub)) as b:
+        portal_login(a, "cc@partners.test")
+        portal_login(b, "oo@partners.test")
+        mine, theirs = a.get("/portal/help").text, b.get("/portal/help").text
+        assert "margo@crazycall.test" in mine and "help@odoopbx.test" not in mine
+        assert "help@odoopbx.test" in theirs and "margo@crazycall.test" not in theirs
+        # a partner's cookie (or the cookie as a bearer) opens no operator route
+        cookie = b.cookies.get("hub_portal")
+        url = "/api/v1/customers/stripe/cus_oo/support"
+        assert b.get(url).status_code == 401
+        assert b.get(url, headers={"Authorization": f"Bearer {cookie}"}).status_code == 401
+        assert b.get(url, headers=operator_headers()).json()["partner_id"] == odoo["id"]

@@ -135,6 +135,10 @@ def test_config_example_shows_every_key_with_its_real_default():
                 f"{getattr(default, f.name)!r}")
 
 
+# Program keys the example fills with the program's real value; their comment names the default.
+ILLUSTRATED_PROGRAM_KEYS = {("calltrackingmetrics", "contact_email")}
+
+
 def test_config_example_programs_show_every_setting_of_their_plugin_at_its_default():
     raw = tomllib.loads(EXAMPLE.read_text())
     kinds = load_registry().kinds
@@ -145,4 +149,9 @@ def test_config_example_programs_show_every_setting_of_their_plugin_at_its_defau
         default = settings_cls(plugin=table["plugin"])
         for f in dataclasses.fields(settings_cls):
             assert f.name in table, f"config.example.toml: [programs.{name}] lacks {f.name!r}"
+            if (name, f.name) in ILLUSTRATED_PROGRAM_KEYS:
+                line = next(x for x in EXAMPLE.read_text().splitlines()
+                            if x.startswith(f"{f.name} = {table[f.name]!r}".replace("'", '"')))
+                assert "default:" in line, f"[programs.{name}] {f.name}: say the default"
+                continue
             assert getattr(shown, f.name) == getattr(default, f.name), (name, f.name)
