@@ -7,6 +7,8 @@ support addresses; the portal shows them in the footer and on /portal/help."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -114,11 +116,15 @@ def test_the_partner_sees_which_clients_it_supports(world):
     with _portal(world["hub"], "pia@partners.test") as pia:
         page = pia.get("/portal/referrals").text
         assert "You support this client" in page
+        detail = re.search(r'href="(/portal/referrals/\d+)"', page)
+        assert detail and "You support this client" in pia.get(detail.group(1)).text
         assert "the request is sent on to you" in pia.get("/portal/help").text
     with _portal(world["hub"], "rex@referrals.test") as rex:
         page = rex.get("/portal/referrals")
-        assert 'href="/portal/referrals/' in page.text  # rex's client is listed ...
+        detail = re.search(r'href="(/portal/referrals/\d+)"', page.text)
+        assert detail  # rex's client is listed ...
         assert "You support this client" not in page.text  # ... but not supported by rex
+        assert "You support this client" not in rex.get(detail.group(1)).text
         assert "sent on to you" not in rex.get("/portal/help").text
 
 
@@ -185,3 +191,14 @@ def test_contacts_do_not_change_the_settings_hash():
     raised = build_programs(config_from_dict({"programs": {"x": {
         "plugin": "crazycall", "rate": "0.3"}}}), registry)["x"]
     assert plain.settings_hash == named.settings_hash != raised.settings_hash
+
+
+def test_a_self_referred_customer_is_not_its_own_supporter(world):
+    hub = world["hub"]
+    with TestClient(create_app(hub)) as op:
+        sam = create_partner(op, "odoopbx", email="sam@partners.test", name="Sam",
+                             kind="partner", invited=True)
+        made = op.post("/api/v1/referrals", headers=operator_headers(), json={
+            "partner_id": sam["id"], "customer_ref": "cus_sam", "email": "sam@partners.test"})
+        assert made.status_code == 201 and made.json()["self_referral"] is True, made.text
+    assert _support(hub, "cus_sam").json()["routed_to"] == "operator"

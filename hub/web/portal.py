@@ -415,7 +415,7 @@ def referral(view: View) -> Response:
     if referral_id is None:
         raise NotFound("no such client")
     detail = data.referral_detail(view.db, view.partner, referral_id)
-    return view.page("portal_referral.html", title="Client",
+    return view.page("portal_referral.html", title="Client", supports=_supports(view),
                      show_names=customer_names_visible(view), **detail)
 
 
