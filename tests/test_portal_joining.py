@@ -344,6 +344,7 @@ def test_links_without_a_destination_land_on_the_programs_page(landings):
         # From the portal's link builder too.
         give_password(hub, aff["id"])
         portal_login(client, "aff@partners.test")
+        assert "(empty: https://example.com/plans)" in client.get("/portal/links").text
         post_form(client, "/portal/links", "/portal/links", creative="plain", trial_days="14")
         with hub.sessions() as s:
             codes = set(s.scalars(select(Link.code).where(Link.partner_id == aff["id"])))

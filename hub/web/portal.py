@@ -29,6 +29,7 @@ from hub.attribution.links import (
     link_json,
     links_of,
     performance,
+    program_landing,
     trial_choices,
 )
 from hub.attribution.partners import (
@@ -354,6 +355,7 @@ def links(view: View) -> Response:
                      creatives=[c for c in CREATIVES if _creative_ready(config, c)],
                      trials=trial_choices(program) if program else (),
                      domains=config.server.allowed_domains,
+                     landing=program_landing(config, program),
                      built=view.session.pop("built_link"))
 
 
