@@ -26,6 +26,7 @@ from connectors import stripe_trigger as st
 from hub.app import create_app
 from hub.db.models import AuditLog, Link, Mail, Partner, PasswordResetToken
 from hub.errors import StartupError
+from hub.ingest.replay import replay_file
 from hub.ingest.whatif import simulated_program
 from hub.jobs.queue import queue_of
 from hub.programs import settings_hash
@@ -384,3 +385,23 @@ def test_the_new_settings_at_their_defaults_leave_the_settings_hash_as_it_was(la
     assert settings_hash(settings) == old_hash.hexdigest()[:12]
     ctm = landings.programs["ctm"].settings  # a landing set: a settings change
     assert settings_hash(ctm) != settings_hash(dataclasses.replace(ctm, default_landing=""))
+
+
+def test_a_batched_replay_enrols_and_mails_each_ambassador_once(callbell, tmp_path):
+    """`hub replay` (the batch path, which leaves enrolments to the per-event path) mails each
+    new ambassador once, however often the export is replayed."""
+    events = [st.event("customer.created", st.customer(f"cus_r{n}", email=f"r{n}@shop.test",
+                                                       created=T0 + n),
+                       created=T0 + n, event_id=f"evt_c{n}") for n in range(3)]
+    events += [st.event("invoice.paid", st.invoice(
+        f"in_r{n}", customer_id=f"cus_r{n}", amount=2000, currency="eur", paid_at=T0 + 99,
+        charge_id=f"ch_r{n}", shape="legacy"), created=T0 + 99, event_id=f"evt_p{n}")
+        for n in range(3)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert replay_file(callbell, str(path), progress=False, batch=4)["new"] == 6
+    path.write_text("\n".join(json.dumps(e) for e in events[::-1]) + "\n")
+    replay_file(callbell, str(path), progress=False, batch=4)
+    for n in range(3):
+        assert [str(m["Subject"]) for m in inbox(callbell, f"r{n}@shop.test")] == [
+            SET_PASSWORD_SUBJECT]
