@@ -25,7 +25,12 @@ PayoutMode = Literal["automatic", "request", "monthly", "manual"]
 # A referred account is "active" (in good standing) unless it is cancelled or has an unpaid
 # invoice: trials count, as the programs define active as "not cancelled, in good standing".
 GOOD_STANDING = frozenset({"trial", "active"})
-# Keys that only say how to reach the program's people: not rules, so left out of settings_hash.
+# Settings that change no commission and were added after lines were booked: left out of the
+# settings hash while they hold their default, so adding them does not look like a change of
+# the settings every earlier line was computed with.
+UNHASHED_DEFAULT = {"unhashed_default": True}
+# Keys that only say how to reach the program's people: not rules, never in the settings hash.
+NOT_A_RULE = {"not_a_rule": True}
 CONTACT_KEYS = ("contact_email", "support_email", "support_url")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^/\s]+\.[^/\s]+(/\S*)?$")
@@ -45,9 +50,18 @@ class ProgramSettings:
     trial_days: tuple[int, ...] = (14, 30)
     # How partners reach the program (portal footer and /portal/help; "" = not given): the
     # program manager's address, the support address and page (also answered by the support API).
-    contact_email: str = ""
-    support_email: str = ""
-    support_url: str = ""
+    contact_email: str = field(default="", metadata=NOT_A_RULE)
+    support_email: str = field(default="", metadata=NOT_A_RULE)
+    support_url: str = field(default="", metadata=NOT_A_RULE)
+    # The partner agreement: its text (shown in the portal) and/or a URL to read it at, and its
+    # version; a partner who accepted another version is asked again. Setting a text or URL makes
+    # the program's partners accept it, as the plugin's `link_requirements` may.
+    agreement_text: str = field(default="", metadata=UNHASHED_DEFAULT)
+    agreement_url: str = field(default="", metadata=UNHASHED_DEFAULT)
+    agreement_version: str = field(default="", metadata=UNHASHED_DEFAULT)
+    # Where a link without a destination (and the partner's default link) lands; empty: the
+    # `[server] default_landing`.
+    default_landing: str = field(default="", metadata=UNHASHED_DEFAULT)
 
     def __post_init__(self) -> None:
         for key in CONTACT_KEYS:
@@ -62,6 +76,12 @@ class ProgramSettings:
             raise ValueError("hold_days and cookie_days cannot be negative")
         if not self.trial_days or any(d < 0 for d in self.trial_days):
             raise ValueError("trial_days must list at least one length, none negative")
+        for name in ("agreement_url", "default_landing"):
+            value = getattr(self, name)
+            if value and not value.startswith(("https://", "http://")):
+                raise ValueError(f"{name} must be an http(s) URL, not {value!r}")
+        if len(self.agreement_version) > 64:
+            raise ValueError("agreement_version is at most 64 characters")
 
 
 @dataclass(frozen=True)
@@ -109,8 +129,12 @@ class Program:
 
 def settings_hash(settings: Any) -> str:
     """A short stable hash of a settings object, stored with every commission it produced."""
-    data = json.dumps({k: v for k, v in dataclasses.asdict(settings).items()
-                       if k not in CONTACT_KEYS}, sort_keys=True, default=str)
+    values = dataclasses.asdict(settings)
+    for f in dataclasses.fields(settings):
+        if f.metadata.get("not_a_rule") or (
+                f.metadata.get("unhashed_default") and values.get(f.name) == f.default):
+            del values[f.name]
+    data = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 

@@ -25,6 +25,7 @@ from hub.attribution.links import (
     link_json,
     links_of,
     performance,
+    program_landing,
     redirect_target,
     widget_link,
 )
@@ -59,15 +60,18 @@ def _click(hub: Hub, code: str, visitor: str | None) -> tuple[str, str | None, i
     config = hub.config
     with hub.transaction() as session:
         found = find_link(session, code)
-        if found is None or not can_attribute(hub, found[1]):
+        if found is None:
             return default_landing(config), None, 0
         link, partner = found
+        program = hub.program(partner.program)
+        if not can_attribute(hub, partner):  # the program's page still, but crediting nobody
+            return program_landing(config, program), None, 0
         link = link or default_link(session, partner)
         if visitor is None:
-            return redirect_target(config, link, partner, None), None, 0
+            return redirect_target(config, link, partner, None, program), None, 0
         click = record_click(session, link, visitor, utcnow())
         days = hub.programs[partner.program].settings.cookie_days
-        target = redirect_target(config, link, partner, click.id)
+        target = redirect_target(config, link, partner, click.id, program)
         return target, sign_cookie(hub, click.id, visitor), days
 
 

@@ -117,7 +117,7 @@ def _status_action(action: str) -> Any:
         def work() -> dict[str, Any]:
             with hub.transaction() as session:
                 if action == "agreement":
-                    return partner_json(accept_agreement(session, partner_id, actor))
+                    return partner_json(accept_agreement(session, partner_id, actor, hub=hub))
                 return partner_json(transition(session, partner_id, action, actor))
 
         return JSONResponse(await run_in_threadpool(work))

@@ -83,11 +83,28 @@ def can_attribute(hub: Hub, partner: Partner) -> bool:
     return not missing_requirements(hub, partner)
 
 
-def missing_requirements(hub: Hub, partner: Partner) -> list[str]:
-    """What the partner still has to do before its links credit anyone (``["agreement"]``)."""
+def missing_requirements(hub: Hub, partner: Partner, *, current: bool = False) -> list[str]:
+    """What the partner still has to do before its links credit anyone (``["agreement"]``).
+
+    With `current`, an acceptance of another version than the program's `agreement_version` is
+    missing too: the portal asks again, while the links keep crediting on the earlier
+    acceptance (a new text must not silently cut a partner's income)."""
     program = hub.program(partner.program)
-    needs = hub.constant(program, "link_requirements", many=True) if program is not None else []
-    return ["agreement"] if "agreement" in needs and partner.agreement_accepted_at is None else []
+    if program is None or not agreement_required(hub, program):
+        return []
+    if partner.agreement_accepted_at is None:
+        return ["agreement"]
+    version = getattr(program.settings, "agreement_version", "")
+    return ["agreement"] if current and version and partner.agreement_version != version else []
+
+
+def agreement_required(hub: Hub, program: Any) -> bool:
+    """Whether the program's partners accept an agreement: its plugin requires one
+    (`link_requirements`), or the operator set its text or URL (`agreement_text`/`_url`)."""
+    settings = program.settings
+    if getattr(settings, "agreement_text", "") or getattr(settings, "agreement_url", ""):
+        return True
+    return "agreement" in hub.constant(program, "link_requirements", many=True)
 
 
 def self_referral_reason(partner: Partner, customer: Customer) -> str | None:

@@ -57,6 +57,13 @@ def default_landing(config: Config) -> str:
     return server.base_url.rstrip("/") + "/"
 
 
+def program_landing(config: Config, program: Program | None) -> str:
+    """Where the program's links without a destination land: its `default_landing`, else the
+    server's (`default_landing`)."""
+    own = getattr(program.settings, "default_landing", "") if program is not None else ""
+    return str(own) if own else default_landing(config)
+
+
 def trial_choices(program: Program) -> tuple[int, ...]:
     """The program's allowed trial lengths (its `trial_days` setting)."""
     return tuple(program.settings.trial_days)
@@ -66,16 +73,18 @@ def share_url(config: Config, code: str) -> str:
     return f"{config.server.base_url.rstrip('/')}/r/{code}"
 
 
-def redirect_target(config: Config, link: Link, partner: Partner, click_id: str | None) -> str:
-    """The link's destination (re-checked against today's allowed domains) with the referral
-    code, click id and trial length added as query parameters."""
+def redirect_target(config: Config, link: Link, partner: Partner, click_id: str | None,
+                    program: Program | None = None) -> str:
+    """The link's destination (re-checked against today's allowed domains), else the program's
+    landing page, with the referral code, click id and trial length added as query
+    parameters."""
     base = link.destination and clean_destination(link.destination, config.server.allowed_domains)
     params = {PARAM_CODE: partner.code}
     if click_id:
         params[PARAM_CLICK] = click_id
     if link.trial_days:
         params[PARAM_TRIAL] = str(link.trial_days)
-    return with_params(base or default_landing(config), params)
+    return with_params(base or program_landing(config, program), params)
 
 
 def with_params(url: str, params: dict[str, str]) -> str:

@@ -70,7 +70,10 @@ def enroll_customer(hub: Hub, session: Session, customer: Customer) -> list[Part
                 code=derived_code(seed), email=customer.email, name="",
                 customer_ref=customer.ref, created_at=utcnow())):
             created.append(session.get(Partner, partner_id))
-    return [p for p in created if p is not None]
+    members = [p for p in created if p is not None]
+    for partner in members:
+        notices.enrolled(session, partner)  # its way into the portal: no password yet
+    return members
 
 
 def enrolled_partner_id(program: str, customer: Customer) -> str:
@@ -153,11 +156,17 @@ def transition(session: Session, partner_id: str, action: str, actor: str) -> Pa
     return partner
 
 
-def accept_agreement(session: Session, partner_id: str, actor: str) -> Partner:
+def accept_agreement(session: Session, partner_id: str, actor: str, *,
+                     hub: Hub | None = None) -> Partner:
+    """Record the acceptance (audited) with the program's current `agreement_version`; once per
+    version: accepting again what was accepted changes nothing."""
     partner = get_partner(session, partner_id)
-    if partner.agreement_accepted_at is None:
+    program = hub.program(partner.program) if hub is not None else None
+    version = str(getattr(program.settings, "agreement_version", "") if program else "") or None
+    if partner.agreement_accepted_at is None or (version and partner.agreement_version != version):
         partner.agreement_accepted_at = utcnow()
-        record_action(session, actor, "partner.agreement", partner.id)
+        partner.agreement_version = version
+        record_action(session, actor, "partner.agreement", partner.id, version=version)
     return partner
 
 
@@ -166,6 +175,7 @@ def partner_json(partner: Partner, **extra: Any) -> dict[str, Any]:
             "kind": partner.kind, "status": partner.status, "email": partner.email,
             "name": partner.name, "paypal_email": partner.paypal_email,
             "agreement_accepted_at": _iso(partner.agreement_accepted_at),
+            "agreement_version": partner.agreement_version,
             "created_at": _iso(partner.created_at), **extra}
 
 

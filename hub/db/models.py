@@ -77,6 +77,8 @@ class Partner(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     billing_details: Mapped[str | None] = mapped_column(Text)
     agreement_accepted_at: Mapped[datetime | None]
+    # The program's `agreement_version` accepted then (None: the program names no version).
+    agreement_version: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     # A mail for each commission earned, unless the partner turned it off in the portal.
     mail_commissions: Mapped[bool] = mapped_column(Boolean, default=True,

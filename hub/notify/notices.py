@@ -17,15 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
-from hub.db.models import Commission, Partner, Payout
+from hub.db.models import Commission, Mail, Partner, Payout
 from hub.money import format_money
 from hub.notify.mail import queue_mail
 from hub.programs import Program
 from hub.runtime import Hub
+from hub.web.passwords import create_reset_token
 
 # A commission earned longer ago than this is history (a replayed export, a backfill), not news:
 # it is booked without a mail.
 COMMISSION_NEWS = timedelta(days=7)
+# How long the link an automatically enrolled customer gets to choose its password stays valid
+# (after that, "Forgot password?" sends a new one).
+ENROLMENT_LINK_VALID_FOR = timedelta(days=7)
 # The template for a payout entering a status; withdrawal decisions are told apart by where the
 # payout came from (see `payout_template`).
 PAYOUT_TEMPLATES = {"sent": "payout_sent", "paid": "payout_paid", "failed": "payout_failed",
@@ -83,6 +87,33 @@ def password_reset(session: Session, partner: Partner, token: str, expires: date
     return queue_mail(session, template="password_reset", to=partner.email,
                       key=f"partner:{partner.id}:reset:{_digest(token)}",
                       context={**about(partner), "token": token, "expires": _when(expires)})
+
+
+def enrolled(session: Session, partner: Partner) -> bool:
+    """A customer made a partner automatically (e.g. a Callbell ambassador) has no password:
+    mail it a one-time link to choose one, once per membership (key ``enrolment:<id>``; no
+    token is made when that mail exists already)."""
+    key = f"enrolment:{partner.id}"
+    if session.scalar(select(Mail.id).where(Mail.key == key)) is not None:
+        return False
+    token, expires = create_reset_token(session, partner.id,
+                                        valid_for=ENROLMENT_LINK_VALID_FOR)
+    return _set_password(session, partner, key, token, expires, "enrolment")
+
+
+def signup_with_account(session: Session, partner: Partner, token: str,
+                        expires: datetime) -> bool:
+    """A sign-up named the address of an existing account: the account's owner gets the link
+    to choose a password (the page the sign-up showed says nothing either way)."""
+    return _set_password(session, partner, f"partner:{partner.id}:signup:{_digest(token)}",
+                         token, expires, "signup")
+
+
+def _set_password(session: Session, partner: Partner, key: str, token: str, expires: datetime,
+                  cause: str) -> bool:
+    return queue_mail(session, template="set_password", to=partner.email, key=key,
+                      context={**about(partner), "token": token, "expires": _when(expires),
+                               "cause": cause})
 
 
 def payee_changed(session: Session, partner: Partner, old_payee: str | None,

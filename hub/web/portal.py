@@ -29,6 +29,7 @@ from hub.attribution.links import (
     link_json,
     links_of,
     performance,
+    program_landing,
     trial_choices,
 )
 from hub.attribution.partners import (
@@ -47,7 +48,7 @@ from hub.ledger import entries as ledger
 from hub.money import exponent, format_money
 from hub.notify import notices
 from hub.payouts.requests import request_withdrawal
-from hub.web import charts, materials, passwords, trends
+from hub.web import account_links, charts, materials, passwords, trends
 from hub.web import portal_data as data
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
@@ -70,7 +71,9 @@ STATUS_MESSAGES = {"applied": "Your application is being reviewed; we will e-mai
                    "declined": "This application was declined.",
                    "suspended": "This account is suspended; contact the program's operator."}
 SIGNUP_RECEIVED = ("Thank you for signing up. If you cannot log in with this e-mail and password "
-                   "yet, check your inbox: we write to you there about what happens next.")
+                   "yet, check your inbox: if an account uses this address, we have sent it a "
+                   "link to choose a password; else we write to you there about what happens "
+                   "next.")
 FORGOT_SENT = ("If an account uses that address, we have sent it a link to choose a new "
                "password. It is valid for one hour.")
 RESET_THROTTLE = timedelta(minutes=5)  # at most one "Forgot password?" mail per account this often
@@ -90,7 +93,8 @@ def signed_in_partner(view: View) -> None:
     money = data.money_of(view.hub, partner)
     view.extra.update(money=money, currency=money.currency, locale=money.locale)
     view.extra["contacts"] = program_contacts(view.hub, view.hub.program(partner.program))
-    if missing_requirements(view.hub, partner) and view.request.url.path != AGREEMENT_PATH:
+    if (missing_requirements(view.hub, partner, current=True)
+            and view.request.url.path != AGREEMENT_PATH):
         raise Redirect(AGREEMENT_PATH)  # the agreement comes before anything else
 
 
@@ -214,8 +218,9 @@ def _signup_taken(view: View, program: str, partner_id: str) -> Response:
 
     Saying so would tell anyone whether an address has an account: nothing is created or
     changed, and the page is the one a new application gets where the program approves first,
-    or a neutral one where new accounts log in at once. The owner (`partner_id`) is to hear of it
-    by mail once the hub sends mail (template ``signup_existing_account``)."""
+    or a neutral one where new accounts log in at once. The owner (`partner_id`) gets a link to
+    choose a password by mail (e.g. an automatically enrolled ambassador, who has none)."""
+    account_links.mail_set_password_link(view.db, partner_id, LOGIN_STATUSES)
     prog = view.hub.programs[program]
     status = initial_status(view.hub, prog, self_signup_kind(view.hub, prog), invited=False)
     if status not in LOGIN_STATUSES:
@@ -352,6 +357,7 @@ def links(view: View) -> Response:
                      creatives=[c for c in CREATIVES if _creative_ready(config, c)],
                      trials=trial_choices(program) if program else (),
                      domains=config.server.allowed_domains,
+                     landing=program_landing(config, program),
                      built=view.session.pop("built_link"))
 
 
@@ -483,14 +489,15 @@ def withdraw(view: View) -> Response:
 
 def agreement(view: View) -> Response:
     """The program's partner agreement, to accept before anything else (e.g. CTM)."""
-    if not missing_requirements(view.hub, view.partner):
+    if not missing_requirements(view.hub, view.partner, current=True):
         raise Redirect("/portal/")
-    return view.page("portal_agreement.html", title="Partner agreement")
+    return view.page("portal_agreement.html", title="Partner agreement",
+                     terms=view.hub.programs[view.partner.program].settings)
 
 
 def accept(view: View) -> Response:
     """Record the acceptance with a timestamp (audited), then on to the dashboard."""
-    accept_agreement(view.db, view.partner.id, actor=f"partner:{view.partner.id}")
+    accept_agreement(view.db, view.partner.id, f"partner:{view.partner.id}", hub=view.hub)
     view.flash("Thank you: the agreement is accepted and your links work now.")
     raise Redirect("/portal/")
 
