@@ -63,11 +63,12 @@ def _click(hub: Hub, code: str, visitor: str | None) -> tuple[str, str | None, i
             return default_landing(config), None, 0
         link, partner = found
         link = link or default_link(session, partner)
+        program = hub.program(partner.program)
         if visitor is None:
-            return redirect_target(config, link, partner, None), None, 0
+            return redirect_target(config, link, partner, None, program), None, 0
         click = record_click(session, link, visitor, utcnow())
         days = hub.programs[partner.program].settings.cookie_days
-        target = redirect_target(config, link, partner, click.id)
+        target = redirect_target(config, link, partner, click.id, program)
         return target, sign_cookie(hub, click.id, visitor), days
 
 
