@@ -35,6 +35,7 @@ from hub.db.models import (
     SubscriptionState,
 )
 from hub.errors import NotFound
+from hub.ingest.decide import pays_for_installs
 from hub.ledger import entries as ledger
 from hub.ledger import statuses
 from hub.ledger.checkpoints import daily_commission as checkpointed
@@ -226,7 +227,7 @@ def conversions(hub: Hub, session: Session, partner: Partner) -> dict[str, int] 
     the install id the account carries); conversions: referred accounts with an installation or
     a payment, each counted once."""
     program = hub.program(partner.program)
-    if program is None or not hub.implements(program, "commissions_for_install"):
+    if program is None or not pays_for_installs(hub, program):
         return None
     referred = select(Referral.customer_id).where(Referral.partner_id == partner.id,
                                                    Referral.program == partner.program)
