@@ -57,6 +57,9 @@ def test_dashboard_offers_the_default_link_which_carries_the_default_trial(make_
     assert f'id="default-link" readonly value="{url}"' in dashboard
     assert 'data-copy="#default-link"' in dashboard
     assert "get the 14-day trial" in dashboard
+    links = client.get("/portal/links").text
+    default = links.split(f'data-testid="link-{partner["code"]}"')[1].split("</li>")[0]
+    assert "plain · 14-day trial" in default
 
     landing = client.get(f"/r/{partner['code']}", follow_redirects=False)
     query = parse_qs(urlsplit(landing.headers["location"]).query)

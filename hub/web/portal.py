@@ -26,6 +26,7 @@ from hub.attribution.links import (
     CREATIVES,
     build_link,
     default_link,
+    default_trial,
     link_json,
     links_of,
     performance,
@@ -353,6 +354,7 @@ def links(view: View) -> Response:
     return data.with_image_sources(view.page(
         "portal_links.html", title="Links", rows=rows, start=start, end=end,
         all_time=start == EARLIEST_DAY, images=images, texts=config.links,
+        default_trial=default_trial(program),
         creatives=[c for c in CREATIVES if _creative_ready(config, c)],
         trials=trial_choices(program) if program else (), domains=config.server.allowed_domains,
         built=view.session.pop("built_link")), images.values())
