@@ -396,6 +396,10 @@ def referral_page(session: Session, partner: Partner, currency: str, page: int,
     return [_client_row(r, latest.get(r.customer_id), earned.get(r.id, 0)) for r in rows], total
 
 
+# (status, plan, since, expires) of a client's subscription now
+ClientState = tuple[str, str | None, datetime, datetime | None]
+
+
 def _client_row(r: Any, state: ClientState | None, earned: int) -> ClientRow:
     status, plan, since, expires = state if state else ("", None, None, None)
     return ClientRow(id=r.id, email=r.email, source=r.source, link_code=r.link_code,
@@ -404,10 +408,6 @@ def _client_row(r: Any, state: ClientState | None, earned: int) -> ClientRow:
                      since=since.date() if since else None, earned=earned,
                      self_referral=r.self_referral,
                      expires=expires.date() if expires else None)
-
-
-# (status, plan, since, expires) of a client's subscription now
-ClientState = tuple[str, str | None, datetime, datetime | None]
 
 
 def _latest_states(session: Session, customer_ids: list[int]) -> dict[int, ClientState]:
