@@ -380,8 +380,20 @@ def _subscription(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:
     if status:
         facts.append(SubscriptionChanged(provider=PROVIDER, subscription_ref=r["id"],
                                          customer_ref=r["id"], status=status, occurred_at=at,
-                                         plan=r.get("plan_id"), partner_code=r.get("custom_id")))
+                                         plan=r.get("plan_id"), partner_code=r.get("custom_id"),
+                                         ends_at=_next_billing(r, status)))
     return facts
+
+
+def _next_billing(r: dict[str, Any], status: str) -> Any:
+    """The end of the period paid for (or of the trial): the next billing time PayPal names."""
+    value = (r.get("billing_info") or {}).get("next_billing_time")
+    if status == "cancelled" or not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError:
+        return None
 
 
 def _payout_item(event: dict[str, Any], r: dict[str, Any]) -> list[Any]:

@@ -197,8 +197,29 @@ def _subscription(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[A
     return ([SubscriptionChanged(provider=PROVIDER, subscription_ref=obj["id"],
                                  customer_ref=customer, status=status, occurred_at=at, plan=plan,
                                  partner_code=meta.get("partner_code"),
-                                 install_id=meta.get("install_id"))]
+                                 install_id=meta.get("install_id"),
+                                 ends_at=_subscription_ends(obj, status, items))]
             + _coupon_fact(obj, customer, at))
+
+
+def _subscription_ends(obj: dict[str, Any], status: str, items: list[Any]) -> Any:
+    """When the trial, the paid period or (cancelled) the subscription ends. Up to acacia the
+    period end is the subscription's `current_period_end`; from basil on only its items carry
+    one (the latest of them counts)."""
+    if status == "cancelled":
+        stamp = obj.get("ended_at") or obj.get("canceled_at")
+    elif status == "trial":
+        stamp = obj.get("trial_end")
+    else:
+        ends = [i.get("current_period_end") for i in items if isinstance(i, dict)]
+        stamp = obj.get("current_period_end") or max(
+            (e for e in ends if isinstance(e, int) and not isinstance(e, bool)), default=None)
+    if not isinstance(stamp, int) or isinstance(stamp, bool):
+        return None
+    try:
+        return from_timestamp(stamp)
+    except ValueError:  # a date the hub cannot hold: the list shows none rather than refuse
+        return None
 
 
 def _refund(event: dict[str, Any], obj: dict[str, Any], at: Any) -> list[Any]:

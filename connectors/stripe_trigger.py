@@ -155,11 +155,17 @@ def dispute(dispute_id: str, *, charge_id: str, amount: int, intent_id: str | No
 
 
 def subscription(sub_id: str, *, customer_id: str, status: str = "active", plan: str | None = None,
-                 partner_code: str | None = None) -> dict[str, Any]:
+                 partner_code: str | None = None, trial_end: int | None = None,
+                 period_end: int | None = None) -> dict[str, Any]:
+    """A subscription as basil and later render it: the period end is on its item."""
     meta = {"partner_code": partner_code} if partner_code else {}
+    item: dict[str, Any] = {"id": f"si_{sub_id}", "price": {
+        "id": f"price_{plan or 'std'}", "lookup_key": plan, "metadata": {}}}
+    if period_end is not None:
+        item["current_period_end"] = period_end
     return {"id": sub_id, "object": "subscription", "customer": customer_id, "status": status,
-            "metadata": meta, "items": {"object": "list", "data": [{"id": f"si_{sub_id}", "price": {
-                "id": f"price_{plan or 'std'}", "lookup_key": plan, "metadata": {}}}]}}
+            "metadata": meta, "trial_end": trial_end,
+            "items": {"object": "list", "data": [item]}}
 
 
 def checkout_completed(session_id: str, *, customer_id: str, client_reference_id: str | None,

@@ -53,6 +53,7 @@ class SubscriptionChanged:
     plan: str | None = None
     partner_code: str | None = None
     install_id: str | None = None
+    ends_at: datetime | None = None  # end of the current trial or paid period, or of the account
 
 
 @dataclass(frozen=True)

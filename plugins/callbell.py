@@ -42,6 +42,7 @@ class Settings(ProgramSettings):
     install_products: tuple[str, ...] = ("widget",)  # empty: any product's installation counts
     minimum_payout: int = 5000
     payout_methods: tuple[str, ...] = ("paypal", "bank_transfer")
+    one_pending_withdrawal: bool = False  # true: no second request while one is open
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,4 +97,5 @@ def commissions_for_payment(program: Program, payment: Payment, referral: Referr
 @hookimpl
 def payout_policy(program: Program, partner_kind: str) -> PayoutPolicy:
     return PayoutPolicy(mode="request", minimum=program.settings.minimum_payout,
+                        one_pending=program.settings.one_pending_withdrawal,
                         methods=program.settings.payout_methods)

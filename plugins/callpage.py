@@ -35,6 +35,9 @@ class Settings(ProgramSettings):
     rate: Decimal = Decimal("0.25")
     months: int = 12
     minimum_payout: int = 5000
+    # Refuse a second withdrawal request while one is open. CallPage's text does not forbid a
+    # second one; true keeps the hub's behaviour so far.
+    one_pending_withdrawal: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,5 +64,5 @@ def commissions_for_payment(program: Program, payment: Payment, referral: Referr
 @hookimpl
 def payout_policy(program: Program, partner_kind: str) -> PayoutPolicy:
     # The partner presses Withdraw; a manager contacts them and marks the request paid or rejected.
-    return PayoutPolicy(mode="request", minimum=program.settings.minimum_payout, one_pending=True,
-                        methods=("manual",))
+    return PayoutPolicy(mode="request", minimum=program.settings.minimum_payout,
+                        one_pending=program.settings.one_pending_withdrawal, methods=("manual",))

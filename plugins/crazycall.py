@@ -33,6 +33,8 @@ NAME = "crazycall"
 class Settings(ProgramSettings):
     rate: Decimal = Decimal("0.20")
     minimum_payout: int = 5000
+    # "the withdrawal button will be inactive" while the previous one is being processed
+    one_pending_withdrawal: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,4 +57,5 @@ def commissions_for_payment(program: Program, payment: Payment, referral: Referr
 
 @hookimpl
 def payout_policy(program: Program, partner_kind: str) -> PayoutPolicy:
-    return PayoutPolicy(mode="request", minimum=program.settings.minimum_payout, one_pending=True)
+    return PayoutPolicy(mode="request", minimum=program.settings.minimum_payout,
+                        one_pending=program.settings.one_pending_withdrawal)

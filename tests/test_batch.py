@@ -20,7 +20,14 @@ from sqlalchemy import func, select
 
 from connectors import stripe_trigger as st
 from connectors.stripe import prepare
-from hub.db.models import Commission, Customer, CustomerStatus, LedgerEntry, ProviderEvent
+from hub.db.models import (
+    Commission,
+    Customer,
+    CustomerStatus,
+    LedgerEntry,
+    ProviderEvent,
+    SubscriptionState,
+)
 from hub.facts import AttributionClaimed, CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ingest.batch import Known, apply_batch, fast_path_refusal, split
 from hub.ingest.events import Incoming
@@ -310,6 +317,25 @@ def test_fast_path_is_taken_for_everyday_renewals(hub: Any) -> None:
         assert all(pid is not None and eid is not None for _, _, pid, eid in lines)
         statuses = s.scalars(select(CustomerStatus.status)).all()
         assert statuses == ["active"] * 3
+
+
+def test_the_set_based_path_keeps_when_a_subscriptions_period_ends(hub: Any) -> None:
+    """The clients list's "Expires" reads `subscription_states.ends_at`: the batch path stores it
+    as the per-event path does (from the subscription's item, as basil and later send it)."""
+    partner = make_partner(hub, "crazycall")
+    with hub.transaction() as s:
+        apply_batch(hub, s, [prepare(hub, st.event("invoice.paid", st.invoice(
+            "in_e1", customer_id="cus_e1", amount=4900, subscription_id="sub_e1",
+            partner_code=partner.code, paid_at=1767600000), event_id="evt_e1"))])
+    updated = [prepare(hub, st.event("customer.subscription.updated", st.subscription(
+        "sub_e1", customer_id="cus_e1", period_end=1767600000 + 30 * 86400),
+        created=1767600000 + 60 * m, event_id=f"evt_e1_{m}")) for m in (1, 2)]
+    with hub.transaction() as s:
+        assert apply_batch(hub, s, updated) == [True, True]
+    with hub.sessions() as s:
+        ends = s.scalars(select(SubscriptionState.ends_at).where(
+            SubscriptionState.ends_at.is_not(None))).all()
+    assert ends == [datetime(2026, 2, 4, 8, tzinfo=UTC)] * 2
 
 
 def test_a_new_customer_and_its_invoices_in_one_batch_take_the_set_based_path(hub: Any) -> None:

@@ -263,3 +263,25 @@ def test_public_directory_and_agreement_pages(browser, make_hub, tmp_path):
         page.get_by_role("button", name="Accept the agreement").click()
         page.wait_for_url(f"{server.url}/portal/")
         page.close()
+
+
+def test_dashboard_copy_button_copies_the_whole_default_link(browser, live):
+    """CrazyCall and CTM: the partner grabs the default link (the full URL) from the dashboard."""
+    from playwright.sync_api import expect
+
+    hub, server, api = live
+    partner = create_partner(api)
+    give_password(hub, partner["id"])
+    context = browser.new_context(viewport=VIEWPORTS["desktop"],
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    log_in(page, server.url, "ann@partners.test")
+    url = f"{hub.config.server.base_url}/r/{partner['code']}"
+    assert page.get_by_label("Your link").input_value() == url
+    assert "14-day trial" in page.get_by_test_id("default-trial").inner_text()
+    button = page.locator('button[data-copy="#default-link"]')
+    button.click()
+    expect(button).to_have_text("Copied")  # once the clipboard took it (a promise)
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    shoot(page, "portal-dashboard-share")
+    context.close()

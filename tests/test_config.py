@@ -93,7 +93,8 @@ def test_config_example_is_valid():
 
 EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
 # Keys the example fills with an illustration instead of the default; their comment names it.
-ILLUSTRATED = {("server", "allowed_domains")}
+ILLUSTRATED = {("server", "allowed_domains"), ("links", "banner_url"), ("links", "logo_url"),
+               ("links", "screenshot_url")}
 
 
 def _hub_tables(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], type]]:

@@ -299,3 +299,20 @@ def test_a_verified_sale_with_junk_money_is_refused_and_not_stored(client, hub, 
     with hub.sessions() as s:
         assert s.scalar(select(ProviderEvent).where(ProviderEvent.event_id == paid["id"])) is None
     assert balance_of(hub, partner.id, "USD")["pending"] == 0
+
+
+def test_subscription_keeps_the_end_of_the_period_paid_for(client, hub, verifier):
+    """CallPage's "Expires": PayPal names the next billing time of an active subscription."""
+    partner = make_partner(hub, "crazycall")
+    active = {**subscription("I-EXPIRES", partner.code),
+              "billing_info": {"next_billing_time": "2026-02-05T10:00:00Z"}}
+    assert post(client, paypal_event("BILLING.SUBSCRIPTION.ACTIVATED", active)).status_code == 200
+    cancelled = {**subscription("I-EXPIRES", partner.code, "CANCELLED"),
+                 "status_update_time": "2026-01-20T09:00:00Z",
+                 "billing_info": {"next_billing_time": "2026-02-05T10:00:00Z"}}
+    post(client, paypal_event("BILLING.SUBSCRIPTION.CANCELLED", cancelled))
+    with hub.sessions() as s:
+        ends = {status: end for status, end in s.execute(
+            select(SubscriptionState.status, SubscriptionState.ends_at).where(
+                SubscriptionState.subscription_ref == "I-EXPIRES"))}
+    assert ends == {"active": at("2026-02-05T10:00:00"), "cancelled": None}

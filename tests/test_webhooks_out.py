@@ -108,9 +108,10 @@ def test_signed_events_for_partner_commission_void_and_payout(client, hub, recei
                          headers=H).json()
     client.post(f"/api/v1/payouts/{payout['id']}/mark-paid", json={"reference": "r-1"}, headers=H)
     queue_of(hub).join()
-    wait_for(lambda: len(receiver.events) == 4, what="four deliveries")
+    wait_for(lambda: len(receiver.events) == 5, what="five deliveries")
     assert sorted(receiver.types()) == ["commission.created", "commission.voided",
-                                        "partner.created", "payout.paid"]  # in any order
+                                        "partner.created", "payout.paid",
+                                        "payout.requested"]  # in any order
     assert receiver.bad_signatures == 0
     by_type = {e["type"]: e for e in receiver.events}
     assert by_type["partner.created"]["data"]["id"] == partner["id"]
@@ -119,13 +120,13 @@ def test_signed_events_for_partner_commission_void_and_payout(client, hub, recei
     assert (by_type["payout.paid"]["data"]["amount"],
             by_type["payout.paid"]["data"]["reference"]) == (6000, "r-1")
     log = client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"]
-    assert {d["status"] for d in log} == {"delivered"} and len(log) == 4
+    assert {d["status"] for d in log} == {"delivered"} and len(log) == 5
 
     # a replayed provider event emits nothing new: the event id comes from its cause
     stripe_process(hub, st.event("charge.refunded", st.charge_refunded(
         f"ch_{invoice}", amount=40000, amount_refunded=10000, invoice_id=invoice)))
     queue_of(hub).join()
-    assert len(client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"]) == 4
+    assert len(client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"]) == 5
 
 
 def test_failed_deliveries_are_retried_logged_and_replayable(client, hub, receiver):
@@ -167,3 +168,30 @@ def test_endpoint_validation_and_filters(client, hub, receiver):
     client.post("/api/v1/partners", json={"program": "crazycall", "email": "d@p.test"}, headers=H)
     client.post(f"/api/v1/webhooks/endpoints/{endpoint['id']}/disable", headers=H)
     assert client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"] == []
+
+
+def test_a_withdrawal_request_reaches_the_operators_endpoint_once(client, hub, receiver):
+    """CallPage's "a manager will contact you": the request is a `payout.requested` event (beside
+    the operator's mail), keyed by the payout, so a retried delivery is the same event."""
+    register(client, receiver.url, events=["payout.requested"])
+    partner = client.post("/api/v1/partners", json={"program": "crazycall", "email": "w@p.test",
+                                                    "paypal_email": "w@pay.test"}, headers=H).json()
+    pay(hub, partner["code"], 40000, currency="usd")                  # 20% = $80.00
+    run_tick(hub, at("2026-02-10T00:00:00"))
+    payout = client.post(f"/api/v1/partners/{partner['id']}/withdrawals", json={"currency": "USD"},
+                         headers=H)
+    assert payout.status_code == 201, payout.text
+    queue_of(hub).join()
+    [event] = wait_for(lambda: receiver.events, what="payout.requested")
+    assert event["type"] == "payout.requested" and receiver.bad_signatures == 0
+    assert {k: event["data"][k] for k in ("id", "partner_id", "amount", "currency", "status")} == {
+        "id": payout.json()["id"], "partner_id": partner["id"], "amount": 8000,
+        "currency": "USD", "status": "requested"}
+    [delivery] = client.get("/api/v1/webhooks/deliveries?event_type=payout.requested",
+                            headers=H).json()["items"]
+    assert delivery["event_id"] == event["id"] and delivery["status"] == "delivered"
+    refused = client.post(f"/api/v1/partners/{partner['id']}/withdrawals",
+                          json={"currency": "USD"}, headers=H)    # one pending: nothing emitted
+    assert refused.json()["error"]["code"] == "already_pending"
+    queue_of(hub).join()
+    assert len(client.get("/api/v1/webhooks/deliveries", headers=H).json()["items"]) == 1

@@ -67,6 +67,7 @@ def _click(hub: Hub, code: str, visitor: str | None) -> tuple[str, str | None, i
         if not can_attribute(hub, partner):  # the program's page still, but crediting nobody
             return program_landing(config, program), None, 0
         link = link or default_link(session, partner)
+        program = hub.program(partner.program)
         if visitor is None:
             return redirect_target(config, link, partner, None, program), None, 0
         click = record_click(session, link, visitor, utcnow())

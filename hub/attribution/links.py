@@ -69,6 +69,12 @@ def trial_choices(program: Program) -> tuple[int, ...]:
     return tuple(program.settings.trial_days)
 
 
+def default_trial(program: Program | None) -> int | None:
+    """The trial length the partner's default link passes on: the first of the program's
+    `trial_days` (CrazyCall's standard 14 days); None when that is 0 (no trial)."""
+    return (trial_choices(program)[0] or None) if program is not None else None
+
+
 def share_url(config: Config, code: str) -> str:
     return f"{config.server.base_url.rstrip('/')}/r/{code}"
 
@@ -77,13 +83,15 @@ def redirect_target(config: Config, link: Link, partner: Partner, click_id: str 
                     program: Program | None = None) -> str:
     """The link's destination (re-checked against today's allowed domains), else the program's
     landing page, with the referral code, click id and trial length added as query
-    parameters."""
+    parameters. A default link has no trial of its own: it passes on the program's default one
+    (`default_trial`)."""
     base = link.destination and clean_destination(link.destination, config.server.allowed_domains)
     params = {PARAM_CODE: partner.code}
     if click_id:
         params[PARAM_CLICK] = click_id
-    if link.trial_days:
-        params[PARAM_TRIAL] = str(link.trial_days)
+    trial = link.trial_days or (default_trial(program) if link.kind == "default" else None)
+    if trial:
+        params[PARAM_TRIAL] = str(trial)
     return with_params(base or program_landing(config, program), params)
 
 

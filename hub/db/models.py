@@ -293,6 +293,8 @@ class SubscriptionState(Base):
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
     event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    # When the trial or the paid period the fact names ends (None: the fact does not say).
+    ends_at: Mapped[datetime | None]
 
 
 class CustomerStatus(Base):

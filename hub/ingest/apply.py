@@ -125,7 +125,8 @@ def _subscription_changed(fact: SubscriptionChanged, hub: Hub, session: Session,
                                partner_code=fact.partner_code, install_id=fact.install_id)
     record_state(session, dict(
         provider=fact.provider, subscription_ref=fact.subscription_ref, customer_id=customer.id,
-        status=fact.status, plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id))
+        status=fact.status, plan=fact.plan, occurred_at=fact.occurred_at, event_id=event_id,
+        ends_at=fact.ends_at))
     if fact.partner_code:
         _claim(hub, session, customer, fact.partner_code, "code", fact.occurred_at, event_id)
     elif fact.install_id:

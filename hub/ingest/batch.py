@@ -405,7 +405,8 @@ class FastPath:
         state = dict(provider=fact.provider,
                      subscription_ref=getattr(fact, "subscription_ref", None) or fact.customer_ref,
                      customer_id=known.customer.id, status=status, plan=plan,
-                     occurred_at=fact.occurred_at, event_id=event_id)
+                     occurred_at=fact.occurred_at, event_id=event_id,
+                     ends_at=getattr(fact, "ends_at", None))
         self.states.append(state)
         if not any(_state_key(s) == _state_key(state) for s in known.states):
             known.states.append(SimpleNamespace(**state))

@@ -72,6 +72,11 @@ def install_bookings(hub: Hub, earners: Iterable[Earner], install: Install,
                                history=history) if d.amount]
 
 
+def pays_for_installs(hub: Hub, program: Program) -> bool:
+    """Whether the program's plugin earns on installations (the portal then counts them)."""
+    return hub.implements(program, INSTALL_HOOK)
+
+
 def has_milestones(hub: Hub, program: Program) -> bool:
     """Whether the program's plugin books anything with time alone (`hub tick`)."""
     return hub.implements(program, TICK_HOOK)

@@ -24,8 +24,8 @@ from hub.db.models import WebhookDelivery, WebhookEndpoint, new_id
 from hub.db.upsert import insert_ignore
 from hub.runtime import send_after_commit
 
-EVENTS = ("commission.created", "commission.voided", "commission.reinstated", "payout.paid",
-          "payout.failed", "partner.created")
+EVENTS = ("commission.created", "commission.voided", "commission.reinstated", "payout.requested",
+          "payout.paid", "payout.failed", "partner.created")
 
 
 _CACHE = "hub_webhook_endpoints"

@@ -18,10 +18,10 @@ from hub.db.upsert import insert_ignore
 from hub.errors import NotFound, Unprocessable
 from hub.ledger import entries as ledger
 from hub.money import format_money
-from hub.notify import notices
+from hub.notify import notices, outbox
 from hub.payouts.gateway import has_gateway, payee_of
 from hub.payouts.policy import DEFAULT_MANUAL_MONTHS, manual_period, monthly_period, policy_for
-from hub.payouts.states import MONEY_BACK, OPEN
+from hub.payouts.states import MONEY_BACK, OPEN, payout_json
 from hub.programs import PayoutPolicy, Program
 from hub.runtime import Hub, send_after_commit
 
@@ -156,6 +156,9 @@ def request_withdrawal(hub: Hub, session: Session, partner_id: str, currency: st
     record_action(session, actor, "payout.request", payout.id, amount=payout.amount,
                   currency=currency, method=method)
     notices.withdrawal_requested(hub, session, partner, payout)
+    # The operator's systems hear of it too (a manager contacts the partner); keyed by the
+    # payout, so the event is delivered once.
+    outbox.emit(session, "payout.requested", f"{payout.id}:requested", payout_json(payout))
     return payout
 
 

@@ -26,6 +26,7 @@ from hub.attribution.links import (
     CREATIVES,
     build_link,
     default_link,
+    default_trial,
     link_json,
     links_of,
     performance,
@@ -40,7 +41,7 @@ from hub.attribution.partners import (
     self_signup_kind,
 )
 from hub.attribution.support import program_contacts, supports_customers
-from hub.clock import clamp_day, utcnow
+from hub.clock import EARLIEST_DAY, clamp_day, utcnow
 from hub.db.audit import record_action
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
@@ -306,7 +307,8 @@ def dashboard(view: View) -> Response:
                                                   balance["payable"], balance["pending"]),
                      top_links=data.link_counts(view.db, partner, counted=counted),
                      last_links=data.recent_links(view.db, partner, counted=counted),
-                     period=period,
+                     period=period, share=data.share_link(view.hub, partner),
+                     conversions=data.conversions(view.hub, view.db, partner),
                      periods=trends.PERIODS.values(), series=series,
                      charts=_charts(series, _fmt(view)),
                      other_balances=[b for b in balances if b["currency"] != money.currency])
@@ -330,8 +332,11 @@ def _charts(series: dict[str, Any], fmt: Any) -> dict[str, Markup]:
 # -- links -----------------------------------------------------------------------------------
 
 def _range(view: View) -> tuple[date, date]:
-    """The `from` / `to` query (UTC days), default the last 30 days; nonsense falls back."""
+    """The `from` / `to` query (UTC days), default the last 30 days; nonsense falls back;
+    `?period=all`: all time (CallPage's all-time client counts)."""
     today = data.today_utc()
+    if view.query("period") == "all":
+        return EARLIEST_DAY, today
     end = _day(view.query("to"), today)
     start = _day(view.query("from"), end - timedelta(days=29))
     return (start, end) if start <= end else (end, end)
@@ -352,13 +357,15 @@ def links(view: View) -> Response:
     stats = performance(view.db, partner.id, start, end)
     rows = [(link_json(config, link), stats.get(link.code, {}))
             for link in reversed(links_of(view.db, partner.id))]
-    program = view.hub.program(partner.program)
-    return view.page("portal_links.html", title="Links", rows=rows, start=start, end=end,
-                     creatives=[c for c in CREATIVES if _creative_ready(config, c)],
-                     trials=trial_choices(program) if program else (),
-                     domains=config.server.allowed_domains,
-                     landing=program_landing(config, program),
-                     built=view.session.pop("built_link"))
+    program, images = view.hub.program(partner.program), data.creative_images(config)
+    return data.with_image_sources(view.page(
+        "portal_links.html", title="Links", rows=rows, start=start, end=end,
+        all_time=start == EARLIEST_DAY, images=images, texts=config.links,
+        default_trial=default_trial(program),
+        creatives=[c for c in CREATIVES if _creative_ready(config, c)],
+        trials=trial_choices(program) if program else (), domains=config.server.allowed_domains,
+        landing=program_landing(config, program),
+        built=view.session.pop("built_link")), images.values())
 
 
 def _creative_ready(config: Any, creative: str) -> bool:
@@ -430,7 +437,7 @@ def transactions(view: View) -> Response:
     page_number = _page_number(view)
     lines, total = data.commission_page(view.db, view.partner, page_number)
     return view.page("portal_transactions.html", title="Transactions", lines=lines, total=total,
-                     page_number=page_number,
+                     page_number=page_number, plans=data.line_plans(view.db, view.partner, lines),
                      pages=max((total + data.PAGE_SIZE - 1) // data.PAGE_SIZE, 1),
                      payouts=data.payouts_of(view.db, view.partner, limit=20))
 

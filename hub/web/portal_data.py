@@ -8,20 +8,24 @@ aggregates are computed in SQL or in one pass over a single query's rows.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, and_, cast, func, or_, select, union
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from hub.attribution import counts as referral_counts
-from hub.attribution.links import daily_clicks
+from hub.attribution.links import daily_clicks, default_trial, share_url
 from hub.clock import utcnow
 from hub.db.models import (
     Click,
     Commission,
     Customer,
+    InstallRecord,
     Link,
     Material,
     Partner,
@@ -31,6 +35,7 @@ from hub.db.models import (
     SubscriptionState,
 )
 from hub.errors import NotFound
+from hub.ingest.decide import pays_for_installs
 from hub.ledger import entries as ledger
 from hub.ledger import statuses
 from hub.ledger.checkpoints import daily_commission as checkpointed
@@ -200,6 +205,66 @@ def unique_clicks(session: Session, partner: Partner, since: date) -> int:
         Click.is_unique.is_(True))) or 0)
 
 
+@dataclass(frozen=True)
+class ShareLink:
+    """The partner's default link as the dashboard offers it: the whole URL, and the trial it
+    passes on (`links.default_trial`)."""
+
+    url: str
+    trial_days: int | None
+
+
+def share_link(hub: Hub, partner: Partner) -> ShareLink:
+    return ShareLink(share_url(hub.config, partner.code),
+                     default_trial(hub.program(partner.program)))
+
+
+def conversions(hub: Hub, session: Session, partner: Partner) -> dict[str, int] | None:
+    """Installs and conversions, for programs that pay for installations (Callbell's Rewards
+    stats: "how many people have installed the widget and/or paid a license"); None elsewhere.
+
+    installs: installations reported for the partner's referred accounts (by the account, or by
+    the install id the account carries); conversions: referred accounts with an installation or
+    a payment, each counted once."""
+    program = hub.program(partner.program)
+    if program is None or not pays_for_installs(hub, program):
+        return None
+    referred = select(Referral.customer_id).where(Referral.partner_id == partner.id,
+                                                   Referral.program == partner.program)
+    installed = (select(Customer.id.label("customer_id"), InstallRecord.id.label("install"))
+                 .join(InstallRecord, or_(
+                     and_(InstallRecord.customer_provider == Customer.provider,
+                          InstallRecord.customer_ref == Customer.ref),
+                     InstallRecord.install_id == Customer.install_id))
+                 .where(Customer.id.in_(referred)).subquery())
+    installs = session.scalar(select(func.count(func.distinct(installed.c.install))))
+    paid = select(PaymentRecord.customer_id).where(PaymentRecord.customer_id.in_(referred))
+    converted = union(select(installed.c.customer_id), paid).subquery()
+    return {"installs": int(installs or 0),
+            "conversions": int(session.scalar(select(func.count()).select_from(converted)) or 0)}
+
+
+IMAGE_CREATIVES = ("banner", "logo", "screenshot")
+
+
+def creative_images(config: Any) -> dict[str, str]:
+    """The image of each image creative the operator configured (`[links] banner_url`, ...),
+    for the previews in the links report."""
+    return {c: url for c in IMAGE_CREATIVES if (url := getattr(config.links, f"{c}_url", ""))}
+
+
+def with_image_sources(response: Response, urls: Iterable[str]) -> Response:
+    """Let the page show images from the creatives' hosts: the pages' Content-Security-Policy
+    allows only the hub's own images otherwise."""
+    origins = sorted({f"{p.scheme}://{p.netloc}" for p in map(urlsplit, urls)
+                      if p.scheme in ("http", "https") and p.netloc})
+    if origins:
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "img-src 'self' data:", "img-src 'self' data: " + " ".join(origins), 1)
+    return response
+
+
 def link_of(session: Session, partner: Partner, code: str) -> Link:
     """One of this partner's links, or 404 (also when the code is someone else's)."""
     link = session.scalars(select(Link).where(Link.code == code,
@@ -312,6 +377,7 @@ class ClientRow:
     since: date | None
     earned: int
     self_referral: bool
+    expires: date | None = None
 
 
 def referral_page(session: Session, partner: Partner, currency: str, page: int,
@@ -330,28 +396,36 @@ def referral_page(session: Session, partner: Partner, currency: str, page: int,
     return [_client_row(r, latest.get(r.customer_id), earned.get(r.id, 0)) for r in rows], total
 
 
-def _client_row(r: Any, state: tuple[str, str | None, datetime] | None, earned: int) -> ClientRow:
-    status, plan, since = state if state else ("", None, None)
+# (status, plan, since, expires) of a client's subscription now
+ClientState = tuple[str, str | None, datetime, datetime | None]
+
+
+def _client_row(r: Any, state: ClientState | None, earned: int) -> ClientRow:
+    status, plan, since, expires = state if state else ("", None, None, None)
     return ClientRow(id=r.id, email=r.email, source=r.source, link_code=r.link_code,
                      attributed_at=r.attributed_at, plan=plan,
                      status=CLIENT_STATUS.get(status, "signed up"),
                      since=since.date() if since else None, earned=earned,
-                     self_referral=r.self_referral)
+                     self_referral=r.self_referral,
+                     expires=expires.date() if expires else None)
 
 
-def _latest_states(session: Session,
-                   customer_ids: list[int]) -> dict[int, tuple[str, str | None, datetime]]:
+def _latest_states(session: Session, customer_ids: list[int]) -> dict[int, ClientState]:
+    """Each customer's latest status and plan, and when its current trial or period ends (CallPage's
+    "Expires"): the end the latest fact named; a fact that names none (a paid invoice) keeps the
+    one before it while the status stays the same (a trial's end is no paid period's end)."""
     if not customer_ids:
         return {}
     rows = session.execute(
         select(SubscriptionState.customer_id, SubscriptionState.status, SubscriptionState.plan,
-               SubscriptionState.occurred_at)
+               SubscriptionState.occurred_at, SubscriptionState.ends_at)
         .where(SubscriptionState.customer_id.in_(customer_ids))
         .order_by(SubscriptionState.occurred_at, SubscriptionState.id)).all()
-    latest: dict[int, tuple[str, str | None, datetime]] = {}
-    for customer_id, status, plan, at in rows:
-        previous_plan = latest.get(customer_id, ("", None, at))[1]
-        latest[customer_id] = (status, plan or previous_plan, at)
+    latest: dict[int, ClientState] = {}
+    for customer_id, status, plan, at, ends in rows:
+        previous, previous_plan, _, previous_end = latest.get(customer_id, ("", None, at, None))
+        kept = previous_end if previous == status else None
+        latest[customer_id] = (status, plan or previous_plan, at, ends or kept)
     return latest
 
 
@@ -400,6 +474,28 @@ def commission_page(session: Session, partner: Partner,
                                .order_by(Commission.created_at.desc(), Commission.id)
                                .limit(PAGE_SIZE).offset(max(page - 1, 0) * PAGE_SIZE)))
     return _lines_with_state(session, partner, ids), total
+
+
+def line_plans(session: Session, partner: Partner,
+               lines: list[ledger.LineView]) -> dict[str, str]:
+    """The plan each line's payment was for (CrazyCall's "what your referrals paid for"), by
+    commission id; a reversal names the plan of the line it reverses. Lines without a plan (an
+    installation, a bounty whose payment named none) are left out."""
+    commissions = [v.commission for v in lines]
+    reversed_ids = [c.reverses_id for c in commissions if c.reverses_id and not c.payment_id]
+    payment_of: dict[str, int] = {c.id: c.payment_id for c in commissions if c.payment_id}
+    if reversed_ids:
+        payment_of.update((cid, int(pid)) for cid, pid in session.execute(
+            select(Commission.id, Commission.payment_id).where(
+                Commission.partner_id == partner.id, Commission.id.in_(reversed_ids),
+                Commission.payment_id.is_not(None))) if pid is not None)
+    if not payment_of:
+        return {}
+    plans = {int(pid): str(plan) for pid, plan in session.execute(
+        select(PaymentRecord.id, PaymentRecord.plan).where(
+            PaymentRecord.id.in_(set(payment_of.values())), PaymentRecord.plan.is_not(None)))}
+    return {c.id: plans[pid] for c in commissions
+            if (pid := payment_of.get(c.id) or payment_of.get(c.reverses_id or "")) in plans}
 
 
 def _lines_with_state(session: Session, partner: Partner, ids: list[str]) -> list[ledger.LineView]:
