@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from hub.app import create_app
+from hub.clock import utcnow
 from hub.db.models import AuditLog, Partner
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
@@ -269,3 +271,48 @@ def test_the_operator_switches_the_method_through_the_api_and_the_admin(client, 
     assert (fay.payout_method, fay.paypal_email) == ("paypal", None)
     notes = [r.details.get("note") for r in audit_of(hub, partner.id, "partner.payout_method")]
     assert notes == ["SEPA every quarter", None, "no PayPal after all", None]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_payout_whose_address_changed_before_its_first_send_is_held_back(make_hub, backend,
+                                                                         batched):
+    """A payout made for a confirmed address, its message not sent yet; the partner changes
+    the address (unconfirmed now). The send does not pay the old address behind the partner's
+    back: the payout is rejected before PayPal sees it and the money is payable again."""
+    from hub.payouts.automatic import Account, create_automatic
+    from hub.payouts.payee import NOT_SENT
+    from hub.payouts.requests import create_payout, lock_partner
+
+    hub = make_hub(backend, programs={"odoopbx": {"plugin": "odoopbx", "currency": "EUR"}},
+                   queue={"min_backoff_ms": 20, "max_backoff_ms": 50, "stale_seconds": 0})
+    partner = make_partner(hub, "odoopbx", kind="referral", email="gil@hobby.test",
+                           paypal_email="gil@pay.test")
+    give_password(hub, partner.id)
+    pay(hub, partner.code, 100000, when=at("2026-01-05T10:00:00"))
+    with hub.sessions() as s, s.begin():  # hold the payouts back: nothing released yet
+        s.get(Partner, partner.id).paypal_confirmed_at = None
+    run_tick(hub, RELEASED)
+    assert payouts_of(hub, partner.id) == []
+    with hub.sessions() as s, s.begin():  # made, its message lost (no after-commit send)
+        s.get(Partner, partner.id).paypal_confirmed_at = at("2026-02-01T00:00:00")
+        if batched:
+            create_automatic(s, [Account(partner.id, "EUR", "odoopbx", 10000, "paypal")])
+        else:
+            create_payout(s, lock_partner(s, partner.id), hub.program("odoopbx"), "EUR",
+                          status="queued", method="paypal", receiver="gil@pay.test")
+    [made] = payouts_of(hub, partner.id)
+    assert (made.status, made.receiver) == ("queued", "gil@pay.test")
+
+    with TestClient(create_app(hub)) as client:
+        portal_login(client, "gil@hobby.test")
+        post_form(client, "/portal/settings", "/portal/settings", action="paypal",
+                  paypal_email="gil-new@pay.test", current_password=PASSWORD)
+        run_tick(hub, utcnow() + timedelta(minutes=5))  # the sweep sends what was left queued
+        queue_of(hub).join()
+        [held] = payouts_of(hub, partner.id)
+        assert (held.status, held.failure_reason, held.attempts) == ("rejected", NOT_SENT, 0)
+        assert "rejected" in client.get("/portal/payouts").text
+    with hub.sessions() as s:
+        from hub.ledger import entries as ledger
+
+        assert ledger.payable_balance(s, partner.id, "EUR") == 15000

@@ -14,16 +14,18 @@ import re
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
 from hub.db.audit import record_action
-from hub.db.models import Partner
+from hub.db.models import Partner, Payout
 from hub.errors import Unprocessable
 from hub.notify import notices
 
 PAYPAL, MANUAL = "paypal", "manual"
 METHODS = (PAYPAL, MANUAL)
+NOT_SENT = "not sent: the PayPal address is no longer the partner's confirmed address"
 REMOVED = "no PayPal address (it was removed; payouts are made by hand)"  # for `payee_changed`
 State = Literal["ready", "unconfirmed", "none"]
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as `attribution.partners.EMAIL_RE`
@@ -40,6 +42,20 @@ def paypal_state(paypal_email: str | None, confirmed_at: datetime | None,
 
 def state_of(partner: Partner) -> State:
     return paypal_state(partner.paypal_email, partner.paypal_confirmed_at, partner.payout_method)
+
+
+def unconfirmed_receivers(session: Session, payouts: list[Payout]) -> list[Payout]:
+    """The gateway payouts of `payouts` whose receiver is not (any more) their partner's
+    confirmed PayPal address: removed, changed, or paid by hand since the payout was made. The
+    sending holds them back before their first send (`payouts.batches`, `payouts.sending`)."""
+    ids = sorted({p.partner_id for p in payouts if p.receiver})
+    if not ids:
+        return []
+    rows = session.execute(select(Partner.id, Partner.paypal_email, Partner.paypal_confirmed_at,
+                                  Partner.payout_method).where(Partner.id.in_(ids))).all()
+    ready = {pid: email for pid, email, confirmed, method in rows
+             if paypal_state(email, confirmed, method) == "ready"}
+    return [p for p in payouts if p.receiver and ready.get(p.partner_id) != p.receiver]
 
 
 def set_paypal(session: Session, partner: Partner, address: str | None, *, actor: str,
