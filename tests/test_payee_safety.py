@@ -244,7 +244,8 @@ def test_the_operator_switches_the_method_through_the_api_and_the_admin(client, 
         "operator", "manual", "SEPA every quarter")
     for body, code in (({"payout_method": "cheque"}, "invalid_method"),
                        ({"paypal_email": "not an address"}, "invalid_email"),
-                       ({"paypal_email": 7}, "invalid_email"), ({"colour": "red"}, "invalid_field")):
+                       ({"paypal_email": 7}, "invalid_email"),
+                       ({"colour": "red"}, "invalid_field")):
         bad = client.patch(url, headers=H, json=body)
         assert (bad.status_code, bad.json()["error"]["code"]) == (422, code), body
     assert client.patch(url, json={"payout_method": "paypal"}).status_code == 401
@@ -316,3 +317,32 @@ def test_a_payout_whose_address_changed_before_its_first_send_is_held_back(make_
         from hub.ledger import entries as ledger
 
         assert ledger.payable_balance(s, partner.id, "EUR") == 15000
+
+
+def test_the_migration_keeps_running_installs_paying_their_addresses(tmp_path):
+    """Addresses stored before the upgrade count as confirmed; new ones wait for their link."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, inspect, text
+
+    from hub.db.session import alembic_config
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config(engine)
+    before = ScriptDirectory.from_config(cfg).get_revision("a19_paypal_confirmed").down_revision
+    assert isinstance(before, str)
+    command.upgrade(cfg, before)
+    with engine.begin() as conn:
+        for pid, paypal in (("prt_paid", "'old@pay.test'"), ("prt_none", "NULL")):
+            conn.execute(text(
+                "INSERT INTO partners (id, program, kind, status, code, email, name, "
+                f"paypal_email, payout_method, created_at) VALUES ('{pid}', 'odoopbx', "
+                f"'referral', 'active', '{pid}', '{pid}@x.test', '', {paypal}, 'paypal', "
+                "'2025-06-01 10:00:00')"))
+    command.upgrade(cfg, "a19_paypal_confirmed")
+    with engine.connect() as conn:
+        got = dict(conn.execute(text("SELECT id, paypal_confirmed_at FROM partners")).all())
+    assert got["prt_paid"] is not None and got["prt_none"] is None
+    command.downgrade(cfg, before)
+    assert "paypal_confirmed_at" not in {c["name"] for c in inspect(engine).get_columns("partners")}
+    engine.dispose()
