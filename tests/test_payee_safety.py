@@ -313,10 +313,31 @@ def test_a_payout_whose_address_changed_before_its_first_send_is_held_back(make_
         [held] = payouts_of(hub, partner.id)
         assert (held.status, held.failure_reason, held.attempts) == ("rejected", NOT_SENT, 0)
         assert "rejected" in client.get("/portal/payouts").text
-    with hub.sessions() as s:
-        from hub.ledger import entries as ledger
+        assert ledger_payable(hub, partner.id) == 15000
+        # confirmed, the new address is paid at the next tick (the held-back payout blocks
+        # nothing: nobody refused it)
+        [link] = links_to(hub, "gil-new@pay.test")
+        confirm(client, link)
+        run_tick(hub, utcnow() + timedelta(minutes=10))
+        queue_of(hub).join()
+    assert [(p.status, p.receiver) for p in payouts_of(hub, partner.id)] == [
+        ("rejected", "gil@pay.test"), ("dry_run", "gil-new@pay.test")]
 
-        assert ledger.payable_balance(s, partner.id, "EUR") == 15000
+
+def ledger_payable(hub: Any, partner_id: str) -> int:
+    from hub.ledger import entries as ledger
+
+    with hub.sessions() as s:
+        return ledger.payable_balance(s, partner_id, "EUR")
+
+
+@pytest.mark.parametrize("reason, refused", [("not sent", False), ("wrong address", True)])
+def test_a_held_back_payout_does_not_block_its_address(reason, refused):
+    from hub.payouts.payee import NOT_SENT
+    from hub.payouts.requests import refused_before
+
+    why = NOT_SENT if reason == "not sent" else reason
+    assert refused_before("rejected", "x@pay.test", "x@pay.test", why) is refused
 
 
 def test_the_migration_keeps_running_installs_paying_their_addresses(tmp_path):

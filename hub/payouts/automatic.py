@@ -97,9 +97,9 @@ def create_automatic(session: Session, accounts: list[Account]) -> int:
         key = (account.partner_id, account.currency)
         amount = sum(net for _, net in nets.get(key, []))
         email = emails.get(account.partner_id)
-        last_status, last_receiver = last.get(key, (None, None))
-        if amount >= account.minimum and email and not refused_before(last_status, last_receiver,
-                                                                       email):
+        last_status, last_receiver, last_reason = last.get(key, (None, None, None))
+        if amount >= account.minimum and email and not refused_before(
+                last_status, last_receiver, email, last_reason):
             due.append((account, amount, email, new_id("po")))
     if not due:
         return 0
@@ -132,13 +132,15 @@ def _lock_partners(session: Session, partner_ids: list[str]) -> dict[str, str | 
 
 
 def _last_automatic(session: Session, partner_ids: list[str]
-                    ) -> dict[tuple[str, str], tuple[str, str | None]]:
-    """(status, receiver) of each account's latest unscheduled payout."""
+                    ) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+    """(status, receiver, failure reason) of each account's latest unscheduled payout."""
     ranked = (select(Payout.partner_id, Payout.currency, Payout.status, Payout.receiver,
+                     Payout.failure_reason,
                      func.row_number().over(partition_by=(Payout.partner_id, Payout.currency),
                                             order_by=(Payout.created_at.desc(), Payout.id.desc()))
                      .label("n"))
               .where(Payout.partner_id.in_(partner_ids), Payout.period.is_(None)).subquery())
     rows = session.execute(select(ranked.c.partner_id, ranked.c.currency, ranked.c.status,
-                                  ranked.c.receiver).where(ranked.c.n == 1)).all()
-    return {(p, c): (status, receiver) for p, c, status, receiver in rows}
+                                  ranked.c.receiver, ranked.c.failure_reason)
+                           .where(ranked.c.n == 1)).all()
+    return {(p, c): (status, receiver, reason) for p, c, status, receiver, reason in rows}

@@ -20,7 +20,7 @@ from hub.ledger import entries as ledger
 from hub.money import format_money
 from hub.notify import notices
 from hub.payouts.gateway import has_gateway, payee_of
-from hub.payouts.payee import MANUAL, state_of
+from hub.payouts.payee import MANUAL, NOT_SENT, state_of
 from hub.payouts.policy import DEFAULT_MANUAL_MONTHS, manual_period, monthly_period, policy_for
 from hub.payouts.states import MONEY_BACK, OPEN
 from hub.programs import PayoutPolicy, Program
@@ -99,13 +99,16 @@ def _automatic_blocked(session: Session, partner: Partner, currency: str) -> boo
     last = session.scalars(select(Payout).where(
         Payout.partner_id == partner.id, Payout.currency == currency, Payout.period.is_(None))
         .order_by(Payout.created_at.desc(), Payout.id.desc()).limit(1)).first()
-    return last is not None and refused_before(last.status, last.receiver, partner.paypal_email)
+    return last is not None and refused_before(last.status, last.receiver, partner.paypal_email,
+                                               last.failure_reason)
 
 
 def refused_before(last_status: str | None, last_receiver: str | None,
-                   paypal_email: str | None) -> bool:
-    """The rule behind `_automatic_blocked`, given the account's latest unscheduled payout."""
-    return last_status in MONEY_BACK + ("unclaimed",) and last_receiver == paypal_email
+                   paypal_email: str | None, last_reason: str | None = None) -> bool:
+    """The rule behind `_automatic_blocked`, given the account's latest unscheduled payout. One
+    held back before its first send (`payee.NOT_SENT`) was refused by nobody."""
+    return (last_status in MONEY_BACK + ("unclaimed",) and last_receiver == paypal_email
+            and last_reason != NOT_SENT)
 
 
 def schedule(hub: Hub, session: Session, partner: Partner, currency: str,
