@@ -273,6 +273,14 @@ def test_the_operator_switches_the_method_through_the_api_and_the_admin(client, 
     notes = [r.details.get("note") for r in audit_of(hub, partner.id, "partner.payout_method")]
     assert notes == ["SEPA every quarter", None, "no PayPal after all", None]
 
+    made = client.post("/api/v1/partners", headers=H, json={
+        "program": "odoopbx", "kind": "referral", "email": "gus@hobby.test",
+        "payout_method": "manual"})
+    assert made.status_code == 201 and made.json()["payout_method"] == "manual"
+    bad = client.post("/api/v1/partners", headers=H, json={
+        "program": "odoopbx", "email": "hal@hobby.test", "payout_method": "cheque"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_method")
+
 
 @pytest.mark.parametrize("batched", [True, False])
 def test_a_payout_whose_address_changed_before_its_first_send_is_held_back(make_hub, backend,

@@ -26,7 +26,8 @@ from hub.payouts import payee
 
 
 async def create(request: Request) -> JSONResponse:
-    """Create a partner in a program; returns its id and code."""
+    """Create a partner in a program; returns its id and code. A `paypal_email` given here counts
+    as confirmed by the operator; `payout_method` "manual" lists it for payment by hand."""
     actor = require_operator(request)
     data = await read_json(request)
     args = dict(program=field(data, "program"), email=field(data, "email"),
@@ -36,7 +37,8 @@ async def create(request: Request) -> JSONResponse:
                 code=field(data, "code", required=False),
                 invited=field(data, "invited", bool, required=False, default=False),
                 customer_ref=field(data, "customer_ref", required=False),
-                website=field(data, "website", required=False))
+                website=field(data, "website", required=False),
+                payout_method=field(data, "payout_method", required=False, default="paypal"))
     hub = hub_of(request)
 
     def work() -> dict[str, Any]:
