@@ -169,6 +169,7 @@ def test_admin_actions_are_audited_and_the_admin_shows_the_trail(setup):
 
 
 ADMIN_MONEY_ACTIONS = {("POST", "/admin/attribution"),
+                       ("POST", "/admin/partners/{partner_id}/payee"),
                        ("POST", "/admin/payouts/{payout_id}/{action}"),
                        ("POST", "/admin/webhooks/{delivery_id}/replay")}
 
@@ -202,9 +203,14 @@ def test_admin_attribution_payout_and_replay_actions_are_audited(setup):
     page = admin.get("/admin/webhooks").text
     r = admin.post(f"/admin/webhooks/{delivery['id']}/replay", data={"csrf": csrf_of(page)})
     assert r.status_code in (200, 303), r.text
+    page = admin.get(f"/admin/partners/{ann['id']}").text
+    r = admin.post(f"/admin/partners/{ann['id']}/payee",
+                   data={"csrf": csrf_of(page), "payout_method": "manual", "note": "by SEPA"})
+    assert r.status_code in (200, 303), r.text
     rows = _rows(hub)
     actions = [row.action for row in rows]
-    for expected in ("referral.assign", "payout.reject", "webhook.replay"):
+    for expected in ("referral.assign", "payout.reject", "webhook.replay",
+                     "partner.payout_method"):
         assert expected in actions, (expected, actions)
     assert all(row.actor and row.at is not None for row in rows)
 

@@ -52,6 +52,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/portal/reset/{token}"): "public", ("POST", "/portal/reset/{token}"): "login_post",
     ("GET", "/portal/forgot"): "public", ("POST", "/portal/forgot"): "login_post",
     ("GET", "/portal/verify/{token}"): "public",
+    ("GET", "/portal/paypal/confirm/{token}"): "public",
+    ("POST", "/portal/paypal/confirm/{token}"): "login_post",
     ("GET", "/portal/"): "portal_page", ("GET", "/portal/links"): "portal_page",
     ("GET", "/portal/referrals"): "portal_page",
     ("GET", "/portal/referrals/{referral_id}"): "portal_object",
@@ -78,13 +80,14 @@ for _path in ("/admin/", "/admin/partners", "/admin/partners/{partner_id}", "/ad
               "/admin/tracking"):
     MATRIX[("GET", _path)] = "admin_page"
 for _path in ("/admin/partners/{partner_id}/status", "/admin/partners/{partner_id}/reset-link",
+              "/admin/partners/{partner_id}/payee",
               "/admin/invitations", "/admin/materials", "/admin/materials/{material_id}/delete",
               "/admin/payouts/{payout_id}/{action}", "/admin/attribution",
               "/admin/webhooks/{delivery_id}/replay", "/admin/whatif"):
     MATRIX[("POST", _path)] = "admin_page"
 for _method, _path in (
         ("POST", "/api/v1/partners"), ("GET", "/api/v1/partners"),
-        ("GET", "/api/v1/partners/{partner_id}"),
+        ("GET", "/api/v1/partners/{partner_id}"), ("PATCH", "/api/v1/partners/{partner_id}"),
         ("GET", "/api/v1/partners/{partner_id}/commissions"),
         ("POST", "/api/v1/partners/{partner_id}/approve"),
         ("POST", "/api/v1/partners/{partner_id}/decline"),
@@ -220,7 +223,7 @@ def _hostile_query(ids: dict[str, str]) -> str:
 
 
 def _body(method: str, path: str) -> dict[str, Any]:
-    if method != "POST":
+    if method not in ("POST", "PATCH"):
         return {}
     if path.startswith(("/portal", "/admin")):
         return {"data": {"name": "Mallory", "action": "suspend", "email": "m@x.test"}}

@@ -466,7 +466,8 @@ def test_every_template_renders_with_the_context_its_cause_gives() -> None:
               "reference": "r", "reason": "", "dead_letter": False}
     extra = {"token": "t", "expires": "2026-01-01 00:00 UTC", "active": True,
              "sentence": "20% of $49.00", "commission_id": "com_1", "amount": "$9.80",
-             "new_payee": "n@y.z", "changed_at": "now", "website": ""}
+             "new_payee": "n@y.z", "changed_at": "now", "website": "",
+             "paypal_email": "p@y.z", "actor": "partner:prt_1", "billing_details": ""}
     for name in sorted(templates()):
         rendered = render(name, {**partner, **payout, **extra, "base_url": "http://h"})
         assert rendered.subject and "{{" not in rendered.text and "<html" in rendered.html

@@ -20,7 +20,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "type": "object", "required": ["program", "email"],
         "properties": {"program": _STR, "email": _STR, "name": _STR,
                        "kind": _STR, "paypal_email": _STR, "code": _STR,
-                       "invited": {"type": "boolean"}, "customer_ref": _STR, "website": _STR}},
+                       "invited": {"type": "boolean"}, "customer_ref": _STR, "website": _STR,
+                       "payout_method": {"type": "string", "enum": ["paypal", "manual"]}}},
+    ("patch", "/api/v1/partners/{partner_id}"): {
+        "type": "object",
+        "properties": {"payout_method": {"type": "string", "enum": ["paypal", "manual"]},
+                       "paypal_email": {"type": "string", "nullable": True}, "note": _STR}},
 }
 _DATE = {"type": "string", "format": "date"}
 # Query parameters per (method, path): documented so clients and the fuzzer find them.

@@ -22,10 +22,12 @@ from hub.db.audit import record_action
 from hub.db.models import Partner
 from hub.errors import Unprocessable
 from hub.ledger import entries as ledger
+from hub.payouts import payee
 
 
 async def create(request: Request) -> JSONResponse:
-    """Create a partner in a program; returns its id and code."""
+    """Create a partner in a program; returns its id and code. A `paypal_email` given here counts
+    as confirmed by the operator; `payout_method` "manual" lists it for payment by hand."""
     actor = require_operator(request)
     data = await read_json(request)
     args = dict(program=field(data, "program"), email=field(data, "email"),
@@ -35,7 +37,8 @@ async def create(request: Request) -> JSONResponse:
                 code=field(data, "code", required=False),
                 invited=field(data, "invited", bool, required=False, default=False),
                 customer_ref=field(data, "customer_ref", required=False),
-                website=field(data, "website", required=False))
+                website=field(data, "website", required=False),
+                payout_method=field(data, "payout_method", required=False, default="paypal"))
     hub = hub_of(request)
 
     def work() -> dict[str, Any]:
@@ -57,6 +60,31 @@ async def read(request: Request) -> JSONResponse:
         with hub.sessions() as session:
             partner = get_partner(session, partner_id)
             return partner_json(partner, balances=ledger.balances(session, partner.id))
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def update(request: Request) -> JSONResponse:
+    """Change how a partner is paid: `payout_method` ("paypal" or "manual": the manual list),
+    `paypal_email` (null removes it; an address set here counts as confirmed by the operator),
+    `note` (what was agreed, kept in the audit log). Audited."""
+    actor = require_operator(request)
+    data = await read_json(request)
+    unknown = sorted(set(data) - {"payout_method", "paypal_email", "note"})
+    if unknown:
+        raise Unprocessable(f"unknown field(s): {', '.join(unknown)}", code="invalid_field")
+    method = field(data, "payout_method", required=False)
+    note = field(data, "note", required=False)
+    address = data["paypal_email"] if "paypal_email" in data else payee.UNSET
+    hub = hub_of(request)
+    partner_id = request.path_params["partner_id"]
+
+    def work() -> dict[str, Any]:
+        with hub.transaction() as session:
+            partner = get_partner(session, partner_id)
+            payee.operator_update(session, partner, actor=actor, payout_method=method,
+                                  paypal_email=address, note=note)
+            return partner_json(partner)
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -140,6 +168,7 @@ ROUTES = [
     Route("/api/v1/partners", create, methods=["POST"]),
     Route("/api/v1/partners", listing, methods=["GET"]),
     Route("/api/v1/partners/{partner_id}", read, methods=["GET"]),
+    Route("/api/v1/partners/{partner_id}", update, methods=["PATCH"]),
     Route("/api/v1/partners/{partner_id}/commissions", commissions, methods=["GET"]),
     *[Route(f"/api/v1/partners/{{partner_id}}/{action}", _status_action(action), methods=["POST"])
       for action in ("approve", "decline", "agreement", "suspend", "reactivate")],

@@ -17,6 +17,7 @@ from hub.db.upsert import insert_ignore
 from hub.errors import Conflict, NotFound, Unprocessable
 from hub.notify import notices
 from hub.notify.outbox import emit
+from hub.payouts.payee import METHODS, PAYPAL
 from hub.programs import Program
 from hub.runtime import Hub
 
@@ -87,7 +88,11 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
                    kind: str | None = None, paypal_email: str | None = None,
                    code: str | None = None, invited: bool = False,
                    customer_ref: str | None = None, website: str | None = None,
-                   password_hash: str | None = None) -> Partner:
+                   password_hash: str | None = None, paypal_confirmed: bool = True,
+                   payout_method: str = PAYPAL) -> Partner:
+    """A new partner. A PayPal address given here counts as confirmed (the operator's API and
+    admin set it); the portal's sign-up passes ``paypal_confirmed=False``, so the address waits
+    for the link mailed to it (`hub.payouts.payee`)."""
     prog = hub.program(program)
     if prog is None:
         raise Unprocessable(f"unknown program {program!r}", code="unknown_program")
@@ -98,6 +103,9 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
         raise Unprocessable("email is not a valid address", code="invalid_email")
     if paypal_email and not EMAIL_RE.match(paypal_email):
         raise Unprocessable("paypal_email is not a valid address", code="invalid_email")
+    if payout_method not in METHODS:
+        raise Unprocessable(f"payout_method must be one of {', '.join(METHODS)}",
+                            code="invalid_method")
     if code is not None and not CODE_RE.match(code):
         raise Unprocessable("code must be 3-64 letters, digits, '-' or '_'", code="invalid_code")
     if code is not None and (session.scalar(select(Partner.id).where(Partner.code == code))
@@ -111,7 +119,9 @@ def create_partner(hub: Hub, session: Session, *, program: str, email: str, name
     partner = Partner(program=program, kind=kind, status=status, code=code or new_code(),
                       email=email.strip(), name=name, paypal_email=paypal_email or None,
                       customer_ref=customer_ref, website=website, password_hash=password_hash,
-                      created_at=utcnow())
+                      payout_method=payout_method, created_at=utcnow())
+    if paypal_email and paypal_confirmed:
+        partner.paypal_confirmed_at = partner.created_at
     session.add(partner)
     session.flush()
     emit(session, "partner.created", partner.id, partner_json(partner))
@@ -174,6 +184,8 @@ def partner_json(partner: Partner, **extra: Any) -> dict[str, Any]:
     return {"id": partner.id, "code": partner.code, "program": partner.program,
             "kind": partner.kind, "status": partner.status, "email": partner.email,
             "name": partner.name, "paypal_email": partner.paypal_email,
+            "paypal_confirmed_at": _iso(partner.paypal_confirmed_at),
+            "payout_method": partner.payout_method,
             "agreement_accepted_at": _iso(partner.agreement_accepted_at),
             "agreement_version": partner.agreement_version,
             "created_at": _iso(partner.created_at), **extra}

@@ -71,7 +71,11 @@ class Partner(Base):
     email: Mapped[str] = mapped_column(String(320), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     paypal_email: Mapped[str | None] = mapped_column(String(320))
+    # When the PayPal address was confirmed (its mailed link, or set by the operator); no payout
+    # goes to an unconfirmed one (`hub.payouts.payee`).
+    paypal_confirmed_at: Mapped[datetime | None]
     website: Mapped[str | None] = mapped_column(String(500))
+    # "paypal", or "manual": paid by hand from the operator's list (no PayPal account)
     payout_method: Mapped[str] = mapped_column(String(32), default="paypal")
     customer_ref: Mapped[str | None] = mapped_column(String(128))
     password_hash: Mapped[str | None] = mapped_column(String(200))

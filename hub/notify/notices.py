@@ -130,6 +130,26 @@ def payee_changed(session: Session, partner: Partner, old_payee: str | None,
                           context=context) for address in recipients)
 
 
+def paypal_confirmation(session: Session, partner: Partner, token: str,
+                        expires: datetime) -> bool:
+    """The one-time link that confirms the partner's new PayPal address, mailed to that address
+    (whoever reads it there owns it); no payout goes to it before."""
+    address = partner.paypal_email or ""
+    return queue_mail(session, template="paypal_confirm", to=address,
+                      key=f"paypal-confirm:{partner.id}:{_digest(address + token)}",
+                      context={**about(partner), "paypal_email": address, "token": token,
+                               "expires": _when(expires)})
+
+
+def paid_by_hand(hub: Hub, session: Session, partner: Partner, actor: str) -> bool:
+    """A partner chose "I have no PayPal account": the operator is to agree with it how and when
+    it is paid (it is on the manual list from now on)."""
+    return to_operator(hub, session, "operator_paid_by_hand",
+                       f"partner:{partner.id}:manual:{_digest(utcnow().isoformat())}",
+                       {**about(partner), "actor": actor,
+                        "billing_details": partner.billing_details or ""})
+
+
 # -- commissions -----------------------------------------------------------------------------
 
 def commission_earned(session: Session, line: Commission, program: Program) -> None:

@@ -23,6 +23,7 @@ from hub.db.models import Partner, Payout, new_id
 from hub.db.upsert import many_rows
 from hub.ledger import entries as ledger
 from hub.payouts.batches import BATCH_SIZE, chunks, open_batch
+from hub.payouts.payee import paypal_state
 from hub.payouts.requests import payable_accounts, refused_before
 from hub.runtime import Hub
 
@@ -40,29 +41,32 @@ class Account:
 
 def split_accounts(hub: Hub, rows: Iterable[Any]) -> tuple[list[Account], list[tuple[str, str]]]:
     """Payable accounts (`payouts.payable_accounts` rows) into automatic PayPal ones at or over
-    their minimum, and the rest (other policies, or no PayPal address: decided per partner)."""
+    their minimum, and the rest (other policies, or no PayPal address or paid by hand: decided
+    per partner). An automatic account whose PayPal address is not confirmed is in neither:
+    its money waits for the confirmation."""
     automatic, others = [], []
     # one hook call per program and kind
     policies: dict[tuple[str, str, bool], tuple[int, str] | None] = {}
     for row in rows:
-        key = (row.program, row.kind, bool(row.paypal_email))
+        state = paypal_state(row.paypal_email, row.paypal_confirmed_at, row.payout_method)
+        key = (row.program, row.kind, state != "none")
         if key not in policies:
-            policies[key] = automatic_minimum(hub, row.program, row.kind, row.paypal_email)
+            policies[key] = automatic_minimum(hub, row.program, row.kind, state != "none")
         policy = policies[key]
         if policy is None:
             others.append((row.partner_id, row.currency))
-        elif row.payable >= policy[0]:
+        elif state == "ready" and row.payable >= policy[0]:
             automatic.append(Account(row.partner_id, row.currency, row.program, *policy))
     return automatic, others
 
 
 def automatic_minimum(hub: Hub, program_name: str, kind: str,
-                      paypal_email: str | None) -> tuple[int, str] | None:
+                      has_paypal: bool) -> tuple[int, str] | None:
     """The threshold and method of an automatic payout for this partner; None when its program
-    does not pay automatically (or it has no PayPal address, so it is listed for manual
-    payment by `payouts.policy_for`)."""
+    does not pay automatically (or it has no PayPal address or is paid by hand, so it is listed
+    for manual payment by `payouts.policy_for`)."""
     program = hub.program(program_name)
-    if program is None or not paypal_email:
+    if program is None or not has_paypal:
         return None
     policy = hub.payout_policy(program, kind)
     return (max(policy.minimum, 1), policy.methods[0]) if policy.mode == "automatic" else None
@@ -93,9 +97,9 @@ def create_automatic(session: Session, accounts: list[Account]) -> int:
         key = (account.partner_id, account.currency)
         amount = sum(net for _, net in nets.get(key, []))
         email = emails.get(account.partner_id)
-        last_status, last_receiver = last.get(key, (None, None))
-        if amount >= account.minimum and email and not refused_before(last_status, last_receiver,
-                                                                       email):
+        last_status, last_receiver, last_reason = last.get(key, (None, None, None))
+        if amount >= account.minimum and email and not refused_before(
+                last_status, last_receiver, email, last_reason):
             due.append((account, amount, email, new_id("po")))
     if not due:
         return 0
@@ -116,23 +120,27 @@ def create_automatic(session: Session, accounts: list[Account]) -> int:
 
 
 def _lock_partners(session: Session, partner_ids: list[str]) -> dict[str, str | None]:
-    """`payouts.lock_partner` for many (FOR NO KEY UPDATE, in id order); their PayPal addresses
-    as of the lock."""
-    stmt = (select(Partner.id, Partner.paypal_email).where(Partner.id.in_(partner_ids))
+    """`payouts.lock_partner` for many (FOR NO KEY UPDATE, in id order); their confirmed PayPal
+    addresses as of the lock (None: unconfirmed, removed, or paid by hand since the selection)."""
+    stmt = (select(Partner.id, Partner.paypal_email, Partner.paypal_confirmed_at,
+                   Partner.payout_method).where(Partner.id.in_(partner_ids))
             .order_by(Partner.id))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(key_share=True)
-    return {pid: email for pid, email in session.execute(stmt).all()}
+    return {pid: email if paypal_state(email, confirmed, method) == "ready" else None
+            for pid, email, confirmed, method in session.execute(stmt).all()}
 
 
 def _last_automatic(session: Session, partner_ids: list[str]
-                    ) -> dict[tuple[str, str], tuple[str, str | None]]:
-    """(status, receiver) of each account's latest unscheduled payout."""
+                    ) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+    """(status, receiver, failure reason) of each account's latest unscheduled payout."""
     ranked = (select(Payout.partner_id, Payout.currency, Payout.status, Payout.receiver,
+                     Payout.failure_reason,
                      func.row_number().over(partition_by=(Payout.partner_id, Payout.currency),
                                             order_by=(Payout.created_at.desc(), Payout.id.desc()))
                      .label("n"))
               .where(Payout.partner_id.in_(partner_ids), Payout.period.is_(None)).subquery())
     rows = session.execute(select(ranked.c.partner_id, ranked.c.currency, ranked.c.status,
-                                  ranked.c.receiver).where(ranked.c.n == 1)).all()
-    return {(p, c): (status, receiver) for p, c, status, receiver in rows}
+                                  ranked.c.receiver, ranked.c.failure_reason)
+                           .where(ranked.c.n == 1)).all()
+    return {(p, c): (status, receiver, reason) for p, c, status, receiver, reason in rows}

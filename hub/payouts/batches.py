@@ -33,6 +33,7 @@ from hub.payouts.gateway import (
     payout_id_from_sender_id,
     sender_batch_id,
 )
+from hub.payouts.payee import NOT_SENT, unconfirmed_receivers
 from hub.payouts.states import Change, transition_many
 from hub.runtime import Hub, send_after_commit
 
@@ -108,6 +109,9 @@ def _prepare(hub: Hub, batch_id: str) -> tuple[str, list[PayoutOrder]] | None:
     with hub.transaction() as session:
         batch = lock_batch(session, batch_id)
         mine = (Payout.batch_id == batch_id)
+        if batch is not None and batch.attempts == 0:  # nothing has left for PayPal yet
+            _hold_back(session, list(session.scalars(select(Payout).where(
+                mine, Payout.status == "queued"))))
         if batch is None or not session.scalar(select(Payout.id).where(
                 mine, Payout.status == "queued").limit(1)):
             return None
@@ -120,6 +124,15 @@ def _prepare(hub: Hub, batch_id: str) -> tuple[str, list[PayoutOrder]] | None:
                                .where(mine, Payout.status != "rejected").order_by(Payout.id)).all()
         batch.attempts, batch.updated_at = batch.attempts + 1, now
         return batch.method, [order_of(*row, hub_batch=batch_id) for row in rows]
+
+
+def _hold_back(session: Session, payouts: list[Payout]) -> None:
+    """Reject (money back to payable, reason `payee.NOT_SENT`) the payouts whose PayPal address
+    is no longer their partner's confirmed one, before PayPal ever sees them: a resend leaves
+    rejected payouts out, as it does those an operator rejected."""
+    held = unconfirmed_receivers(session, payouts)
+    if held:
+        transition_many(session, [Change(p, "rejected", reason=NOT_SENT) for p in held])
 
 
 def lock_batch(session: Session, batch_id: str) -> PayoutBatch | None:

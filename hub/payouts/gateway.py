@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from hub.db.models import Partner, Payout
 from hub.errors import PermanentError, TransientError
 from hub.money import format_money
+from hub.payouts.payee import state_of
 from hub.runtime import Hub
 
 T = TypeVar("T")
@@ -105,9 +106,10 @@ def has_gateway(hub: Hub, method: str) -> bool:
 
 def payee_of(hub: Hub, partner: Partner, method: str | None) -> str | None:
     """The partner's address at the gateway that pays `method`, or None: a method paid by hand,
-    or a partner without an address. Partners keep one gateway address (`paypal_email`, the name
-    the HTTP contract gives it)."""
-    if method is None or not has_gateway(hub, method):
+    a partner without an address, paid by hand, or whose address is not confirmed
+    (`hub.payouts.payee`). Partners keep one gateway address (`paypal_email`, the name the HTTP
+    contract gives it)."""
+    if method is None or not has_gateway(hub, method) or state_of(partner) != "ready":
         return None
     return partner.paypal_email or None
 

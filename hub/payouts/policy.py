@@ -8,6 +8,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from hub.db.models import Partner
+from hub.payouts.payee import state_of
 from hub.programs import PayoutPolicy, Program
 from hub.runtime import Hub
 
@@ -16,9 +17,11 @@ DEFAULT_MANUAL_MONTHS = 3
 
 def policy_for(hub: Hub, program: Program, partner: Partner) -> PayoutPolicy:
     """The program's policy for this partner. An automatic PayPal payout needs a PayPal address;
-    without one the partner is paid by hand, listed every `every_months` months (default 3)."""
+    without one (or having chosen to be paid by hand, `payee.MANUAL`) the partner is paid by
+    hand, listed every `every_months` months (default 3). An unconfirmed address keeps the
+    automatic policy: its payouts wait for the confirmation."""
     policy = hub.payout_policy(program, partner.kind)
-    if policy.mode == "automatic" and not partner.paypal_email:
+    if policy.mode == "automatic" and state_of(partner) == "none":
         return dataclasses.replace(policy, mode="manual", methods=("manual",),
                                    every_months=policy.every_months or DEFAULT_MANUAL_MONTHS)
     return policy

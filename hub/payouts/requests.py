@@ -20,6 +20,7 @@ from hub.ledger import entries as ledger
 from hub.money import format_money
 from hub.notify import notices, outbox
 from hub.payouts.gateway import has_gateway, payee_of
+from hub.payouts.payee import MANUAL, NOT_SENT, state_of
 from hub.payouts.policy import DEFAULT_MANUAL_MONTHS, manual_period, monthly_period, policy_for
 from hub.payouts.states import MONEY_BACK, OPEN, payout_json
 from hub.programs import PayoutPolicy, Program
@@ -85,9 +86,11 @@ def trigger_automatic(hub: Hub, session: Session, partner_id: str, currency: str
         return None
     partner = lock_partner(session, partner_id)
     method = policy.methods[0]
+    receiver = payee_of(hub, partner, method)
+    if receiver is None:  # an unconfirmed PayPal address: the money waits for the confirmation
+        return None
     return create_payout(session, partner, program, currency, status="queued", method=method,
-                         receiver=payee_of(hub, partner, method),
-                         minimum=max(policy.minimum, 1))
+                         receiver=receiver, minimum=max(policy.minimum, 1))
 
 
 def _automatic_blocked(session: Session, partner: Partner, currency: str) -> bool:
@@ -96,13 +99,16 @@ def _automatic_blocked(session: Session, partner: Partner, currency: str) -> boo
     last = session.scalars(select(Payout).where(
         Payout.partner_id == partner.id, Payout.currency == currency, Payout.period.is_(None))
         .order_by(Payout.created_at.desc(), Payout.id.desc()).limit(1)).first()
-    return last is not None and refused_before(last.status, last.receiver, partner.paypal_email)
+    return last is not None and refused_before(last.status, last.receiver, partner.paypal_email,
+                                               last.failure_reason)
 
 
 def refused_before(last_status: str | None, last_receiver: str | None,
-                   paypal_email: str | None) -> bool:
-    """The rule behind `_automatic_blocked`, given the account's latest unscheduled payout."""
-    return last_status in MONEY_BACK + ("unclaimed",) and last_receiver == paypal_email
+                   paypal_email: str | None, last_reason: str | None = None) -> bool:
+    """The rule behind `_automatic_blocked`, given the account's latest unscheduled payout. One
+    held back before its first send (`payee.NOT_SENT`) was refused by nobody."""
+    return (last_status in MONEY_BACK + ("unclaimed",) and last_receiver == paypal_email
+            and last_reason != NOT_SENT)
 
 
 def schedule(hub: Hub, session: Session, partner: Partner, currency: str,
@@ -117,6 +123,9 @@ def schedule(hub: Hub, session: Session, partner: Partner, currency: str,
     if policy.mode == "monthly":
         period, cutoff = monthly_period(now)
         gateway = next((m for m in policy.methods if payee_of(hub, partner, m)), None)
+        if gateway is None and state_of(partner) == "unconfirmed" and any(
+                has_gateway(hub, m) for m in policy.methods):
+            return None  # paid through PayPal once the partner confirms its address
         return create_payout(session, lock_partner(session, partner.id), program, currency,
                              status="queued" if gateway else "requested",
                              method=gateway or "manual",
@@ -140,8 +149,8 @@ def request_withdrawal(hub: Hub, session: Session, partner_id: str, currency: st
     if program is None:
         raise Unprocessable(f"program {partner.program!r} is not enabled", code="unknown_program")
     policy = policy_for(hub, program, partner)
+    method = method or _first_usable(hub, policy, partner)
     _check_request_allowed(hub, policy, partner, method)
-    method = method or policy.methods[0]
     if policy.one_pending and _has_open_payout(session, partner.id):
         raise Unprocessable("a withdrawal is already pending", code="already_pending")
     payable = ledger.payable_balance(session, partner.id, currency)
@@ -175,7 +184,19 @@ def _check_request_allowed(hub: Hub, policy: PayoutPolicy, partner: Partner,
                             code="invalid_method")
     chosen = method or policy.methods[0]
     if has_gateway(hub, chosen) and payee_of(hub, partner, chosen) is None:
+        if state_of(partner) == "unconfirmed":
+            raise Unprocessable("the partner's PayPal address is not confirmed yet",
+                                code="paypal_unconfirmed")
         raise Unprocessable("the partner has no PayPal address", code="no_paypal_email")
+
+
+def _first_usable(hub: Hub, policy: PayoutPolicy, partner: Partner) -> str:
+    """The method a withdrawal without one asks for: the policy's first, or for a partner paid
+    by hand (`payee.MANUAL`) its first method without a gateway (the bank transfer, not
+    PayPal)."""
+    if partner.payout_method == MANUAL:
+        return next((m for m in policy.methods if not has_gateway(hub, m)), policy.methods[0])
+    return policy.methods[0]
 
 
 def _has_open_payout(session: Session, partner_id: str) -> bool:
@@ -184,15 +205,17 @@ def _has_open_payout(session: Session, partner_id: str) -> bool:
 
 
 def payable_accounts(session: Session, partner_ids: list[str] | None = None) -> list[Any]:
-    """(partner_id, currency, payable, program, kind, paypal_email) of every account with
-    payable money, in (partner, currency) order; one query."""
+    """(partner_id, currency, payable, program, kind, paypal_email, paypal_confirmed_at,
+    payout_method) of every account with payable money, in (partner, currency) order; one
+    query."""
     stmt = (select(LedgerEntry.partner_id, LedgerEntry.currency,
                    func.sum(LedgerEntry.amount).label("payable"), Partner.program, Partner.kind,
-                   Partner.paypal_email)
+                   Partner.paypal_email, Partner.paypal_confirmed_at, Partner.payout_method)
             .join(Partner, Partner.id == LedgerEntry.partner_id)
             .where(LedgerEntry.state == "payable")
             .group_by(LedgerEntry.partner_id, LedgerEntry.currency, Partner.program,
-                      Partner.kind, Partner.paypal_email)
+                      Partner.kind, Partner.paypal_email, Partner.paypal_confirmed_at,
+                      Partner.payout_method)
             .having(func.sum(LedgerEntry.amount) > 0)
             .order_by(LedgerEntry.partner_id, LedgerEntry.currency))
     if partner_ids is not None:

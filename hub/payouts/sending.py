@@ -14,6 +14,7 @@ from hub.errors import PermanentError, TransientError
 from hub.notify import notices
 from hub.payouts.batches import dead_letter_all, send_batch
 from hub.payouts.gateway import GatewayAnswer, call_gateway, gateway_for, order_for
+from hub.payouts.payee import NOT_SENT, unconfirmed_receivers
 from hub.payouts.states import get_payout, transition
 from hub.runtime import Hub
 
@@ -30,6 +31,9 @@ def send(hub: Hub, payout_id: str) -> None:
     with hub.transaction() as session:
         payout = session.get(Payout, payout_id)
         if payout is None or payout.status != "queued":
+            return
+        if payout.attempts == 0 and unconfirmed_receivers(session, [payout]):
+            transition(session, payout, "rejected", reason=NOT_SENT)  # PayPal never saw it
             return
         payout.attempts += 1
         payout.updated_at = utcnow()

@@ -8,9 +8,10 @@ records the answer. Paid moves the money to ``paid``; failed, returned and rejec
 into ``payable``.
 
 Statuses: requested -> (approved | queued) ; queued -> sent -> paid | failed | returned |
-unclaimed ; unclaimed -> paid | returned ; queued -> dry_run ; requested/approved -> paid (by hand)
-| rejected. A `failed` payout with `dead_letter` set is one the send job gave up on: PayPal may or
-may not hold it, so its money stays reserved until the operator retries or rejects it.
+unclaimed ; unclaimed -> paid | returned ; queued -> dry_run | rejected (held back, never sent) ;
+requested/approved -> paid (by hand) | rejected. A `failed` payout with `dead_letter` set is one
+the send job gave up on: PayPal may or may not hold it, so its money stays reserved until the
+operator retries or rejects it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ MONEY_BACK = ("failed", "returned", "rejected")
 NEXT: dict[str, set[str]] = {
     "requested": {"approved", "queued", "paid", "rejected"},
     "approved": {"paid", "rejected"},
-    "queued": {"sent", "paid", "failed", "returned", "unclaimed", "dry_run"},
+    # queued -> rejected: held back before its first send, its PayPal address no longer
+    # confirmed (`payee.unconfirmed_receivers`); an operator cannot reject a queued payout
+    "queued": {"sent", "paid", "failed", "returned", "unclaimed", "dry_run", "rejected"},
     "sent": {"paid", "failed", "returned", "unclaimed"},
     "unclaimed": {"paid", "returned", "failed"},
     "paid": {"returned"},

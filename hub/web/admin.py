@@ -24,6 +24,7 @@ from hub.ledger.explain import explain_commission
 from hub.money import format_money
 from hub.notify import notices
 from hub.notify.webhooks import replay as replay_delivery
+from hub.payouts import payee
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
 from hub.web import charts, materials, passwords
@@ -162,6 +163,26 @@ def partner_reset_link(view: View) -> Response:
     base = view.hub.config.server.base_url.rstrip("/")
     view.session.set(reset_link={"url": f"{base}/portal/reset/{token}",
                                  "expires": expires.strftime("%Y-%m-%d %H:%M UTC")})
+    raise Redirect(f"/admin/partners/{who.id}")
+
+
+def partner_payee(view: View) -> Response:
+    """Switch how the partner is paid (PayPal or by hand, with a note of what was agreed), and
+    set, confirm or remove its PayPal address: an address the operator enters here counts as
+    confirmed by the operator. Audited (`payouts.payee`)."""
+    who = get_partner(view.db, view.request.path_params["partner_id"])
+    address = view.value("paypal_email").strip()
+    try:
+        payee.operator_update(
+            view.db, who, actor=ACTOR, payout_method=view.value("payout_method") or None,
+            paypal_email=None if view.value("remove_paypal") == "on" else address or payee.UNSET,
+            note=view.value("note")[:500] or None)
+    except HTTPError as exc:
+        view.flash(exc.message, "error")
+        raise Redirect(f"/admin/partners/{who.id}") from None
+    how = "by hand" if who.payout_method == payee.MANUAL else "through PayPal"
+    view.flash(f"{who.email} is paid {how}"
+               f"{f' ({who.paypal_email}, confirmed)' if payee.state_of(who) == 'ready' else ''}.")
     raise Redirect(f"/admin/partners/{who.id}")
 
 
@@ -415,6 +436,8 @@ ROUTES = [
     Route("/admin/partners/{partner_id}/status", page(partner_status, write=True),
           methods=["POST"]),
     Route("/admin/partners/{partner_id}/reset-link", page(partner_reset_link, write=True),
+          methods=["POST"]),
+    Route("/admin/partners/{partner_id}/payee", page(partner_payee, write=True),
           methods=["POST"]),
     Route("/admin/applications", page(applications), methods=["GET"]),
     Route("/admin/invitations", page(invitations), methods=["GET"]),

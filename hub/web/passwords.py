@@ -1,5 +1,6 @@
 """Partner passwords (argon2) and one-time links: a password reset (sent by the operator or asked
-for with "Forgot password?") and the e-mail verification of a self sign-up.
+for with "Forgot password?"), the e-mail verification of a self sign-up, and the confirmation of
+a PayPal address (its purpose names the address: `paypal_purpose`).
 
 A reset token is 32 random bytes shown once in a link; only its SHA-256 is stored, with an expiry,
 and using it marks it used, so a leaked database or a replayed link sets no password.
@@ -25,7 +26,9 @@ HASHER = PasswordHasher()
 RESET_VALID_FOR = timedelta(hours=72)
 SELF_RESET_VALID_FOR = timedelta(hours=1)  # a "Forgot password?" link: short, it went by mail
 VERIFY_VALID_FOR = timedelta(days=7)
+PAYPAL_VALID_FOR = timedelta(days=7)
 RESET, VERIFY = "reset", "verify"
+PAYPAL_PREFIX = "pp:"
 MIN_LENGTH = 10
 
 
@@ -71,11 +74,18 @@ def create_reset_token(session: Session, partner_id: str, now: datetime | None =
     return token, expires
 
 
-def recently_sent(session: Session, partner_id: str, within: timedelta) -> bool:
-    """Whether a reset token was made for the partner in the last `within` (so "Forgot
-    password?" cannot be used to flood someone's mailbox)."""
+def paypal_purpose(address: str) -> str:
+    """The purpose of a link that confirms `address` for PayPal payouts: a link mailed for one
+    address confirms no other (a digest, to fit the column)."""
+    return PAYPAL_PREFIX + hashlib.sha256(address.strip().lower().encode()).hexdigest()[:12]
+
+
+def recently_sent(session: Session, partner_id: str, within: timedelta,
+                  purpose: str = RESET) -> bool:
+    """Whether a token of `purpose` was made for the partner in the last `within` (so "Forgot
+    password?" or "Send the PayPal link again" cannot be used to flood someone's mailbox)."""
     return session.scalar(select(PasswordResetToken.id).where(
-        PasswordResetToken.partner_id == partner_id, PasswordResetToken.purpose == RESET,
+        PasswordResetToken.partner_id == partner_id, PasswordResetToken.purpose == purpose,
         PasswordResetToken.created_at > utcnow() - within).limit(1)) is not None
 
 
@@ -89,6 +99,16 @@ def find_reset_token(session: Session, token: str, now: datetime | None = None,
     if row is None or row.used_at is not None or row.expires_at <= (now or utcnow()):
         return None
     return row
+
+
+def token_purpose(session: Session, token: str) -> str | None:
+    """The purpose of a token that is still valid, whatever it is; None for an unknown, used or
+    expired one."""
+    row = session.scalars(select(PasswordResetToken).where(
+        PasswordResetToken.token_hash == _digest(token))).first()
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        return None
+    return row.purpose
 
 
 def use_reset_token(session: Session, token: str, password: str) -> Partner | None:

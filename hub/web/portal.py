@@ -7,8 +7,6 @@ to that partner.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -42,14 +40,13 @@ from hub.attribution.partners import (
 )
 from hub.attribution.support import program_contacts, supports_customers
 from hub.clock import EARLIEST_DAY, clamp_day, utcnow
-from hub.db.audit import record_action
 from hub.db.models import Partner
 from hub.errors import HTTPError, NotFound, Unprocessable
 from hub.ledger import entries as ledger
 from hub.money import exponent, format_money
 from hub.notify import notices
 from hub.payouts.requests import request_withdrawal
-from hub.web import account_links, charts, materials, passwords, trends
+from hub.web import account_links, charts, materials, passwords, portal_payee, trends
 from hub.web import portal_data as data
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
@@ -60,7 +57,6 @@ from hub.web.security import (
     fingerprint,
     login_alive,
     open_login,
-    secret_key,
 )
 from hub.web.throttle import client_address, throttle_of
 
@@ -183,6 +179,7 @@ def signup(view: View) -> Response:
     program = view.value("program")
     if program not in _signup_programs(view):
         raise Unprocessable("that program does not take sign-ups")
+    no_paypal = view.value("no_paypal") == "on"  # "I have no PayPal account": paid by hand
     try:
         password_hash = passwords.hash_password(view.value("password"))
         if not EMAIL_RE.match(view.value("email")):
@@ -195,8 +192,10 @@ def signup(view: View) -> Response:
         partner = create_partner(view.hub, view.db, program=program, email=view.value("email"),
                                  kind=self_signup_kind(view.hub, view.hub.programs[program]),
                                  name=view.value("name"), website=view.value("website") or None,
-                                 paypal_email=view.value("paypal_email") or None,
-                                 password_hash=password_hash)
+                                 paypal_email=None if no_paypal
+                                 else view.value("paypal_email").strip() or None,
+                                 password_hash=password_hash, paypal_confirmed=False)
+        portal_payee.after_signup(view, partner, no_paypal)
     except HTTPError as exc:
         view.flash(exc.message, "error")
         return signup_form(view)
@@ -510,7 +509,8 @@ def accept(view: View) -> Response:
 
 
 def settings_form(view: View) -> Response:
-    """PayPal e-mail (needs the password), website, billing details, password."""
+    """PayPal e-mail or "no PayPal account" (need the password), website, billing details,
+    password."""
     return view.page("portal_settings.html", title="Settings")
 
 
@@ -520,8 +520,8 @@ def settings_save(view: View) -> Response:
     try:
         if action == "profile":
             _save_profile(view, partner)
-        elif action == "paypal":
-            _save_paypal(view, partner)
+        elif action in portal_payee.ACTIONS:  # the PayPal address, or paid by hand
+            portal_payee.ACTIONS[action](view, partner)
         elif action == "password":
             _save_password(view, partner)
         elif action == "mail":
@@ -541,55 +541,16 @@ def _save_profile(view: View, partner: Partner) -> None:
         raise Unprocessable("the website must start with https:// or http://")
     billing = view.value("billing_details")[:4000] or None
     if billing != partner.billing_details:  # where money goes: the password, and the audit log
-        _require_password(view, partner)
-        _audit_payee_change(view, partner, "billing_details", partner.billing_details, billing)
+        portal_payee.require_password(view, partner)
+        portal_payee.audit_billing_change(view, partner, partner.billing_details, billing)
         partner.billing_details = billing
     partner.name = view.value("name")[:200]
     partner.website = website[:500] or None
     view.flash("Saved.")
 
 
-def _audit_payee_change(view: View, partner: Partner, field: str, old: str | None,
-                        new: str | None) -> None:
-    """Record a change of where the partner's money goes. Billing details (bank accounts) are
-    recorded as digests, so the audit log does not become a second copy of them. The partner's
-    address is to be told by mail once the hub sends mail (template ``payee_changed``)."""
-    if field != "paypal_email":
-        old, new = _digest(view, old), _digest(view, new)
-    record_action(view.db, f"partner:{partner.id}", "partner.payee_changed", partner.id,
-                  field=field, old=old, new=new,
-                  client=view.request.client.host if view.request.client else None)
-
-
-def _digest(view: View, value: str | None) -> str | None:
-    """A keyed digest (HMAC with the secret key): tells changes apart without being a way to
-    guess the details back from the audit log."""
-    if not value:
-        return None
-    return hmac.new(secret_key(view.hub).encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
-
-
-def _require_password(view: View, partner: Partner) -> None:
-    if not passwords.verify_password(partner.password_hash, view.value("current_password")):
-        raise Unprocessable("your current password is wrong")
-
-
-def _save_paypal(view: View, partner: Partner) -> None:
-    _require_password(view, partner)
-    email = view.value("paypal_email")
-    if not EMAIL_RE.match(email):
-        raise Unprocessable("that is not an e-mail address")
-    previous = partner.paypal_email
-    if email != previous:
-        _audit_payee_change(view, partner, "paypal_email", previous, email)
-    partner.paypal_email = email
-    if previous != email:
-        notices.payee_changed(view.db, partner, previous, email)
-    view.flash("Your PayPal e-mail is changed.")
-
-
 def _save_password(view: View, partner: Partner) -> None:
-    _require_password(view, partner)
+    portal_payee.require_password(view, partner)
     if view.value("password") != view.value("password_again"):
         raise Unprocessable("the two new passwords differ")
     partner.password_hash = passwords.hash_password(view.value("password"))
@@ -636,6 +597,9 @@ ROUTES = [
     Route("/portal/verify/{token}", public(verify, write=True), methods=["GET"]),
     Route("/portal/reset/{token}", public(reset_form), methods=["GET"]),
     Route("/portal/reset/{token}", public(reset, write=True), methods=["POST"]),
+    Route("/portal/paypal/confirm/{token}", public(portal_payee.confirm_form), methods=["GET"]),
+    Route("/portal/paypal/confirm/{token}", public(portal_payee.confirm, write=True),
+          methods=["POST"]),
     Route("/portal/", page(dashboard), methods=["GET"]),
     Route("/portal/links", page(links, write=True), methods=["GET"]),
     Route("/portal/links", page(build, write=True), methods=["POST"]),

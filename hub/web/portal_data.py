@@ -40,7 +40,8 @@ from hub.ledger import entries as ledger
 from hub.ledger import statuses
 from hub.ledger.checkpoints import daily_commission as checkpointed
 from hub.money import format_money
-from hub.payouts.gateway import has_gateway
+from hub.payouts.gateway import has_gateway, payee_of
+from hub.payouts.payee import MANUAL, state_of
 from hub.payouts.policy import policy_for
 from hub.payouts.states import OPEN
 from hub.runtime import Hub
@@ -296,6 +297,17 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
         return format_money(amount, money.currency, money.locale)
 
     minimum = fmt(max(policy.minimum, 1))
+    unconfirmed = (state_of(partner) == "unconfirmed"
+                   and any(has_gateway(hub, m) for m in policy.methods))
+    if unconfirmed and policy.mode != "request":
+        return WithdrawState(False, f"No payout is made until you confirm your PayPal address "
+                                    f"{partner.paypal_email}: open the link we mailed there "
+                                    "(Settings sends it again).")
+    if policy.mode == "manual" and partner.payout_method == MANUAL:
+        return WithdrawState(False, f"You have no PayPal account: you are paid by hand every "
+                                    f"{policy.every_months or 3} months once your available "
+                                    f"balance reaches {minimum}; the operator agrees with you "
+                                    "how.")
     if policy.mode != "request":
         return WithdrawState(False, f"Payouts are made for you ({policy.mode}) once your "
                                     f"available balance reaches {minimum}.")
@@ -318,7 +330,12 @@ def withdraw_state(hub: Hub, session: Session, partner: Partner, money: Money,
                                         "your clients pay.")
         return WithdrawState(False, f"Your available {fmt(payable)} is below the {minimum} "
                                     "minimum.")
-    methods = tuple(m for m in policy.methods if not has_gateway(hub, m) or partner.paypal_email)
+    methods = tuple(m for m in policy.methods
+                    if not has_gateway(hub, m) or payee_of(hub, partner, m))
+    if not methods and unconfirmed:
+        return WithdrawState(False, f"Confirm your PayPal address {partner.paypal_email} to "
+                                    "withdraw: open the link we mailed there (Settings sends it "
+                                    "again).")
     if not methods:
         return WithdrawState(False, "Add your PayPal e-mail in Settings to withdraw.")
     return WithdrawState(True, f"You can withdraw {fmt(payable)}.", methods)
