@@ -47,9 +47,11 @@ from hub.runtime import Hub, send_after_commit
 
 TEMPLATES = Path(__file__).parent / "templates"
 _LOADER = jinja2.FileSystemLoader(TEMPLATES)
+# The templates ship with the code: no check of their files' times on every mail.
 _TEXT = jinja2.Environment(loader=_LOADER, autoescape=False, undefined=jinja2.StrictUndefined,
-                           keep_trailing_newline=True)
-_HTML = jinja2.Environment(loader=_LOADER, autoescape=True, undefined=jinja2.StrictUndefined)
+                           keep_trailing_newline=True, auto_reload=False)
+_HTML = jinja2.Environment(loader=_LOADER, autoescape=True, undefined=jinja2.StrictUndefined,
+                           auto_reload=False)
 SEND_JOB = "mail.send"
 # Mails a `mail.send` message carries at most (a batch of commissions, a tick's re-send).
 SEND_BATCH = 50
@@ -105,6 +107,12 @@ def _mail_row(template: str, to: str, key: str, context: dict[str, Any],
 
 
 @functools.cache
+def _html_template(template: str) -> str:
+    """The template's own HTML, else the house layout."""
+    return f"{template}.html" if (TEMPLATES / f"{template}.html").is_file() else "_layout.html"
+
+
+@functools.cache
 def _template_names() -> frozenset[str]:
     """The templates, read once (they ship with the code): no file check per mail."""
     return frozenset(templates())
@@ -122,7 +130,7 @@ def render(template: str, context: dict[str, Any]) -> Rendered:
     an error here, not an empty gap in a partner's mail)."""
     first, _, body = _TEXT.get_template(f"{template}.txt").render(context).partition("\n")
     text = body.lstrip("\n")
-    html_name = f"{template}.html" if (TEMPLATES / f"{template}.html").is_file() else "_layout.html"
+    html_name = _html_template(template)
     html = _HTML.get_template(html_name).render(
         context, subject=first.strip(), paragraphs=[p for p in text.split("\n\n") if p.strip()])
     return Rendered(subject=first.strip(), text=text, html=html)
