@@ -40,14 +40,14 @@ from hub.db.models import (
     Referral,
     SubscriptionState,
 )
-from hub.db.pipelined import read_together
-from hub.db.upsert import insert_ignore_many
+from hub.db.pipelined import run_together
+from hub.db.upsert import ignore_many, ignored_many, insert_ignore_many
 from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ingest.decide import earner, payment_bookings
 from hub.ingest.events import Incoming, apply_facts, record_many
 from hub.ledger import entries as ledger
 from hub.ledger.history import build_history, payment_view
-from hub.ledger.statuses import fold_status, status_upsert
+from hub.ledger.statuses import fold_status, status_upsert_statement
 from hub.notify import notices, outbox
 from hub.runtime import Hub
 
@@ -359,12 +359,18 @@ class FastPath:
         refs = sorted({r for f in paid for r in (f.payment_ref, f.charge_ref, f.intent_ref) if r})
         reads: list[tuple[Any, dict[str, Any]]] = [
             (stmts.payments, ids), (stmts.states, ids), (stmts.statuses, ids)]
+        endpoints = outbox.endpoints_read(s)  # asked by `_write`, read in the same trip
+        if endpoints is not None:
+            reads.append((endpoints, {}))
         if refs:
             # Refunds and disputes stored before their payment (matched as `apply.reconcile`
             # matches them: by payment, charge or intent reference).
             reads.append((stmts.adjustments, {"providers": sorted({f.provider for f in paid}),
                                               "refs": refs}))
-        payments, states, statuses, *adjustments = read_together(s, reads)
+        payments, states, statuses, *more = run_together(s, reads)
+        if endpoints is not None:
+            outbox.know_endpoints(s, more.pop(0))
+        adjustments = more
         for p in payments:
             by_id[p.customer_id].payments.append(p)
         for st in states:
@@ -437,13 +443,17 @@ class FastPath:
 
     def _write(self, known: dict[CustomerKey, Known]) -> None:
         s = self.session
-        payment_ids = insert_ignore_many(
-            s, PaymentRecord, sorted(self.payments, key=lambda p: (p["provider"], p["ref"])),
-            ("provider", "ref"))
-        states = insert_ignore_many(
-            s, SubscriptionState, sorted(self.states, key=_state_key),
-            ("provider", "subscription_ref", "occurred_at", "status"))
-        self._write_statuses([st for st in self.states if _state_key(st) in states], known)
+        payments = sorted(self.payments, key=lambda p: (p["provider"], p["ref"]))
+        states = sorted(self.states, key=_state_key)
+        # Payments and states need nothing of each other: one round trip, as are the statuses
+        # and the commission lines below (which need the states' and the payments' answers).
+        paid, stated = _together(s, [
+            ignore_many(s, PaymentRecord, payments, PAYMENT_KEY) if payments else None,
+            ignore_many(s, SubscriptionState, states, STATE_KEY) if states else None])
+        payment_ids = ignored_many(paid, PAYMENT_KEY)
+        new_states = ignored_many(stated, STATE_KEY)
+        statuses = self._statuses([st for st in self.states if _state_key(st) in new_states],
+                                  known)
         lines = []
         for line in self.lines:
             # A payment another process stored first is settled by that process.
@@ -451,7 +461,10 @@ class FastPath:
             if pid is not None:
                 lines.append(line | {"payment_id": pid})
         lines.sort(key=lambda line: (line["program"], line["partner_id"], line["key"]))
-        booked = insert_ignore_many(s, Commission, lines, ("program", "partner_id", "key"))
+        _, booked_rows = _together(s, [
+            status_upsert_statement(s, statuses) if statuses else None,
+            ignore_many(s, Commission, lines, COMMISSION_KEY) if lines else None])
+        booked = ignored_many(booked_rows, COMMISSION_KEY)
         lines = [line for line in lines
                  if (line["program"], line["partner_id"], line["key"]) in booked]
         ledger.insert_entries(s, ledger.earn_legs(lines))
@@ -463,8 +476,10 @@ class FastPath:
         notices.commissions_earned(self.hub, s, lines, partners={
             partner.id: partner for entry in known.values() for _, partner in entry.referrals})
 
-    def _write_statuses(self, new_states: list[dict[str, Any]],
-                        known: dict[CustomerKey, Known]) -> None:
+    @staticmethod
+    def _statuses(new_states: list[dict[str, Any]],
+                  known: dict[CustomerKey, Known]) -> list[dict[str, Any]]:
+        """The `customer_statuses` rows the batch's new states change."""
         by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for state in new_states:
             by_customer[state["customer_id"]].append(state)
@@ -474,8 +489,18 @@ class FastPath:
             row = fold_status(current.get(customer_id), states)
             if row is not None:
                 rows.append(dict(customer_id=customer_id, **row))
-        if rows:
-            status_upsert(self.session, rows)
+        return rows
+
+
+PAYMENT_KEY = ("provider", "ref")
+STATE_KEY = ("provider", "subscription_ref", "occurred_at", "status")
+COMMISSION_KEY = ("program", "partner_id", "key")
+
+
+def _together(session: Session, statements: list[tuple[Any, Any] | None]) -> list[list[Any]]:
+    """`run_together` for the statements given (None: nothing to write), each one's rows."""
+    rows = iter(run_together(session, [st for st in statements if st is not None]))
+    return [next(rows) if st is not None else [] for st in statements]
 
 
 def _state_key(state: Any) -> tuple[Any, ...]:
