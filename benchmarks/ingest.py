@@ -144,14 +144,20 @@ APPS = ("floor", "sqlalchemy", "hub", "hub_hot")
 
 def run(database: str, duration: int = 20, connections: int = 32, customers: int = 2000,
         events: int = 60000, py_spy: str | None = None,
-        apps: tuple[str, ...] = APPS, hub_root: Path = ROOT) -> dict:
+        apps: tuple[str, ...] = APPS, hub_root: Path = ROOT, queue: str | None = None) -> dict:
     """Each app under the same wrk load, one after the other in the same run; their numbers and,
     for the hub, the ledger afterwards. `floor`: `floor_app.py` (psycopg's async pool, one INSERT
     per event); `sqlalchemy`: `reference_app.py` (the older reference, SQLAlchemy in a thread
     pool); `hub`: `hub serve` with a Stripe API key set, customers spread over many partners;
     `hub_hot`: the same with one partner owning every customer (the hot-row case). `hub_root`:
-    the checkout `hub serve` runs from (another one compares a change with its base)."""
+    the checkout `hub serve` runs from (another one compares a change with its base). `queue`: a
+    Redis URL for `[queue] url`, as production runs: `hub serve` then only enqueues the partners'
+    commission mails for `hub worker` processes (none runs here) instead of sending them on its
+    own in-process worker; without it the hub writes them as .eml files under the run's
+    temporary directory, in the same process."""
     require_wrk()
+    # PY_SPY_FLAGS="--gil": sample only the thread holding the interpreter (where CPU goes).
+    spy_flags = os.environ.get("PY_SPY_FLAGS", "").split()
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     results: dict = {}
     for name in apps:
@@ -170,9 +176,12 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
             config = tmp / f"{name}.toml"
             # A Stripe API key, as every production install has one: payments of customers the
             # hub has not attributed ask Stripe for the customer (these are all attributed).
+            queue_conf = (f'[queue]\nurl = "{queue}"\nnamespace = "hub-bench-{os.getpid()}"\n'
+                          if queue else "")
             config.write_text(f'[database]\nurl = "{url}"\npool_size = {connections}\n'
                               f'[connectors.stripe]\nwebhook_secret = "{SECRET}"\n'
                               f'api_key = "sk_test_bench_not_a_real_key"\n'
+                              f'[email]\ndir = "{tmp / "mail"}"\n{queue_conf}'
                               f'[programs.crazycall]\nplugin = "crazycall"\n')
             seed_hub(url, config, customers, 1 if name == "hub_hot" else max(customers // 20, 1))
             cmd = [sys.executable, "-m", "hub.cli", "serve", "--config", str(config), "--port",
@@ -182,9 +191,9 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_up(port, proc)
-            spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--pid", str(proc.pid),
-                                     "--duration", str(duration), "--format", "raw", "-o",
-                                     f"{py_spy}.{name}"],
+            spy = (subprocess.Popen(["py-spy", "record", "--nonblocking", *spy_flags, "--pid",
+                                     str(proc.pid), "--duration", str(duration), "--format", "raw",
+                                     "-o", f"{py_spy}.{name}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    if py_spy and name.startswith("hub") else None)
             cpu = cpu_seconds(proc.pid)
@@ -202,7 +211,19 @@ def run(database: str, duration: int = 20, connections: int = 32, customers: int
         if name.startswith("hub"):
             results[name].update(ledger_check(schema_url(database, f"bench_{name}", fresh=False)))
     shutil.rmtree(tmp, ignore_errors=True)
+    if queue:
+        _drop_namespace(queue, f"hub-bench-{os.getpid()}")
     return results
+
+
+def _drop_namespace(url: str, namespace: str) -> None:
+    """The run's jobs left in Redis (no worker took them)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
 
 
 def ledger_check(url: str) -> dict:
@@ -246,9 +267,12 @@ def main() -> None:
     ap.add_argument("--py-spy", metavar="FILE",
                     help="profile `hub serve` under the load with py-spy (raw collapsed stacks, "
                          "FILE.hub and FILE.hub_hot)")
+    ap.add_argument("--queue", metavar="REDIS_URL",
+                    help="[queue] url for hub serve, as in production: it only enqueues the "
+                         "commission mails (no hub worker runs) instead of sending them itself")
     args = ap.parse_args()
     r = run(args.database, args.duration, args.connections, args.customers, args.events,
-            args.py_spy, tuple(args.apps.split(",")), args.hub_root)
+            args.py_spy, tuple(args.apps.split(",")), args.hub_root, args.queue)
     names = [n for n in APPS if n in r]
     floor = r.get("floor")
     print(f"\n{'':24}" + "".join(f"{n:>12}" for n in names))

@@ -115,15 +115,17 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def collect_routes(hub: Hub) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [
+    # The providers' webhooks first: Starlette tries the routes in order, and every webhook
+    # delivery walked past the hundred API and page routes before its own.
+    routes: list[BaseRoute] = [route for connector in hub.registry.connectors.values()
+                               for route in connector.routes]
+    routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *api_routes(),
         *web_routes(),
     ]
-    for connector in hub.registry.connectors.values():
-        routes.extend(connector.routes)
     for extra in hub.registry.pm.hook.routes(hub=hub):
         routes.extend(extra or [])
     return routes

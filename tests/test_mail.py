@@ -39,12 +39,12 @@ from hub.app import create_app
 from hub.clock import utcnow
 from hub.config import config_from_dict
 from hub.db.models import Commission, Mail, Partner
-from hub.errors import StartupError
+from hub.errors import StartupError, TransientError
 from hub.ingest.batch import apply_batch
 from hub.jobs.queue import queue_of
 from hub.jobs.tick import run_tick
 from hub.notify import notices
-from hub.notify.mail import _claim, queue_mail, render, smtp_target, templates
+from hub.notify.mail import _claim, queue_mail, queue_mails, render, send, smtp_target, templates
 from tests.payout_helpers import make_partner, pay, wait_for
 from tests.web_helpers import PASSWORD, csrf_of, give_password, portal_login, post_form
 
@@ -440,6 +440,40 @@ def test_queue_mail_writes_once_per_key_and_knows_its_templates(hub: Any) -> Non
         with pytest.raises(ValueError):
             queue_mail(session, template="no_such_mail", to="a@b.test", key="k3", context={})
     assert len(mails(hub)) == 1
+
+
+def test_one_send_job_takes_a_batch_and_a_retry_sends_only_what_is_left(
+        make_hub: Any, backend: str) -> None:
+    """A group commit queues its commission mails with one statement and one job message; an
+    outage leaves the whole batch pending for the retry, and a mail sent once is not sent
+    again by a later run of the same message."""
+    down = SmtpServer()  # nothing listens on its port yet
+    hub = mail_hub(make_hub, backend, down.url)
+    context = {"name": "", "program": "p"}
+    with hub.sessions() as session, session.begin():  # no after-commit send: we are the job
+        assert queue_mails(session, [("declined", f"b{i}@b.test", f"batch:{i}", context)
+                                     for i in range(3)]
+                           + [("declined", "b0@b.test", "batch:0", context),  # repeated key
+                              ("declined", "", "batch:none", context)]) == 3  # no address
+        assert queue_mails(session, [("declined", "b0@b.test", "batch:0", context)]) == 0
+    ids = [m.id for m in mails(hub)]
+    assert len(ids) == 3
+    with pytest.raises(TransientError):
+        send(hub, *ids)
+    assert [(m.status, m.attempts) for m in mails(hub)] == [("pending", 1)] * 3
+    assert all("ConnectionRefusedError" in (m.last_error or "") for m in mails(hub))
+    down.start()
+    try:
+        send(hub, ids[0])
+        send(hub, *ids)  # the first went out already: only the other two are sent
+        send(hub, *ids)  # a message delivered twice sends nothing
+        assert sorted(str(m["To"]) for m in down.inbox.messages) == [
+            "b0@b.test", "b1@b.test", "b2@b.test"]
+    finally:
+        down.stop()
+    rows = mails(hub)
+    assert [m.status for m in rows] == ["sent"] * 3 and all(m.context == {} for m in rows)
+    assert all(m.sent_at is not None and m.subject and m.last_error is None for m in rows)
 
 
 def test_of_two_runs_for_one_mail_only_one_takes_it(hub: Any) -> None:

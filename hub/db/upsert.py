@@ -63,11 +63,24 @@ def insert_ignore_many(session: Session, model: type[Any], rows: list[dict[str, 
     name the same columns."""
     if not rows:
         return {}
-    table = model.__table__
+    stmt, params = ignore_many(session, model, rows, key, returning)
+    return ignored_many(session.execute(stmt, params).all(), key, returning)
+
+
+def ignore_many(session: Session, model: type[Any], rows: list[dict[str, Any]],
+                key: tuple[str, ...], returning: tuple[str, ...] = ()) -> tuple[Any, Any]:
+    """`insert_ignore_many`'s statement and parameters, for a caller that runs it together with
+    others (`hub.db.pipelined.run_together`); `ignored_many` reads its rows. `rows` not empty."""
     dialect = session.get_bind().dialect.name
-    stmt = _ignore_many_statement(dialect, table, tuple(rows[0]), key, returning)
+    return (_ignore_many_statement(dialect, model.__table__, tuple(rows[0]), key, returning),
+            _many_params(dialect, rows))
+
+
+def ignored_many(result_rows: Any, key: tuple[str, ...], returning: tuple[str, ...] = ()
+                 ) -> dict[Any, Any]:
+    """What `insert_ignore_many` returns, from the rows its statement returned."""
     out: dict[Any, Any] = {}
-    for row in session.execute(stmt, _many_params(dialect, rows)).all():
+    for row in result_rows:
         head = tuple(row[:len(key)])
         out[head] = tuple(row[len(key):]) if returning else row[len(key)]
     return out

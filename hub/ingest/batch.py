@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -39,13 +40,14 @@ from hub.db.models import (
     Referral,
     SubscriptionState,
 )
-from hub.db.upsert import insert_ignore_many
+from hub.db.pipelined import run_together
+from hub.db.upsert import ignore_many, ignored_many, insert_ignore_many
 from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ingest.decide import earner, payment_bookings
 from hub.ingest.events import Incoming, apply_facts, record_many
 from hub.ledger import entries as ledger
 from hub.ledger.history import build_history, payment_view
-from hub.ledger.statuses import fold_status, status_upsert
+from hub.ledger.statuses import fold_status, status_upsert_statement
 from hub.notify import notices, outbox
 from hub.runtime import Hub
 
@@ -54,20 +56,47 @@ Fact = Any  # one of FAST_KINDS
 
 
 def apply_batch(hub: Hub, session: Session, items: list[Incoming],
-                known: set[CustomerKey] | None = None) -> list[bool]:
+                known: dict[CustomerKey, Known] | None = None) -> list[bool]:
     """Record and apply `items` in the caller's transaction; per item, False for a duplicate.
-    `known`: the customers of `items` the hub knows, when the caller has read them already (the
-    group commit does, with their attribution), saving the batch that query."""
+    `known`: the customers of `items` the hub knows, read with `read_customers` in this
+    transaction when the caller has read them already (the group commit does, for their
+    attribution), saving the batch that query."""
     row_ids = record_many(session, items)
     stored = [(item, row_id) for item, row_id in zip(items, row_ids, strict=True)
               if row_id is not None]
-    existing = _existing(session, [i for i, _ in stored]) if known is None else known
+    existing = _existing(session, [i for i, _ in stored]) if known is None else set(known)
     candidates, others = split(stored, existing)
     for item, row_id in others:
         apply_facts(hub, session, item.facts, row_id)
-    for item, row_id in FastPath(hub, session).apply(candidates, existing):
+    # What the per-event path touched is read again; the rest of `known` is as it was read.
+    touched = {key for item, _ in others for key in _customers(item)}
+    fresh = {k: v for k, v in (known or {}).items() if k not in touched}
+    for item, row_id in FastPath(hub, session).apply(candidates, existing, fresh):
         apply_facts(hub, session, item.facts, row_id)
     return [row_id is not None for row_id in row_ids]
+
+
+def read_customers(session: Session, keys: Iterable[CustomerKey]) -> dict[CustomerKey, Known]:
+    """The customers among `keys` the hub knows, each with its referrals and their partners
+    (one query per provider)."""
+    by_provider: dict[str, set[str]] = defaultdict(set)
+    for provider, ref in keys:
+        by_provider[provider].add(ref)
+    known: dict[CustomerKey, Known] = {}
+    stmt = _statements(_dialect(session)).customers
+    for provider, refs in by_provider.items():
+        for customer, referral, partner in session.execute(
+                stmt, {"provider": provider, "refs": sorted(refs)}).all():
+            entry = known.setdefault((provider, customer.ref), Known(customer))
+            if referral is not None and partner is not None:
+                entry.referrals.append((referral, partner))
+    return known
+
+
+def is_attributed(known: Known) -> bool:
+    """What `hub.attribution.customers.is_attributed` says of the customer: a referral, or a
+    partner code held for it."""
+    return bool(known.referrals or known.customer.partner_code)
 
 
 def split(stored: list[tuple[Incoming, int]],
@@ -251,16 +280,17 @@ class FastPath:
         self.states: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
 
-    def apply(self, candidates: list[tuple[Incoming, int]],
-              existing: set[CustomerKey]) -> list[tuple[Incoming, int]]:
-        """Apply what the fast path can; the rest, in batch order, for the per-event path."""
+    def apply(self, candidates: list[tuple[Incoming, int]], existing: set[CustomerKey],
+              read: dict[CustomerKey, Known] | None = None) -> list[tuple[Incoming, int]]:
+        """Apply what the fast path can; the rest, in batch order, for the per-event path.
+        `read`: customers read already in this transaction (`read_customers`)."""
         if not candidates:
             return []
         facts = [item.facts[0] for item, _ in candidates]
         created = self._create([(fact, row_id)
                                 for (_, row_id), fact in zip(candidates, facts, strict=True)
                                 if (fact.provider, fact.customer_ref) not in existing])
-        known = self._read(facts)
+        known = self._read(facts, read or {})
         refused = []
         for (item, row_id), fact in zip(candidates, facts, strict=True):
             if row_id in created:
@@ -312,48 +342,49 @@ class FastPath:
         insert_ignore_many(self.session, Referral, referrals, ("program", "customer_id"))
         return {row_id for key, (_, row_id) in wanted.items() if key in ids}
 
-    def _read(self, facts: list[Fact]) -> dict[CustomerKey, Known]:
+    def _read(self, facts: list[Fact], read: dict[CustomerKey, Known]
+              ) -> dict[CustomerKey, Known]:
+        """The facts' customers (those in `read` as given, the others read now) with their
+        payments, states, status and waiting refunds; the last four in one round trip."""
         s = self.session
-        by_provider: dict[str, set[str]] = defaultdict(set)
-        for fact in facts:
-            by_provider[fact.provider].add(fact.customer_ref)
-        known: dict[CustomerKey, Known] = {}
-        stmts = _statements(_dialect(s))
-        for provider, refs in by_provider.items():
-            rows = s.execute(stmts.customers, {"provider": provider, "refs": list(refs)}).all()
-            for customer, referral, partner in rows:
-                entry = known.setdefault((provider, customer.ref), Known(customer))
-                if referral is not None and partner is not None:
-                    entry.referrals.append((referral, partner))
+        keys = {(fact.provider, fact.customer_ref) for fact in facts}
+        known = {k: read[k] for k in keys if k in read}
+        known.update(read_customers(s, keys - set(known)) if keys - set(known) else {})
         by_id = {k.customer.id: k for k in known.values()}
         if not by_id:
             return known
-        ids = {"ids": list(by_id)}
-        for p in s.execute(stmts.payments, ids):
+        stmts = _statements(_dialect(s))
+        ids: dict[str, Any] = {"ids": list(by_id)}
+        paid = [f for f in facts if isinstance(f, PaymentSucceeded)]
+        refs = sorted({r for f in paid for r in (f.payment_ref, f.charge_ref, f.intent_ref) if r})
+        reads: list[tuple[Any, dict[str, Any]]] = [
+            (stmts.payments, ids), (stmts.states, ids), (stmts.statuses, ids)]
+        endpoints = outbox.endpoints_read(s)  # asked by `_write`, read in the same trip
+        if endpoints is not None:
+            reads.append((endpoints, {}))
+        if refs:
+            # Refunds and disputes stored before their payment (matched as `apply.reconcile`
+            # matches them: by payment, charge or intent reference).
+            reads.append((stmts.adjustments, {"providers": sorted({f.provider for f in paid}),
+                                              "refs": refs}))
+        payments, states, statuses, *more = run_together(s, reads)
+        if endpoints is not None:
+            outbox.know_endpoints(s, more.pop(0))
+        adjustments = more
+        for p in payments:
             by_id[p.customer_id].payments.append(p)
-        for st in s.execute(stmts.states, ids):
+        for st in states:
             by_id[st.customer_id].states.append(st)
-        for row in s.execute(stmts.statuses, ids):
+        for row in statuses:
             by_id[row.customer_id].status = row
-        self._read_adjustments([f for f in facts if isinstance(f, PaymentSucceeded)], known)
-        self._read_enrolments(known)
-        return known
-
-    def _read_adjustments(self, facts: list[PaymentSucceeded],
-                          known: dict[CustomerKey, Known]) -> None:
-        """Refunds and disputes stored before their payment (matched as `apply.reconcile`
-        matches them: by payment, charge or intent reference)."""
-        refs = sorted({r for f in facts for r in (f.payment_ref, f.charge_ref, f.intent_ref) if r})
-        if not refs:
-            return
-        rows = self.session.execute(_statements(_dialect(self.session)).adjustments, {
-            "providers": sorted({f.provider for f in facts}), "refs": refs}).all()
-        waiting = {r for row in rows for r in row if r}
-        for fact in facts:
+        waiting = {r for row in (adjustments[0] if adjustments else []) for r in row if r}
+        for fact in paid:
             entry = known.get((fact.provider, fact.customer_ref))
             if entry is not None:
                 entry.adjusted_refs |= waiting & {fact.payment_ref, fact.charge_ref,
                                                   fact.intent_ref}
+        self._read_enrolments(known)
+        return known
 
     def _read_enrolments(self, known: dict[CustomerKey, Known]) -> None:
         programs = [p for p, _ in enrolling_programs(self.hub)]
@@ -413,13 +444,17 @@ class FastPath:
 
     def _write(self, known: dict[CustomerKey, Known]) -> None:
         s = self.session
-        payment_ids = insert_ignore_many(
-            s, PaymentRecord, sorted(self.payments, key=lambda p: (p["provider"], p["ref"])),
-            ("provider", "ref"))
-        states = insert_ignore_many(
-            s, SubscriptionState, sorted(self.states, key=_state_key),
-            ("provider", "subscription_ref", "occurred_at", "status"))
-        self._write_statuses([st for st in self.states if _state_key(st) in states], known)
+        payments = sorted(self.payments, key=lambda p: (p["provider"], p["ref"]))
+        states = sorted(self.states, key=_state_key)
+        # Payments and states need nothing of each other: one round trip, as are the statuses
+        # and the commission lines below (which need the states' and the payments' answers).
+        paid, stated = _together(s, [
+            ignore_many(s, PaymentRecord, payments, PAYMENT_KEY) if payments else None,
+            ignore_many(s, SubscriptionState, states, STATE_KEY) if states else None])
+        payment_ids = ignored_many(paid, PAYMENT_KEY)
+        new_states = ignored_many(stated, STATE_KEY)
+        statuses = self._statuses([st for st in self.states if _state_key(st) in new_states],
+                                  known)
         lines = []
         for line in self.lines:
             # A payment another process stored first is settled by that process.
@@ -427,7 +462,10 @@ class FastPath:
             if pid is not None:
                 lines.append(line | {"payment_id": pid})
         lines.sort(key=lambda line: (line["program"], line["partner_id"], line["key"]))
-        booked = insert_ignore_many(s, Commission, lines, ("program", "partner_id", "key"))
+        _, booked_rows = _together(s, [
+            status_upsert_statement(s, statuses) if statuses else None,
+            ignore_many(s, Commission, lines, COMMISSION_KEY) if lines else None])
+        booked = ignored_many(booked_rows, COMMISSION_KEY)
         lines = [line for line in lines
                  if (line["program"], line["partner_id"], line["key"]) in booked]
         ledger.insert_entries(s, ledger.earn_legs(lines))
@@ -436,10 +474,13 @@ class FastPath:
                 row = Commission(**line)
                 make_transient_to_detached(row)
                 outbox.emit(s, "commission.created", line["id"], ledger.commission_event(row))
-        notices.commissions_earned(self.hub, s, lines)
+        notices.commissions_earned(self.hub, s, lines, partners={
+            partner.id: partner for entry in known.values() for _, partner in entry.referrals})
 
-    def _write_statuses(self, new_states: list[dict[str, Any]],
-                        known: dict[CustomerKey, Known]) -> None:
+    @staticmethod
+    def _statuses(new_states: list[dict[str, Any]],
+                  known: dict[CustomerKey, Known]) -> list[dict[str, Any]]:
+        """The `customer_statuses` rows the batch's new states change."""
         by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for state in new_states:
             by_customer[state["customer_id"]].append(state)
@@ -449,8 +490,18 @@ class FastPath:
             row = fold_status(current.get(customer_id), states)
             if row is not None:
                 rows.append(dict(customer_id=customer_id, **row))
-        if rows:
-            status_upsert(self.session, rows)
+        return rows
+
+
+PAYMENT_KEY = ("provider", "ref")
+STATE_KEY = ("provider", "subscription_ref", "occurred_at", "status")
+COMMISSION_KEY = ("program", "partner_id", "key")
+
+
+def _together(session: Session, statements: list[tuple[Any, Any] | None]) -> list[list[Any]]:
+    """`run_together` for the statements given (None: nothing to write), each one's rows."""
+    rows = iter(run_together(session, [st for st in statements if st is not None]))
+    return [next(rows) if st is not None else [] for st in statements]
 
 
 def _state_key(state: Any) -> tuple[Any, ...]:

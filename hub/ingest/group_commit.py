@@ -21,13 +21,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.attribution.customers import known_customers
 from hub.ingest import batch as batch_path
-from hub.ingest.batch import CustomerKey
+from hub.ingest.batch import CustomerKey, Known
 from hub.ingest.events import Incoming, apply_event
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
+Waiting = tuple[Incoming, "Future[bool]"]
 # Up to 16 events a batch, two committers: while one waits for the database the other builds
 # its batch, and a request waits for at most about two small batches (32 concurrent deliveries
 # measured best with these).
@@ -125,22 +125,25 @@ class GroupCommit:
         done.set_result(new)
 
     @staticmethod
-    def _hand_back_lookups(session: Session, batch: list[tuple[Incoming, Future[bool]]]
-                           ) -> tuple[list[tuple[Incoming, Future[bool]]], set[CustomerKey]]:
+    def _hand_back_lookups(session: Session, batch: list[Waiting]
+                           ) -> tuple[list[Waiting], dict[CustomerKey, Known]]:
         """The batch without the events whose connector wants to ask the provider about a
-        customer the hub has not attributed, and the batch's customers the hub knows (one query
-        for both, which the batch then need not ask again). The events left out are answered
-        `NeedsLookup`, so their request does the asking outside this transaction."""
+        customer the hub has not attributed, and the batch's customers the hub knows, with their
+        referrals (one query for both, which the batch then need not ask again). The events left
+        out are answered `NeedsLookup`, so their request does the asking outside this
+        transaction."""
         keys = {key for item, _ in batch for key in batch_path.customers_of(item)}
         keys.update(key for item, _ in batch for key in item.unless_attributed)
-        known = known_customers(session, keys) if keys else {}
+        known = batch_path.read_customers(session, keys) if keys else {}
         kept = []
         for item, done in batch:
-            if item.lookup is not None and not all(known.get(k) for k in item.unless_attributed):
+            if item.lookup is not None and not all(
+                    k in known and batch_path.is_attributed(known[k])
+                    for k in item.unless_attributed):
                 done.set_exception(NeedsLookup(item))
             else:
                 kept.append((item, done))
-        return kept, set(known)
+        return kept, known
 
 
 def group_commit_of(hub: Hub) -> GroupCommit:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from hub.clock import utcnow
 from hub.db.models import Commission, Mail, Partner, Payout
 from hub.money import format_money
-from hub.notify.mail import queue_mail
+from hub.notify.mail import queue_mail, queue_mails
 from hub.programs import Program
 from hub.runtime import Hub
 from hub.web.passwords import create_reset_token
@@ -162,21 +162,28 @@ def commission_earned(session: Session, line: Commission, program: Program) -> N
             line.amount, line.currency, locale_of(program)), line.rule)
 
 
-def commissions_earned(hub: Hub, session: Session, lines: Iterable[dict[str, Any]]) -> None:
-    """Many booked lines (group commit, replay): the partners are read with one query."""
+def commissions_earned(hub: Hub, session: Session, lines: Iterable[dict[str, Any]],
+                       partners: dict[str, Partner] | None = None) -> None:
+    """Many booked lines (group commit, replay): the partners not in `partners` (those the
+    caller read already) are read with one query, and the mails written with one."""
     lines = [line for line in lines if line["amount"] > 0 and not line.get("reverses_id")
              and _recent(line["earned_at"])]
     if not lines:
         return
-    ids = sorted({line["partner_id"] for line in lines})
-    partners = {p.id: p for p in session.scalars(select(Partner).where(Partner.id.in_(ids)))}
+    partners = dict(partners or {})
+    ids = sorted({line["partner_id"] for line in lines} - set(partners))
+    if ids:
+        partners.update((p.id, p) for p in session.scalars(
+            select(Partner).where(Partner.id.in_(ids))))
+    mails = []
     for line in lines:
         partner = partners.get(line["partner_id"])
         if partner is not None and partner.mail_commissions:
             program = hub.program(line["program"])
             amount = format_money(line["amount"], line["currency"],
                                   locale_of(program) if program else "en")
-            _commission_mail(session, partner, line["id"], amount, line.get("rule"))
+            mails.append(_commission_mail_of(partner, line["id"], amount, line.get("rule")))
+    queue_mails(session, mails)
 
 
 def _recent(earned_at: datetime) -> bool:
@@ -190,11 +197,15 @@ def locale_of(program: Program) -> str:
 
 def _commission_mail(session: Session, partner: Partner, line_id: str, amount: str,
                      rule: Any) -> None:
+    template, to, key, context = _commission_mail_of(partner, line_id, amount, rule)
+    queue_mail(session, template=template, to=to, key=key, context=context)
+
+
+def _commission_mail_of(partner: Partner, line_id: str, amount: str, rule: Any
+                        ) -> tuple[str, str, str, dict[str, Any]]:
     sentence = rule.get("sentence", "") if isinstance(rule, dict) else ""
-    queue_mail(session, template="commission_earned", to=partner.email,
-               key=f"commission:{line_id}",
-               context={**about(partner), "amount": amount, "sentence": sentence,
-                        "commission_id": line_id})
+    return ("commission_earned", partner.email, f"commission:{line_id}",
+            {**about(partner), "amount": amount, "sentence": sentence, "commission_id": line_id})
 
 
 # -- payouts ---------------------------------------------------------------------------------

@@ -57,6 +57,22 @@ def wanted(session: Session, event_type: str) -> bool:
     return any(not e.events or event_type in e.events for e in _endpoints(session))
 
 
+def endpoints_read(session: Session) -> Any:
+    """The statement of the active endpoints (id and events), for a caller that reads them
+    together with other things (`hub.db.pipelined.run_together`) and hands the rows to
+    `know_endpoints`; None when this transaction has them already."""
+    if _CACHE in session.info:
+        return None
+    return _ACTIVE
+
+
+def know_endpoints(session: Session, rows: list[Any]) -> None:
+    session.info.setdefault(_CACHE, rows)
+
+
+_ACTIVE = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active)
+
+
 def _endpoints(session: Session) -> list[WebhookEndpoint]:
     """Active endpoints, read once per transaction (a replay books thousands of lines)."""
     cached = session.info.get(_CACHE)
