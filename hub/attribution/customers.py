@@ -7,16 +7,13 @@ races too); only an operator reassigns.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.attribution.emails import email_match
-from hub.db.keys import one_of
 from hub.db.models import Customer, Partner, Referral
 from hub.db.upsert import insert_ignore, insert_ignore_row
 from hub.runtime import Hub
@@ -205,29 +202,6 @@ def event_cached(session: Session, key: tuple[str, Any], load: Any) -> Any:
 
 def forget_cached(session: Session, key: tuple[str, Any]) -> None:
     session.info.get(EVENT_CACHE, {}).pop(key, None)
-
-
-def known_customers(session: Session,
-                    keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-    """Which of the customers `keys` ((provider, ref) pairs) the hub knows, each with whether it
-    is attributed (as `is_attributed` says it of one): one query per provider, for a whole batch
-    of deliveries."""
-    by_provider: dict[str, set[str]] = {}
-    for provider, ref in keys:
-        by_provider.setdefault(provider, set()).add(ref)
-    stmt = _known_refs(session.get_bind().dialect.name)
-    return {(provider, ref): bool(attributed) for provider, refs in by_provider.items()
-            for ref, attributed in session.execute(
-                stmt, {"provider": provider, "refs": sorted(refs)})}
-
-
-@functools.cache
-def _known_refs(dialect: str) -> Any:
-    has_referral = select(Referral.id).where(Referral.customer_id == Customer.id).exists()
-    attributed = or_(and_(Customer.partner_code.is_not(None), Customer.partner_code != ""),
-                     has_referral)
-    return select(Customer.ref, attributed).where(
-        Customer.provider == bindparam("provider"), one_of(dialect, Customer.ref, "refs"))
 
 
 def is_attributed(session: Session, provider: str, customer_ref: str) -> bool:

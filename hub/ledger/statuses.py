@@ -69,14 +69,10 @@ def fold_status(current: Any, states: list[dict[str, Any]]) -> dict[str, Any] | 
     return row if changed else None
 
 
-def status_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Write folded `customer_statuses` rows in one statement. The newest fact still wins if
-    another process wrote the customer's row since it was read."""
-    session.execute(*status_upsert_statement(session, rows))
-
-
 def status_upsert_statement(session: Session, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
-    """`status_upsert`'s statement and parameters (for `hub.db.pipelined.run_together`)."""
+    """Folded `customer_statuses` rows as one statement and its parameters (for
+    `hub.db.pipelined.run_together`). The newest fact still wins if another process wrote the
+    customer's row since it was read."""
     return many_rows(session, CustomerStatus.__table__, rows, _newer_wins)
 
 
