@@ -120,15 +120,14 @@ def test_analysis_is_due_once_the_table_doubled(since: int, base: int, min_event
 @pytest.mark.parametrize("seed", range(3))
 def test_two_batches_in_flight_book_what_one_event_at_a_time_books(
         make_hub: Any, tmp_path: Path, monkeypatch: Any, seed: int) -> None:
-    """On PostgreSQL two batches about different customers are written at once (and their rows
-    go through COPY): a stream of customers, invoices, subscription changes and refunds (shuffled
-    with duplicates for odd seeds) replayed that way ends in the ledger, referrals and statuses
-    that one event per transaction gives on SQLite; an interrupted replay resumed does too."""
+    """On PostgreSQL two batches about different customers are written at once: a stream of
+    customers, invoices, subscription changes and refunds (shuffled with duplicates for odd
+    seeds) replayed that way ends in the ledger, referrals and statuses that one event per
+    transaction gives on SQLite; an interrupted replay resumed does too."""
     import random
 
     from connectors.stripe import process
     from hub.attribution.partners import create_partner
-    from hub.db import bulk
     from tests.test_batch import _ledger, _stream
 
     programs = {"crazycall": {"plugin": "crazycall", "currency": "USD"},
@@ -154,25 +153,50 @@ def test_two_batches_in_flight_book_what_one_event_at_a_time_books(
     path = tmp_path / "events.jsonl"
     # The first half, then the whole file: a resumed replay skips what the first run stored.
     path.write_text("".join(json.dumps(e) + "\n" for e in stream[:len(stream) // 2]))
-    copies = []
-    original = bulk._copy
-    monkeypatch.setattr(bulk, "COPY_ROWS", 8)  # small batches' rows go through COPY too
-
-    def counted(*args: Any, **kwargs: Any) -> None:
-        copies.append(args[1])
-        original(*args, **kwargs)
-
-    bulk._copy = counted  # type: ignore[assignment]
-    try:
-        replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
-        path.write_text("".join(json.dumps(e) + "\n" for e in stream))
-        stats = replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
-    finally:
-        bulk._copy = original  # type: ignore[assignment]
+    replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
+    path.write_text("".join(json.dumps(e) + "\n" for e in stream))
+    stats = replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
     assert stats["errors"] == 0 and stats["events"] == len(stream)
     assert _ledger(pipelined) == _ledger(one)
-    copied = {c.rsplit("_", 1)[0] if c.startswith("hub_stage_") else c for c in copies}
-    # The batches' rows went through COPY (in file order, most invoices settle set-based).
-    wanted = {"hub_stage_provider_events"} | (
-        set() if seed % 2 else {"hub_stage_commissions", "ledger_entries"})
-    assert wanted <= copied
+
+
+@pytest.mark.postgres
+def test_batches_about_other_customers_run_side_by_side(make_hub: Any, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """Everyday events (customers with a code, their invoices): the second batch starts while
+    the first is still open, and the ledger is the one event by event gives."""
+    import threading
+
+    from hub.ingest import replay
+    from tests.test_batch import _ledger
+
+    hubs = [make_hub("sqlite"), make_hub("postgres")]
+    for hub in hubs:
+        make_partner(hub, "crazycall", code="sidecode")
+    events = []
+    for c in range(12):
+        events.append(st.event("customer.created", {
+            "id": f"cus_s{c}", "object": "customer", "email": f"s{c}@example.com",
+            "metadata": {"partner_code": "sidecode"}}, created=1767600000 + c,
+            event_id=f"evt_s{c}"))
+        events += [_paid(100 * c + m, customer=f"cus_s{c}") for m in range(4)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    replay_file(hubs[0], str(path), progress=False, batch=1, workers=1)
+
+    second_started, overlapped = threading.Event(), []
+    original = replay.batch_in_transaction
+
+    def watched(*args: Any) -> dict[str, int]:
+        if not overlapped:  # the first batch: kept in flight until a second one starts
+            overlapped.append(False)
+            overlapped[0] = second_started.wait(timeout=10)
+        else:
+            second_started.set()
+        return original(*args)
+
+    monkeypatch.setattr(replay, "batch_in_transaction", watched)
+    stats = replay_file(hubs[1], str(path), progress=False, batch=20, workers=2)
+    assert overlapped == [True]
+    assert stats == {"events": 60, "new": 60, "duplicates": 0, "errors": 0}
+    assert _ledger(hubs[1]) == _ledger(hubs[0])

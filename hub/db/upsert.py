@@ -15,8 +15,6 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from hub.db import bulk
-
 
 def insert_ignore(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
     """Insert one row unless a unique key already holds it. Returns the new row's primary key
@@ -66,16 +64,10 @@ def insert_ignore_many(session: Session, model: type[Any], rows: list[dict[str, 
     if not rows:
         return {}
     table = model.__table__
-    found: Any
-    if bulk.wanted(session, rows):
-        pk = list(table.primary_key.columns)[0].name
-        found = bulk.copy_ignore_many(session, table, rows, key, returning or (pk,))
-    else:
-        dialect = session.get_bind().dialect.name
-        stmt = _ignore_many_statement(dialect, table, tuple(rows[0]), key, returning)
-        found = session.execute(stmt, _many_params(dialect, rows)).all()
+    dialect = session.get_bind().dialect.name
+    stmt = _ignore_many_statement(dialect, table, tuple(rows[0]), key, returning)
     out: dict[Any, Any] = {}
-    for row in found:
+    for row in session.execute(stmt, _many_params(dialect, rows)).all():
         head = tuple(row[:len(key)])
         out[head] = tuple(row[len(key):]) if returning else row[len(key)]
     return out

@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from hub.clock import utcnow
-from hub.db import bulk
 from hub.db.models import Commission, LedgerEntry, ProviderEvent, new_id
 from hub.db.upsert import insert_ignore, insert_ignore_row, many_rows
 from hub.ledger.checkpoints import balance_sums
@@ -52,10 +51,8 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     session.flush()
     if len(rows) == 1:
         session.execute(insert(cast(Table, LedgerEntry.__table__)), rows)
-    elif bulk.wanted(session, rows):
-        bulk.copy_rows(session, LedgerEntry.__table__, rows)
-    else:
-        session.execute(*many_rows(session, LedgerEntry.__table__, rows))
+        return
+    session.execute(*many_rows(session, LedgerEntry.__table__, rows))
 
 
 def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:
