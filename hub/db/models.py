@@ -30,6 +30,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# NO_FK: six references carry no foreign key (migration s17r_replay_fks): the event that caused a
+# payment, subscription state, commission or ledger leg (`event_id`), a commission's payment and a
+# leg's line. Each names a row the same transaction inserted (or read) just before, in a table
+# nothing deletes from (the event store, payments, commission lines). The database checked each
+# one per inserted row, which was a third of a replay's database time (`docs/benchmarks.md`).
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
@@ -250,7 +256,7 @@ class PaymentRecord(Base):
     gross_amount: Mapped[int]  # what the customer paid; refunds are a share of this
     currency: Mapped[str] = mapped_column(String(3))
     occurred_at: Mapped[datetime]
-    event_id: Mapped[int] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int] = mapped_column(Integer)  # the event applied: see NO_FK
 
 
 class PaymentAdjustment(Base):
@@ -290,7 +296,7 @@ class SubscriptionState(Base):
     status: Mapped[str] = mapped_column(String(16))
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int | None] = mapped_column(Integer)  # see NO_FK
 
 
 class CustomerStatus(Base):
@@ -376,9 +382,9 @@ class Commission(Base):
     earned_at: Mapped[datetime]
     available_at: Mapped[datetime] = mapped_column(index=True)
     reverses_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(Integer, index=True)  # see NO_FK
     install_id: Mapped[int | None] = mapped_column(ForeignKey("installs.id"))
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int | None] = mapped_column(Integer)  # see NO_FK
     rule: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
@@ -412,9 +418,9 @@ class LedgerEntry(Base):
     # commission_id: the earning the money belongs to (also on its reversals and release);
     # line_id: the commission line that booked this leg (the reversal line for reversals).
     commission_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
-    line_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"))
+    line_id: Mapped[str | None] = mapped_column(String(32))  # see NO_FK
     payout_id: Mapped[str | None] = mapped_column(ForeignKey("payouts.id"), index=True)
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int | None] = mapped_column(Integer)  # see NO_FK
     created_at: Mapped[datetime]
 
 
