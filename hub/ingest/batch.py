@@ -183,6 +183,7 @@ class Known:
     referrals: list[tuple[Referral, Partner]] = field(default_factory=list)
     payments: list[Any] = field(default_factory=list)
     states: list[Any] = field(default_factory=list)
+    state_keys: set[tuple[Any, ...]] = field(default_factory=set)  # `_state_key` of `states`
     status: Any = None
     adjusted_refs: set[str] = field(default_factory=set)
     enrolled: set[str] = field(default_factory=set)
@@ -332,7 +333,9 @@ class FastPath:
         for p in s.execute(stmts.payments, ids):
             by_id[p.customer_id].payments.append(p)
         for st in s.execute(stmts.states, ids):
-            by_id[st.customer_id].states.append(st)
+            entry = by_id[st.customer_id]
+            entry.states.append(st)
+            entry.state_keys.add(_state_key(st))
         for row in s.execute(stmts.statuses, ids):
             by_id[row.customer_id].status = row
         self._read_adjustments([f for f in facts if isinstance(f, PaymentSucceeded)], known)
@@ -407,7 +410,9 @@ class FastPath:
                      customer_id=known.customer.id, status=status, plan=plan,
                      occurred_at=fact.occurred_at, event_id=event_id)
         self.states.append(state)
-        if not any(_state_key(s) == _state_key(state) for s in known.states):
+        key = _state_key(state)
+        if key not in known.state_keys:
+            known.state_keys.add(key)
             known.states.append(SimpleNamespace(**state))
 
     def _write(self, known: dict[CustomerKey, Known]) -> None:
