@@ -6,7 +6,7 @@ CPU, and the time spent inside each SQL statement kind (the driver's execute: th
 the round trip), most first. What is neither SQL nor CPU is the two waiting for each other.
 
     python benchmarks/profile_replay.py [--events 50000] [--customers 5000] [--database URL]
-        [--workers N]
+        [--workers N] [--batch N]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from benchmarks import replay  # noqa: E402
 from benchmarks.ingest import schema_url  # noqa: E402
 from hub.app import build_hub  # noqa: E402
 from hub.config import load_config  # noqa: E402
-from hub.ingest.replay import replay_file  # noqa: E402
+from hub.ingest.replay import BATCH, replay_file  # noqa: E402
 
 
 def statement_clock(engine: Any) -> tuple[dict[str, float], Counter[str]]:
@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--customers", type=int, default=5_000)
     ap.add_argument("--workers", type=int, help="batches in flight (default: the replay's)")
+    ap.add_argument("--batch", type=int, default=BATCH, help="events per batch (%(default)s)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hub-profile-replay-"))
     path, config = tmp / "events.jsonl", tmp / "hub.toml"
@@ -97,7 +98,8 @@ def main() -> None:
     pids = backend_clock(hub.engine)
     seconds, counts = statement_clock(hub.engine)
     started, cpu = time.perf_counter(), time.process_time()
-    stats = replay_file(hub, str(path), progress=False, workers=args.workers)
+    stats = replay_file(hub, str(path), progress=False, workers=args.workers,
+                        batch=args.batch)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     sql = sum(seconds.values())
     server = cpu_seconds(pids)
