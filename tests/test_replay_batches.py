@@ -30,7 +30,9 @@ def _counts(hub: Any) -> tuple[int, int]:
                 s.scalar(select(func.count()).select_from(Commission)))
 
 
-def test_batches_skip_bad_events_and_reruns_skip_stored_ones(hub: Any, tmp_path: Path) -> None:
+def test_batches_skip_bad_events_and_reruns_skip_stored_ones(make_hub: Any, backend: str,
+                                                             tmp_path: Path) -> None:
+    hub = make_hub(backend)  # on PostgreSQL with two batches in flight
     partner = make_partner(hub, "crazycall")
     first = st.event("customer.created", {"id": "cus_r1", "object": "customer",
                                           "email": "r1@example.com",
@@ -157,6 +159,7 @@ def test_two_batches_in_flight_book_what_one_event_at_a_time_books(
     path.write_text("".join(json.dumps(e) + "\n" for e in stream))
     stats = replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
     assert stats["errors"] == 0 and stats["events"] == len(stream)
+    assert stats["new"] + stats["duplicates"] == len(stream)
     assert _ledger(pipelined) == _ledger(one)
 
 

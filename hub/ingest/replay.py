@@ -91,7 +91,7 @@ def _pipelined(hub: Hub, connector: Any, provider: str, chunks: Iterator[list[tu
 
     def apply(entries: list[Entry]) -> dict[str, int]:
         try:
-            return batch_in_transaction(hub, connector, provider, entries)
+            return batch_in_transaction(hub, connector, entries)
         except Exception:  # noqa: BLE001 - redone one event per transaction, which reports it
             counts = {"new": 0, "duplicates": 0, "errors": 0}
             for e in entries:
@@ -109,21 +109,43 @@ def _pipelined(hub: Hub, connector: Any, provider: str, chunks: Iterator[list[tu
     try:
         for chunk in chunks:
             stats["events"] += len(chunk)
-            entries = []
-            for number, line in chunk:
-                try:
-                    event = json.loads(line)
-                    raw = line.strip()
-                    entries.append(entry(number, event, raw,
-                                         connector.prepare(hub, event, None, raw)))
-                except SKIPPED as exc:
-                    _skip(stats, number, exc)
-                    if bar:
-                        bar.advance(1)
-            pipeline.add(entries)
+            pipeline.add(_entries(hub, connector, provider, chunk, stats, bar))
         pipeline.finish()
     finally:
         pipeline.close()
+
+
+def _entries(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int, str]],
+             stats: dict[str, int], bar: Progress | None) -> list[Entry]:
+    """A chunk's lines parsed and prepared, but for the events stored already (a resumed
+    replay skips its done part without preparing it) and the lines that fail, which are
+    counted here. An event stored by a batch still in flight is found a duplicate when its
+    own batch inserts it."""
+    parsed = []
+    for number, line in chunk:
+        try:
+            parsed.append((number, json.loads(line), line.strip()))
+        except ValueError as exc:
+            _skip(stats, number, exc)
+            if bar:
+                bar.advance(1)
+    ids = [e.get("id") for _, e, _ in parsed if isinstance(e, dict)]
+    with hub.sessions() as session:
+        stored = stored_event_ids(session, provider, [i for i in ids if isinstance(i, str)])
+    entries = []
+    for number, event, raw in parsed:
+        if isinstance(event, dict) and event.get("id") in stored:
+            stats["duplicates"] += 1
+            if bar:
+                bar.advance(1)
+            continue
+        try:
+            entries.append(entry(number, event, raw, connector.prepare(hub, event, None, raw)))
+        except SKIPPED as exc:
+            _skip(stats, number, exc)
+            if bar:
+                bar.advance(1)
+    return entries
 
 
 def _replay_chunk(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int, str]],

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from hub.attribution.partners import enrolling_programs
 from hub.ingest.batch import FAST_KINDS, CustomerKey, apply_batch, customers_of
-from hub.ingest.events import Incoming, stored_event_ids
+from hub.ingest.events import Incoming
 from hub.runtime import Hub
 
 WORKERS = 2
@@ -159,22 +159,18 @@ class Pipeline:
         self.done(future.result(), lines)
 
 
-def batch_in_transaction(hub: Hub, connector: Any, provider: str,
-                         entries: list[Entry]) -> dict[str, int]:
-    """Apply entries in one transaction; raises (rolling all of it back) on any failure."""
+def batch_in_transaction(hub: Hub, connector: Any, entries: list[Entry]) -> dict[str, int]:
+    """Apply entries in one transaction; raises (rolling all of it back) on any failure. The
+    entries were checked against the stored events when they were read; one stored since (an
+    earlier line of the file in a batch that was in flight, another process) is a duplicate
+    when the batch inserts it."""
     counts = {"new": 0, "duplicates": 0}
     with hub.transaction() as session:
         fast_commit(session)
-        known = stored_event_ids(session, provider, [e.item.event_id for e in entries])
-        items = []
-        for e in entries:
-            if e.item.event_id in known:
-                counts["duplicates"] += 1
-                continue
-            # An item that wants a look-up asks with this batch's session, as the sequential
-            # replay's items do.
-            items.append(e.item if e.item.lookup is None
-                         else connector.prepare(hub, e.event, session, e.raw))
+        # An item that wants a look-up asks with this batch's session, as the sequential
+        # replay's items do.
+        items = [e.item if e.item.lookup is None
+                 else connector.prepare(hub, e.event, session, e.raw) for e in entries]
         for new in apply_batch(hub, session, items):
             counts["new" if new else "duplicates"] += 1
     return counts
