@@ -187,7 +187,7 @@ def test_batches_about_other_customers_run_side_by_side(make_hub: Any, tmp_path:
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     replay_file(hubs[0], str(path), progress=False, batch=1, workers=1)
 
-    second_started, overlapped = threading.Event(), []
+    second_started, overlapped = threading.Event(), list[bool]()
     original = replay.batch_in_transaction
 
     def watched(*args: Any) -> dict[str, int]:
@@ -203,3 +203,55 @@ def test_batches_about_other_customers_run_side_by_side(make_hub: Any, tmp_path:
     assert overlapped == [True]
     assert stats == {"events": 60, "new": 60, "duplicates": 0, "errors": 0}
     assert _ledger(hubs[1]) == _ledger(hubs[0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_pipeline_never_runs_a_customer_in_two_batches_at_once(seed: int) -> None:
+    """The scheduler alone, with a stand-in for the batches: every entry is applied once; no
+    customer is in two batches in flight; each customer's entries are applied in file order;
+    an entry that may reach other customers runs with nothing else in flight, after everything
+    before it and before everything after it."""
+    import random
+    import threading
+    import time
+
+    from hub.ingest.replay_pipeline import Entry, Pipeline
+
+    rng = random.Random(seed)
+    entries = [Entry(n, None, "", None,  # type: ignore[arg-type]
+                     frozenset({("stripe", f"cus_{rng.randrange(12)}")}),
+                     independent=rng.random() > 0.05) for n in range(600)]
+    lock = threading.Lock()
+    in_flight: list[frozenset[Any]] = []
+    applied: list[int] = []
+    problems: list[str] = []
+
+    def apply(batch: list[Entry]) -> dict[str, int]:
+        keys = frozenset().union(*(e.keys for e in batch))
+        with lock:
+            if any(keys & other for other in in_flight):
+                problems.append("a customer in two batches")
+            if in_flight and not all(e.independent for e in batch):
+                problems.append("an entry reaching other customers beside a batch")
+            in_flight.append(keys)
+        time.sleep(rng.random() / 200)
+        with lock:
+            in_flight.remove(keys)
+            applied.extend(e.number for e in batch)
+        return {"new": len(batch)}
+
+    done: list[int] = []
+    pipeline = Pipeline(25, 2, apply, lambda counts, lines: done.append(lines))
+    for start in range(0, len(entries), 25):
+        pipeline.add(entries[start:start + 25])
+    pipeline.finish()
+    assert problems == []
+    assert sorted(applied) == list(range(600)) and sum(done) == 600
+    position = {n: i for i, n in enumerate(applied)}
+    for customer in {k for e in entries for k in e.keys}:
+        mine = [e.number for e in entries if customer in e.keys]
+        assert sorted(mine, key=position.__getitem__) == mine  # file order
+    for e in entries:
+        if not e.independent:
+            assert all(position[o.number] < position[e.number] for o in entries[:e.number])
+            assert all(position[o.number] > position[e.number] for o in entries[e.number + 1:])
