@@ -105,7 +105,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    stats = replay_file(hub, args.file, provider=args.provider, progress=not args.quiet)
+    stats = replay_file(hub, args.file, provider=args.provider, progress=not args.quiet,
+                        workers=args.workers)
     print(json.dumps(stats))
     return 0 if not stats.get("errors") else 1
 
@@ -184,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--provider", default=DEFAULT_PROVIDER,
                    help="the connector whose events the file holds (default: %(default)s)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--workers", type=int, help="batches written at once on PostgreSQL, each "
+                   "about other customers (default: 2; 1 writes one batch after the other)")
     h = command("whatif", cmd_whatif, "replay a program's stored history with changed settings "
                 "into a scratch ledger and compare")
     h.add_argument("--program", required=True, help="the program's name (its [programs.<name>])")

@@ -30,7 +30,9 @@ def _counts(hub: Any) -> tuple[int, int]:
                 s.scalar(select(func.count()).select_from(Commission)))
 
 
-def test_batches_skip_bad_events_and_reruns_skip_stored_ones(hub: Any, tmp_path: Path) -> None:
+def test_batches_skip_bad_events_and_reruns_skip_stored_ones(make_hub: Any, backend: str,
+                                                             tmp_path: Path) -> None:
+    hub = make_hub(backend)  # on PostgreSQL with two batches in flight
     partner = make_partner(hub, "crazycall")
     first = st.event("customer.created", {"id": "cus_r1", "object": "customer",
                                           "email": "r1@example.com",
@@ -114,3 +116,142 @@ def test_analysis_is_due_once_the_table_doubled(since: int, base: int, min_event
     from hub.db.statistics import analysis_due
 
     assert analysis_due(since, base, min_events) is due
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("seed", range(3))
+def test_two_batches_in_flight_book_what_one_event_at_a_time_books(
+        make_hub: Any, tmp_path: Path, monkeypatch: Any, seed: int) -> None:
+    """On PostgreSQL two batches about different customers are written at once: a stream of
+    customers, invoices, subscription changes and refunds (shuffled with duplicates for odd
+    seeds) replayed that way ends in the ledger, referrals and statuses that one event per
+    transaction gives on SQLite; an interrupted replay resumed does too."""
+    import random
+
+    from connectors.stripe import process
+    from hub.attribution.partners import create_partner
+    from tests.test_batch import _ledger, _stream
+
+    programs = {"crazycall": {"plugin": "crazycall", "currency": "USD"},
+                "callpage": {"plugin": "callpage", "currency": "USD"}}
+    rng = random.Random(seed)
+    hubs = [make_hub("sqlite", programs=programs), make_hub("postgres", programs=programs)]
+    codes: list[str] = []
+    for hub in hubs:
+        with hub.transaction() as s:
+            made = [create_partner(hub, s, program=p, email=f"p{i}@partners.test",
+                                   code=f"code{seed}x{i}")
+                    for i, p in enumerate(["crazycall", "callpage", "crazycall"])]
+            create_partner(hub, s, program="callpage", email="cus_d1@client.test",
+                           code=f"self{seed}")
+            codes = [p.code for p in made] + [f"self{seed}"]
+    stream = _stream(rng, codes, 40)
+    if seed % 2:
+        stream = stream + rng.sample(stream, k=len(stream) // 3)
+        rng.shuffle(stream)
+    one, pipelined = hubs
+    for event in stream:
+        process(one, event)
+    path = tmp_path / "events.jsonl"
+    # The first half, then the whole file: a resumed replay skips what the first run stored.
+    path.write_text("".join(json.dumps(e) + "\n" for e in stream[:len(stream) // 2]))
+    replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
+    path.write_text("".join(json.dumps(e) + "\n" for e in stream))
+    stats = replay_file(pipelined, str(path), progress=False, batch=70, workers=2)
+    assert stats["errors"] == 0 and stats["events"] == len(stream)
+    assert stats["new"] + stats["duplicates"] == len(stream)
+    assert _ledger(pipelined) == _ledger(one)
+
+
+@pytest.mark.postgres
+def test_batches_about_other_customers_run_side_by_side(make_hub: Any, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """Everyday events (customers with a code, their invoices): the second batch starts while
+    the first is still open, and the ledger is the one event by event gives."""
+    import threading
+
+    from hub.ingest import replay
+    from tests.test_batch import _ledger
+
+    hubs = [make_hub("sqlite"), make_hub("postgres")]
+    for hub in hubs:
+        make_partner(hub, "crazycall", code="sidecode")
+    events = []
+    for c in range(12):
+        events.append(st.event("customer.created", {
+            "id": f"cus_s{c}", "object": "customer", "email": f"s{c}@example.com",
+            "metadata": {"partner_code": "sidecode"}}, created=1767600000 + c,
+            event_id=f"evt_s{c}"))
+        events += [_paid(100 * c + m, customer=f"cus_s{c}") for m in range(4)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    replay_file(hubs[0], str(path), progress=False, batch=1, workers=1)
+
+    second_started, overlapped = threading.Event(), list[bool]()
+    original = replay.batch_in_transaction
+
+    def watched(*args: Any) -> dict[str, int]:
+        if not overlapped:  # the first batch: kept in flight until a second one starts
+            overlapped.append(False)
+            overlapped[0] = second_started.wait(timeout=10)
+        else:
+            second_started.set()
+        return original(*args)
+
+    monkeypatch.setattr(replay, "batch_in_transaction", watched)
+    stats = replay_file(hubs[1], str(path), progress=False, batch=20, workers=2)
+    assert overlapped == [True]
+    assert stats == {"events": 60, "new": 60, "duplicates": 0, "errors": 0}
+    assert _ledger(hubs[1]) == _ledger(hubs[0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_pipeline_never_runs_a_customer_in_two_batches_at_once(seed: int) -> None:
+    """The scheduler alone, with a stand-in for the batches: every entry is applied once; no
+    customer is in two batches in flight; each customer's entries are applied in file order;
+    an entry that may reach other customers runs with nothing else in flight, after everything
+    before it and before everything after it."""
+    import random
+    import threading
+    import time
+
+    from hub.ingest.replay_pipeline import Entry, Pipeline
+
+    rng = random.Random(seed)
+    entries = [Entry(n, None, "", None,  # type: ignore[arg-type]
+                     frozenset({("stripe", f"cus_{rng.randrange(12)}")}),
+                     independent=rng.random() > 0.05) for n in range(600)]
+    lock = threading.Lock()
+    in_flight: list[frozenset[Any]] = []
+    applied: list[int] = []
+    problems: list[str] = []
+
+    def apply(batch: list[Entry]) -> dict[str, int]:
+        keys = frozenset().union(*(e.keys for e in batch))
+        with lock:
+            if any(keys & other for other in in_flight):
+                problems.append("a customer in two batches")
+            if in_flight and not all(e.independent for e in batch):
+                problems.append("an entry reaching other customers beside a batch")
+            in_flight.append(keys)
+        time.sleep(rng.random() / 200)
+        with lock:
+            in_flight.remove(keys)
+            applied.extend(e.number for e in batch)
+        return {"new": len(batch)}
+
+    done: list[int] = []
+    pipeline = Pipeline(25, 2, apply, lambda counts, lines: done.append(lines))
+    for start in range(0, len(entries), 25):
+        pipeline.add(entries[start:start + 25])
+    pipeline.finish()
+    assert problems == []
+    assert sorted(applied) == list(range(600)) and sum(done) == 600
+    position = {n: i for i, n in enumerate(applied)}
+    for customer in {k for e in entries for k in e.keys}:
+        mine = [e.number for e in entries if customer in e.keys]
+        assert sorted(mine, key=position.__getitem__) == mine  # file order
+    for e in entries:
+        if not e.independent:
+            assert all(position[o.number] < position[e.number] for o in entries[:e.number])
+            assert all(position[o.number] > position[e.number] for o in entries[e.number + 1:])

@@ -212,6 +212,7 @@ class Known:
     referrals: list[tuple[Referral, Partner]] = field(default_factory=list)
     payments: list[Any] = field(default_factory=list)
     states: list[Any] = field(default_factory=list)
+    state_keys: set[tuple[Any, ...]] = field(default_factory=set)  # `_state_key` of `states`
     status: Any = None
     adjusted_refs: set[str] = field(default_factory=set)
     enrolled: set[str] = field(default_factory=set)
@@ -374,7 +375,9 @@ class FastPath:
         for p in payments:
             by_id[p.customer_id].payments.append(p)
         for st in states:
-            by_id[st.customer_id].states.append(st)
+            holder = by_id[st.customer_id]
+            holder.states.append(st)
+            holder.state_keys.add(_state_key(st))
         for row in statuses:
             by_id[row.customer_id].status = row
         waiting = {r for row in (adjustments[0] if adjustments else []) for r in row if r}
@@ -439,7 +442,9 @@ class FastPath:
                      occurred_at=fact.occurred_at, event_id=event_id,
                      ends_at=getattr(fact, "ends_at", None))
         self.states.append(state)
-        if not any(_state_key(s) == _state_key(state) for s in known.states):
+        key = _state_key(state)
+        if key not in known.state_keys:
+            known.state_keys.add(key)
             known.states.append(SimpleNamespace(**state))
 
     def _write(self, known: dict[CustomerKey, Known]) -> None:
