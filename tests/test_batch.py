@@ -388,6 +388,27 @@ def test_creating_a_customer_steps_aside_for_installs_and_enrolments(
     assert creation_refusal(_hub_with({"callbell": program}), fact) == reason  # type: ignore[arg-type]
 
 
+def _seeded_stream(hubs: list[Any], rng: Any, seed: int, n_customers: int) -> list[dict[str, Any]]:
+    """The same partners in every hub (one of them customer 1's own address: a self-referral),
+    then a stream about `n_customers` customers; odd seeds shuffle it with duplicates."""
+    from hub.attribution.partners import create_partner
+
+    codes: list[str] = []
+    for hub in hubs:
+        with hub.transaction() as s:
+            made = [create_partner(hub, s, program=p, email=f"p{i}@partners.test",
+                                   code=f"code{seed}x{i}")
+                    for i, p in enumerate(["crazycall", "callpage", "crazycall"])]
+            create_partner(hub, s, program="callpage", email="cus_d1@client.test",
+                           code=f"self{seed}")
+            codes = [p.code for p in made] + [f"self{seed}"]
+    stream = _stream(rng, codes, n_customers)
+    if seed % 2:
+        stream = stream + rng.sample(stream, k=len(stream) // 3)
+        rng.shuffle(stream)
+    return stream
+
+
 def _stream(rng: Any, codes: list[str], n_customers: int) -> list[dict[str, Any]]:
     """Customers with codes (some unknown, some with an email of a partner), monthly invoices
     (now and then an upgrade's plan), subscription changes and refunds."""
@@ -451,21 +472,7 @@ def test_batches_of_any_size_in_any_order_book_what_one_event_at_a_time_books(
     # one event at a time on SQLite, batched on the backend under test (two hubs on PostgreSQL
     # would share the test schema)
     hubs = [make_hub("sqlite", programs=programs), make_hub(backend, programs=programs)]
-    codes = []
-    for hub in hubs:
-        with hub.transaction() as s:
-            from hub.attribution.partners import create_partner
-
-            made = [create_partner(hub, s, program=p, email=f"p{i}@partners.test",
-                                   code=f"code{seed}x{i}")
-                    for i, p in enumerate(["crazycall", "callpage", "crazycall"])]
-            create_partner(hub, s, program="callpage", email="cus_d1@client.test",
-                           code=f"self{seed}")  # customer 1's own address: a self-referral
-            codes = [p.code for p in made] + [f"self{seed}"]
-    stream = _stream(rng, codes, 16)
-    if seed % 2:
-        stream = stream + rng.sample(stream, k=len(stream) // 3)
-        rng.shuffle(stream)
+    stream = _seeded_stream(hubs, rng, seed, 16)
     one, batched = hubs
     for event in stream:
         process(one, event)

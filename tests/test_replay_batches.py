@@ -129,26 +129,13 @@ def test_two_batches_in_flight_book_what_one_event_at_a_time_books(
     import random
 
     from connectors.stripe import process
-    from hub.attribution.partners import create_partner
-    from tests.test_batch import _ledger, _stream
+    from tests.test_batch import _ledger, _seeded_stream
 
     programs = {"crazycall": {"plugin": "crazycall", "currency": "USD"},
                 "callpage": {"plugin": "callpage", "currency": "USD"}}
     rng = random.Random(seed)
     hubs = [make_hub("sqlite", programs=programs), make_hub("postgres", programs=programs)]
-    codes: list[str] = []
-    for hub in hubs:
-        with hub.transaction() as s:
-            made = [create_partner(hub, s, program=p, email=f"p{i}@partners.test",
-                                   code=f"code{seed}x{i}")
-                    for i, p in enumerate(["crazycall", "callpage", "crazycall"])]
-            create_partner(hub, s, program="callpage", email="cus_d1@client.test",
-                           code=f"self{seed}")
-            codes = [p.code for p in made] + [f"self{seed}"]
-    stream = _stream(rng, codes, 40)
-    if seed % 2:
-        stream = stream + rng.sample(stream, k=len(stream) // 3)
-        rng.shuffle(stream)
+    stream = _seeded_stream(hubs, rng, seed, 40)
     one, pipelined = hubs
     for event in stream:
         process(one, event)

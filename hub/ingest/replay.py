@@ -121,14 +121,7 @@ def _entries(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int, str
     replay skips its done part without preparing it) and the lines that fail, which are
     counted here. An event stored by a batch still in flight is found a duplicate when its
     own batch inserts it."""
-    parsed = []
-    for number, line in chunk:
-        try:
-            parsed.append((number, json.loads(line), line.strip()))
-        except ValueError as exc:
-            _skip(stats, number, exc)
-            if bar:
-                bar.advance(1)
+    parsed = _parsed(chunk, stats, bar)
     ids = [e.get("id") for _, e, _ in parsed if isinstance(e, dict)]
     with hub.sessions() as session:
         stored = stored_event_ids(session, provider, [i for i in ids if isinstance(i, str)])
@@ -151,13 +144,7 @@ def _entries(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int, str
 def _replay_chunk(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int, str]],
                   stats: dict[str, int]) -> None:
     stats["events"] += len(chunk)
-    events = []
-    for number, line in chunk:
-        try:
-            # The line is stored as the event's payload, as a webhook's body is (not re-encoded).
-            events.append((number, json.loads(line), line.strip()))
-        except ValueError as exc:
-            _skip(stats, number, exc)
+    events = _parsed(chunk, stats, None)
     if connector.prepare is None:
         for number, event, raw in events:
             _one(hub, connector, number, event, raw, stats)
@@ -170,6 +157,22 @@ def _replay_chunk(hub: Hub, connector: Any, provider: str, chunk: list[tuple[int
         return
     for key, value in counts.items():
         stats[key] += value
+
+
+def _parsed(chunk: list[tuple[int, str]], stats: dict[str, int],
+            bar: Progress | None) -> list[tuple[int, Any, str]]:
+    """The chunk's lines decoded, each with its number and its text; a line that is not JSON is
+    counted as skipped. The text is stored as the event's payload, as a webhook's body is (not
+    re-encoded)."""
+    parsed = []
+    for number, line in chunk:
+        try:
+            parsed.append((number, json.loads(line), line.strip()))
+        except ValueError as exc:
+            _skip(stats, number, exc)
+            if bar:
+                bar.advance(1)
+    return parsed
 
 
 def _batch(hub: Hub, connector: Any, provider: str,
