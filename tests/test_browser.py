@@ -285,3 +285,68 @@ def test_dashboard_copy_button_copies_the_whole_default_link(browser, live):
     assert page.evaluate("navigator.clipboard.readText()") == url
     shoot(page, "portal-dashboard-share")
     context.close()
+
+
+def log_in_to(page: Any, url: str, email: str, program: str) -> None:
+    """The log-in of a hub with several programs: the e-mail, then which program."""
+    page.goto(f"{url}/portal/login")
+    page.locator("#email").fill(email)
+    page.locator("#program").select_option(program)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/portal/")
+
+
+def test_each_programs_lists_in_the_browser(browser, make_hub, tmp_path):
+    """CallPage's clients list with "Expires" and its links page for all time; Callbell's
+    Rewards stats with installs and conversions; CrazyCall's commissions with their plan."""
+    hub = make_hub("sqlite", programs={"callpage": {"plugin": "callpage"},
+                                       "callbell": {"plugin": "callbell"},
+                                       "crazycall": {"plugin": "crazycall"}},
+                   server={"materials_dir": str(tmp_path / "materials")})
+    with LiveServer(hub) as server, httpx.Client(base_url=server.url) as api:
+        callpage = create_partner(api, "callpage", email="cp@partners.test")
+        callbell = create_partner(api, "callbell", email="cb@partners.test")
+        crazycall = create_partner(api, "crazycall", email="cc@partners.test")
+        for partner in (callpage, callbell, crazycall):
+            give_password(hub, partner["id"])
+        post_event(api, st.event("customer.created", st.customer(
+            "cus_cp", email="cp@customer.test", partner_code=callpage["code"]), created=T0))
+        post_event(api, st.event("customer.subscription.created", st.subscription(
+            "sub_cp", customer_id="cus_cp", status="trialing", plan="pro",
+            trial_end=T0 + 14 * 86_400), created=T0 + 60))
+        post_event(api, st.event("customer.created", st.customer(
+            "cus_cb", email="cb@customer.test", partner_code=callbell["code"])))
+        installed = api.post("/api/v1/installs", headers=installer_headers(), json={
+            "install_id": "i-1", "product": "widget", "site": "a.test", "customer_ref": "cus_cb"})
+        assert installed.status_code == 201, installed.text
+        post_event(api, st.event("customer.created", st.customer(
+            "cus_cc", email="cc@customer.test", partner_code=crazycall["code"])))
+        post_event(api, st.event("invoice.paid", st.invoice(
+            "in_cc", customer_id="cus_cc", amount=4900, subscription_id="sub_cc",
+            charge_id="ch_cc", paid_at=T0, plan="plan_b", shape="legacy")))
+
+        page = browser.new_page(viewport=VIEWPORTS["desktop"])
+        log_in_to(page, server.url, "cp@partners.test", "callpage")
+        page.get_by_role("link", name="Clients").click()
+        headers = page.locator("table.rows thead th").all_inner_texts()
+        assert "Expires" in headers
+        assert page.get_by_test_id("expires").inner_text() == "2026-01-15"
+        shoot(page, "portal-clients-expires")
+        page.get_by_role("link", name="Links", exact=True).click()
+        assert "all time" not in page.get_by_test_id("range").inner_text()
+        page.get_by_test_id("all-time").click()
+        page.wait_for_url("**period=all")
+        assert page.get_by_test_id("range").inner_text().startswith("Counts are for all time")
+        page.get_by_role("button", name="Log out").click()
+
+        log_in_to(page, server.url, "cb@partners.test", "callbell")
+        assert page.get_by_test_id("installs").inner_text() == "1"
+        assert page.get_by_test_id("conversions").inner_text() == "1"
+        shoot(page, "portal-rewards-installs")
+        page.get_by_role("button", name="Log out").click()
+
+        log_in_to(page, server.url, "cc@partners.test", "crazycall")
+        page.get_by_role("link", name="Transactions").click()
+        assert page.get_by_test_id("plan").all_inner_texts() == ["plan_b"]
+        page.close()
