@@ -34,6 +34,7 @@ from hub.app import (
     create_app,  # noqa: E402
 )
 from hub.attribution.counts import count_changes  # noqa: E402
+from hub.attribution.passwords import hash_password  # noqa: E402
 from hub.config import config_from_dict  # noqa: E402
 from hub.db.models import (  # noqa: E402
     Commission,
@@ -48,7 +49,6 @@ from hub.db.models import (  # noqa: E402
 from hub.ledger.checkpoints import checkpoint_ledger  # noqa: E402
 from hub.ledger.statuses import rebuild_statuses, snapshot_activity  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
-from hub.web.passwords import hash_password  # noqa: E402
 
 PASSWORD = "benchmark password"
 PAGES = ["/portal/", "/portal/?period=90d", "/portal/?period=12m", "/portal/referrals",

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from hub.app import create_app
+from hub.attribution import passwords
 from hub.db.models import LoginSession
-from hub.web import passwords
 from tests.stripe_helpers import create_partner
 from tests.web_helpers import PASSWORD, admin_login, give_password, portal_login, post_form
 

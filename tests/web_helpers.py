@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hub.attribution.passwords import hash_password
 from hub.db.models import Partner
 from hub.runtime import Hub
-from hub.web.passwords import hash_password
 from tests.conftest import ADMIN_TOKEN
 
 PASSWORD = "correct horse battery"

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.attribution.passwords import create_reset_token
 from hub.clock import utcnow
 from hub.db.models import Commission, Mail, Partner, Payout
 from hub.money import format_money
 from hub.notify.mail import queue_mail, queue_mails
 from hub.programs import Program
 from hub.runtime import Hub
-from hub.web.passwords import create_reset_token
 
 # A commission earned longer ago than this is history (a replayed export, a backfill), not news:
 # it is booked without a mail.

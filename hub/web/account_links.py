@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from hub.attribution import passwords
 from hub.db.models import Partner
 from hub.notify import notices
-from hub.web import passwords
 
 THROTTLE = timedelta(minutes=5)
 

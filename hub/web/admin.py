@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from hub.api.track import script_snippet
+from hub.attribution import passwords
 from hub.attribution.partners import TRANSITIONS, create_partner, get_partner, transition
 from hub.clock import parse_instant, utcnow
 from hub.db.audit import record_action
@@ -27,7 +28,7 @@ from hub.notify.webhooks import replay as replay_delivery
 from hub.payouts import payee
 from hub.payouts.states import operator_action
 from hub.web import admin_data as data
-from hub.web import charts, materials, passwords
+from hub.web import charts, materials
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve
 from hub.web.program_health import Money as HealthMoney

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from hub.api.http import whole_number
+from hub.attribution import passwords
 from hub.attribution.customers import missing_requirements
 from hub.attribution.links import (
     CREATIVES,
@@ -46,7 +47,7 @@ from hub.ledger import entries as ledger
 from hub.money import exponent, format_money
 from hub.notify import notices
 from hub.payouts.requests import request_withdrawal
-from hub.web import account_links, charts, materials, passwords, portal_payee, trends
+from hub.web import account_links, charts, materials, portal_payee, trends
 from hub.web import portal_data as data
 from hub.web.csv_cells import csv_lines
 from hub.web.pages import Redirect, View, login_url, page_number, safe_next, serve

@@ -16,13 +16,13 @@ from datetime import timedelta
 
 from starlette.responses import Response
 
+from hub.attribution import passwords
 from hub.attribution.partners import EMAIL_RE
 from hub.db.audit import record_action
 from hub.db.models import Partner
 from hub.errors import Unprocessable
 from hub.notify import notices
 from hub.payouts import payee
-from hub.web import passwords
 from hub.web.pages import View
 from hub.web.security import secret_key
 
