@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from hub.attribution.emails import EMAIL_RE
 from hub.money import format_money, format_rate, percent_of
 
 PayoutMode = Literal["automatic", "request", "monthly", "manual"]
@@ -32,7 +33,6 @@ UNHASHED_DEFAULT = {"unhashed_default": True}
 # Keys that only say how to reach the program's people: not rules, never in the settings hash.
 NOT_A_RULE = {"not_a_rule": True}
 CONTACT_KEYS = ("contact_email", "support_email", "support_url")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^/\s]+\.[^/\s]+(/\S*)?$")
 
 
@@ -65,7 +65,7 @@ class ProgramSettings:
 
     def __post_init__(self) -> None:
         for key in CONTACT_KEYS:
-            value, shape = getattr(self, key), _URL if key.endswith("url") else _EMAIL
+            value, shape = getattr(self, key), _URL if key.endswith("url") else EMAIL_RE
             if value and not shape.match(value):
                 kind = "an http(s):// URL" if shape is _URL else "an e-mail address"
                 raise ValueError(f"{key} must be {kind}, not {value!r}")

@@ -8,7 +8,12 @@ of these to one form; `self_referral_reason` compares those forms.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+
+# What the hub accepts as an e-mail address (a partner's, a PayPal receiver, a program's
+# contact): something@domain.tld, no spaces; delivery is the real check.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Providers whose local part ignores dots (all of them ignore "+tag"), and their aliases.
 DOTLESS_DOMAINS = {"gmail.com"}

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from hub.attribution.emails import EMAIL_RE
 from hub.clock import utcnow
 from hub.db.audit import record_action
 from hub.db.models import Customer, Link, Partner
@@ -22,7 +23,6 @@ from hub.programs import Program
 from hub.runtime import Hub
 
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TRANSITIONS = {"approve": ({"applied", "invited"}, "active"),
                "decline": ({"applied", "invited"}, "declined"),
                "suspend": ({"active"}, "suspended"),

@@ -10,13 +10,13 @@ through the admin or the operator API. Until then no payout is made to it: the m
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.attribution.emails import EMAIL_RE
 from hub.clock import utcnow
 from hub.db.audit import record_action
 from hub.db.models import Partner, Payout
@@ -28,7 +28,6 @@ METHODS = (PAYPAL, MANUAL)
 NOT_SENT = "not sent: the PayPal address is no longer the partner's confirmed address"
 REMOVED = "no PayPal address (it was removed; payouts are made by hand)"  # for `payee_changed`
 State = Literal["ready", "unconfirmed", "none"]
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # as `attribution.partners.EMAIL_RE`
 
 
 def paypal_state(paypal_email: str | None, confirmed_at: datetime | None,
@@ -82,15 +81,19 @@ def set_method(session: Session, partner: Partner, method: str, *, actor: str,
                note: str | None = None) -> bool:
     """Switch between PayPal and payment by hand; True when it changed. A partner without a
     PayPal address may be switched to PayPal: it is paid by hand until it adds one."""
-    if method not in METHODS:
-        raise Unprocessable(f"payout_method must be one of {', '.join(METHODS)}",
-                            code="invalid_method")
+    _check_method(method)
     if method == partner.payout_method and not note:
         return False
     record_action(session, actor, "partner.payout_method", partner.id,
                   old=partner.payout_method, new=method, note=note)
     partner.payout_method = method
     return True
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise Unprocessable(f"payout_method must be one of {', '.join(METHODS)}",
+                            code="invalid_method")
 
 
 def confirm(session: Session, partner: Partner, address: str, *, actor: str) -> bool:
@@ -114,14 +117,13 @@ def operator_update(session: Session, partner: Partner, *, actor: str,
     `actor`: a PayPal address it sets counts as confirmed by the operator (None removes it), then
     the method. True when the address changed; the account's address and the old PayPal
     address are told, as when the partner changes it."""
-    if payout_method is not None and payout_method not in METHODS:  # before any change
-        raise Unprocessable(f"payout_method must be one of {', '.join(METHODS)}",
-                            code="invalid_method")
+    if payout_method is not None:
+        _check_method(payout_method)  # before any change
     before, changed = partner.paypal_email, False
     if paypal_email is not UNSET:
         if paypal_email is not None and (not isinstance(paypal_email, str)
                                          or len(paypal_email) > 320
-                                         or not EMAIL.match(paypal_email)):
+                                         or not EMAIL_RE.match(paypal_email)):
             raise Unprocessable("paypal_email is not a valid address", code="invalid_email")
         address = paypal_email if isinstance(paypal_email, str) and paypal_email else None
         changed = set_paypal(session, partner, address, actor=actor, confirmed=True)
