@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # The ISO 4217 currencies the hub books, with their minor-unit exponents (ISO 4217 list one,
@@ -89,6 +90,7 @@ _LOCALES = {"en": (",", ".", False), "de": (".", ",", True), "fr": ("\u202f", ",
             "pl": ("\u00a0", ",", True), "ch": ("'", ".", False)}
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for every commission line and mail
 def format_money(minor: int, currency: str, locale: str = "en") -> str:
     """4900, 'USD' -> '$49.00'; negative amounts keep their sign in front: '-$9.80'.
 

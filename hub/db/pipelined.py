@@ -11,6 +11,7 @@ one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
@@ -26,17 +27,19 @@ def run_together(session: Session, reads: Sequence[tuple[Executable, dict[str, A
     """The rows of each (statement, parameters) in `reads` (a SELECT, or a single-statement
     write with or without RETURNING; none for one without), in the caller's transaction."""
     dialect = session.get_bind().dialect
-    if dialect.name != "postgresql" or len(reads) < 2:
+    if dialect.name != "postgresql":
         return [_rows(session.execute(stmt, params)) for stmt, params in reads]
     session.flush()  # what the session holds unwritten must be visible, as autoflush makes it
     plans = [_plan(stmt, dialect) for stmt, _ in reads]
     raw = session.connection().connection.driver_connection
     assert raw is not None
     cursors = []
-    with raw.pipeline():
+    # One statement alone skips the pipeline, not the driver: SQLAlchemy's own execution (its
+    # ORM context, compiled cache look-up and result wrapping) cost more CPU than the statement.
+    with raw.pipeline() if len(reads) > 1 else contextlib.nullcontext():
         for (compiled, _, _), (_, params) in zip(plans, reads, strict=True):
             cursor = raw.cursor()
-            cursor.execute(str(compiled), _bound(compiled, params))
+            cursor.execute(compiled.string, _bound(compiled, params))
             cursors.append(cursor)
     out = []
     for (_, make, convert), cursor in zip(plans, cursors, strict=True):
@@ -64,7 +67,8 @@ def _plan(stmt: Any, dialect: Dialect) -> tuple[Any, Any, Callable[[Any], Any]]:
     per statement: they are cached, module-level or per shape)."""
     compiled = stmt.compile(dialect=dialect)
     columns = list(getattr(stmt, "exported_columns", ()))
-    row_type = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+    # rename: a join's columns may share a name (each table's `id`); they are read by position
+    row_type = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
     processors = [c.type._cached_result_processor(dialect, None) for c in columns]
     if not any(processors):
         return compiled, row_type, lambda row: row
@@ -74,3 +78,8 @@ def _plan(stmt: Any, dialect: Dialect) -> tuple[Any, Any, Callable[[Any], Any]]:
         return [p(row[i]) if p is not None else row[i] for i, p in pairs]
 
     return compiled, row_type, convert
+
+
+def run_one(session: Session, stmt: Executable, params: dict[str, Any]) -> list[Any]:
+    """`run_together` for one statement: its rows."""
+    return run_together(session, [(stmt, params)])[0]

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from hub.db.pipelined import run_one
+
 
 def insert_ignore(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
     """Insert one row unless a unique key already holds it. Returns the new row's primary key
@@ -64,7 +66,7 @@ def insert_ignore_many(session: Session, model: type[Any], rows: list[dict[str, 
     if not rows:
         return {}
     stmt, params = ignore_many(session, model, rows, key, returning)
-    return ignored_many(session.execute(stmt, params).all(), key, returning)
+    return ignored_many(run_one(session, stmt, params), key, returning)
 
 
 def ignore_many(session: Session, model: type[Any], rows: list[dict[str, Any]],

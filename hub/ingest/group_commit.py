@@ -14,9 +14,12 @@ bad event costs only itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,7 +30,55 @@ from hub.ingest.events import Incoming, apply_event
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
-Waiting = tuple[Incoming, "Future[bool]"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoopReply:
+    """A request waiting on an event loop (`GroupCommit.apply`)."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[bool]
+
+
+Reply = Future[bool] | LoopReply
+Waiting = tuple[Incoming, Reply]
+# (who waits, committed: True / duplicate: False, or the exception to raise)
+Answers = list[tuple[Reply, "bool | None", "BaseException | None"]]
+
+
+@contextlib.contextmanager
+def answering() -> Iterator[Answers]:
+    """Collects a batch's answers and gives them once it is done: a request on an event loop
+    is answered with one wake-up of its loop per batch, not one per request (each wake-up is a
+    write to the loop's socket and a handle of its own)."""
+    answers: Answers = []
+    try:
+        yield answers
+    finally:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for done, value, error in answers:
+            if isinstance(done, LoopReply):
+                by_loop.setdefault(done.loop, []).append((done.future, value, error))
+            elif error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(bool(value))
+        for loop, replies in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, replies)
+            except RuntimeError:  # the loop has closed: nobody waits any more
+                pass
+
+
+def _settle(replies: list[tuple[asyncio.Future[bool], bool | None, BaseException | None]]
+            ) -> None:
+    for future, value, error in replies:
+        if future.done():  # the request was cancelled (the client went away)
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(bool(value))
 # Up to 16 events a batch, two committers: while one waits for the database the other builds
 # its batch, and a request waits for at most about two small batches (32 concurrent deliveries
 # measured best with these).
@@ -46,7 +97,7 @@ class NeedsLookup(Exception):  # noqa: N818 - an answer, not an error
 class GroupCommit:
     def __init__(self, hub: Hub, max_batch: int = MAX_BATCH, committers: int = COMMITTERS):
         self.hub, self.max_batch, self.committers = hub, max_batch, committers
-        self._waiting: list[tuple[Incoming, Future[bool]]] = []
+        self._waiting: list[Waiting] = []
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -56,14 +107,24 @@ class GroupCommit:
         wants a provider look-up its batch found necessary is looked up in a worker thread and
         submitted again."""
         try:
-            return await asyncio.wrap_future(self.submit(item))
+            return await self._submit_async(item)
         except NeedsLookup as wanted:
             assert wanted.item.lookup is not None
             settled = await asyncio.to_thread(wanted.item.lookup)
-            return await asyncio.wrap_future(self.submit(settled))
+            return await self._submit_async(settled)
+
+    def _submit_async(self, item: Incoming) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._enqueue(item, LoopReply(loop, future))
+        return future
 
     def submit(self, item: Incoming) -> Future[bool]:
         done: Future[bool] = Future()
+        self._enqueue(item, done)
+        return done
+
+    def _enqueue(self, item: Incoming, done: Reply) -> None:
         with self._ready:
             if self._closed:
                 raise RuntimeError("the hub is shutting down")
@@ -74,7 +135,6 @@ class GroupCommit:
                 for thread in self._threads:
                     thread.start()
             self._ready.notify()
-        return done
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is waiting, then stop (at shutdown)."""
@@ -96,10 +156,14 @@ class GroupCommit:
                 del self._waiting[:self.max_batch]
             self._apply(batch)
 
-    def _apply(self, batch: list[tuple[Incoming, Future[bool]]]) -> None:
+    def _apply(self, batch: list[Waiting]) -> None:
+        with answering() as answer:
+            self._apply_batch(batch, answer)
+
+    def _apply_batch(self, batch: list[Waiting], answer: Answers) -> None:
         try:
             with self.hub.transaction() as session:
-                batch, known = self._hand_back_lookups(session, batch)
+                batch, known = self._hand_back_lookups(session, batch, answer)
                 results = batch_path.apply_batch(self.hub, session, [item for item, _ in batch],
                                                  known)
         except Exception as exc:  # noqa: BLE001 - each event is retried alone, below
@@ -107,25 +171,25 @@ class GroupCommit:
                 log.info("batch of %d events failed (%s); applying them one by one",
                          len(batch), type(exc).__name__)
             for item, done in batch:
-                self._apply_one(item, done)
+                self._apply_one(item, done, answer)
             return
         for (_, done), new in zip(batch, results, strict=True):
-            done.set_result(new)
+            answer.append((done, new, None))
 
-    def _apply_one(self, item: Incoming, done: Future[bool]) -> None:
+    def _apply_one(self, item: Incoming, done: Reply, answer: Answers) -> None:
         try:
             with self.hub.transaction() as session:
                 if item.lookup is not None and not self._hand_back_lookups(
-                        session, [(item, done)])[0]:
+                        session, [(item, done)], answer)[0]:
                     return
                 new = apply_event(self.hub, session, item)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-            done.set_exception(exc)
+            answer.append((done, None, exc))
             return
-        done.set_result(new)
+        answer.append((done, new, None))
 
     @staticmethod
-    def _hand_back_lookups(session: Session, batch: list[Waiting]
+    def _hand_back_lookups(session: Session, batch: list[Waiting], answer: Answers
                            ) -> tuple[list[Waiting], dict[CustomerKey, Known]]:
         """The batch without the events whose connector wants to ask the provider about a
         customer the hub has not attributed, and the batch's customers the hub knows, with their
@@ -140,7 +204,7 @@ class GroupCommit:
             if item.lookup is not None and not all(
                     k in known and batch_path.is_attributed(known[k])
                     for k in item.unless_attributed):
-                done.set_exception(NeedsLookup(item))
+                answer.append((done, None, NeedsLookup(item)))
             else:
                 kept.append((item, done))
         return kept, known

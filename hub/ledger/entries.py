@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from hub.clock import utcnow
 from hub.db.models import Commission, LedgerEntry, ProviderEvent, new_id
+from hub.db.pipelined import run_one
 from hub.db.upsert import insert_ignore, insert_ignore_row, many_rows
 from hub.ledger.checkpoints import balance_sums
 from hub.notify import notices, outbox
@@ -52,7 +53,7 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     if len(rows) == 1:
         session.execute(insert(cast(Table, LedgerEntry.__table__)), rows)
         return
-    session.execute(*many_rows(session, LedgerEntry.__table__, rows))
+    run_one(session, *many_rows(session, LedgerEntry.__table__, rows))
 
 
 def move(session: Session, amount: int, source: str, target: str, **refs: Any) -> str:
