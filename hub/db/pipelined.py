@@ -17,6 +17,7 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -36,7 +37,10 @@ def run_together(session: Session, reads: Sequence[tuple[Executable, dict[str, A
     cursors = []
     # One statement alone skips the pipeline, not the driver: SQLAlchemy's own execution (its
     # ORM context, compiled cache look-up and result wrapping) cost more CPU than the statement.
-    with raw.pipeline() if len(reads) > 1 else contextlib.nullcontext():
+    # Unless it opens the transaction: in a pipeline the driver's BEGIN travels with it instead
+    # of costing a round trip of its own.
+    starts = raw.info.transaction_status == TransactionStatus.IDLE
+    with raw.pipeline() if len(reads) > 1 or starts else contextlib.nullcontext():
         for (compiled, _, _), (_, params) in zip(plans, reads, strict=True):
             cursor = raw.cursor()
             cursor.execute(compiled.string, _bound(compiled, params))

@@ -34,6 +34,8 @@ from hub.db.models import (
     Commission,
     Customer,
     CustomerStatus,
+    LedgerEntry,
+    Mail,
     Partner,
     PaymentAdjustment,
     PaymentRecord,
@@ -41,14 +43,14 @@ from hub.db.models import (
     SubscriptionState,
 )
 from hub.db.pipelined import run_one, run_together
-from hub.db.upsert import ignore_many, ignored_many, insert_ignore_many
+from hub.db.upsert import ignore_many, ignored_many, insert_ignore_many, many_rows
 from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ingest.decide import earner, payment_bookings
 from hub.ingest.events import Incoming, apply_facts, record_many
 from hub.ledger import entries as ledger
 from hub.ledger.history import build_history, payment_view
 from hub.ledger.statuses import fold_status, status_upsert_statement
-from hub.notify import notices, outbox
+from hub.notify import mail, notices, outbox
 from hub.runtime import Hub
 
 CustomerKey = tuple[str, str]
@@ -497,14 +499,19 @@ class FastPath:
         booked = ignored_many(booked_rows, COMMISSION_KEY)
         lines = [line for line in lines
                  if (line["program"], line["partner_id"], line["key"]) in booked]
-        ledger.insert_entries(s, ledger.earn_legs(lines))
         if outbox.wanted(s, "commission.created"):
             for line in lines:
                 row = Commission(**line)
                 make_transient_to_detached(row)
                 outbox.emit(s, "commission.created", line["id"], ledger.commission_event(row))
-        notices.commissions_earned(self.hub, s, lines, partners={
-            partner.id: partner for entry in known.values() for _, partner in entry.referrals})
+        # The ledger legs and the partners' mails need nothing of each other: one round trip.
+        legs = ledger.earn_legs(lines)
+        mails = mail.mail_rows(notices.commission_mails(self.hub, s, lines, partners={
+            partner.id: partner for entry in known.values() for _, partner in entry.referrals}))
+        _, mailed = _together(s, [
+            many_rows(s, LedgerEntry.__table__, legs) if legs else None,
+            ignore_many(s, Mail, mails, MAIL_KEY) if mails else None])
+        mail.send_queued(s, mails, ignored_many(mailed, MAIL_KEY))
 
     @staticmethod
     def _statuses(new_states: list[dict[str, Any]],
@@ -525,6 +532,7 @@ class FastPath:
 PAYMENT_KEY = ("provider", "ref")
 STATE_KEY = ("provider", "subscription_ref", "occurred_at", "status")
 COMMISSION_KEY = ("program", "partner_id", "key")
+MAIL_KEY = ("key",)
 
 
 def _together(session: Session, statements: list[tuple[Any, Any] | None]) -> list[list[Any]]:

@@ -82,14 +82,26 @@ def queue_mails(session: Session, mails: Iterable[tuple[str, str, str, dict[str,
     """`queue_mail` for many (template, to, key, context) at once: one statement, and one job
     message per `SEND_BATCH` new mails (a group commit books a commission per webhook, and a
     statement plus a job per mail cost more than the booking). How many were new."""
+    rows = mail_rows(mails)
+    return send_queued(session, rows, insert_ignore_many(session, Mail, rows, ("key",)))
+
+
+def mail_rows(mails: Iterable[tuple[str, str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The `mails` rows `queue_mails` inserts, in key order (for a caller that writes them with
+    other statements: `ignore_many(session, Mail, rows, ("key",))`, then `send_queued`)."""
     now = utcnow()
     rows: dict[str, dict[str, Any]] = {}
     for template, to, key, context in mails:
         row = _mail_row(template, to, key, context, now)
         if row is not None:
             rows.setdefault(row["key"], row)
-    inserted = insert_ignore_many(session, Mail, [rows[k] for k in sorted(rows)], ("key",))
-    ids = [inserted[(k,)] for k in sorted(rows) if (k,) in inserted]
+    return [rows[k] for k in sorted(rows)]
+
+
+def send_queued(session: Session, rows: list[dict[str, Any]], inserted: dict[Any, Any]) -> int:
+    """Queue the sending of the `rows` their insert stored (`inserted`: what `ignored_many`
+    read of it): one job message per `SEND_BATCH` once the transaction commits."""
+    ids = [inserted[(row["key"],)] for row in rows if (row["key"],) in inserted]
     for start in range(0, len(ids), SEND_BATCH):
         send_after_commit(session, SEND_JOB, *ids[start:start + SEND_BATCH])
     return len(ids)

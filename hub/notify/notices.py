@@ -166,10 +166,18 @@ def commissions_earned(hub: Hub, session: Session, lines: Iterable[dict[str, Any
                        partners: dict[str, Partner] | None = None) -> None:
     """Many booked lines (group commit, replay): the partners not in `partners` (those the
     caller read already) are read with one query, and the mails written with one."""
+    queue_mails(session, commission_mails(hub, session, lines, partners))
+
+
+def commission_mails(hub: Hub, session: Session, lines: Iterable[dict[str, Any]],
+                     partners: dict[str, Partner] | None = None
+                     ) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The mails `commissions_earned` queues (for a caller that writes them together with
+    other rows: `hub.notify.mail.mail_rows`)."""
     lines = [line for line in lines if line["amount"] > 0 and not line.get("reverses_id")
              and _recent(line["earned_at"])]
     if not lines:
-        return
+        return []
     partners = dict(partners or {})
     ids = sorted({line["partner_id"] for line in lines} - set(partners))
     if ids:
@@ -183,7 +191,7 @@ def commissions_earned(hub: Hub, session: Session, lines: Iterable[dict[str, Any
             amount = format_money(line["amount"], line["currency"],
                                   locale_of(program) if program else "en")
             mails.append(_commission_mail_of(partner, line["id"], amount, line.get("rule")))
-    queue_mails(session, mails)
+    return mails
 
 
 def _recent(earned_at: datetime) -> bool:
