@@ -6,7 +6,7 @@ from datetime import UTC
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from connectors import stripe_trigger as st
 from connectors.stripe import process
@@ -68,3 +68,139 @@ def test_one_of_binds_a_key_list_as_one_parameter(hub, refs, found):
         assert set(s.scalars(stmt, {"refs": refs})) == found
         # The same statement object serves any number of keys (built once, cached).
         assert set(s.scalars(stmt, {"refs": ["cus_b"]})) == {"cus_b"}
+
+
+# References checked by triggers instead of foreign keys (migration s17_reference_checks): a
+# reference to a missing row is refused as a foreign key would refuse it, and referred rows stay.
+MISSING = [("payments", "event_id", "999999"),
+           ("subscription_states", "event_id", "999999"),
+           ("commissions", "event_id", "999999"),
+           ("commissions", "payment_id", "999999"),
+           ("commissions", "reverses_id", "'com_missing'"),
+           ("ledger_entries", "event_id", "999999"),
+           ("ledger_entries", "line_id", "'com_missing'"),
+           ("ledger_entries", "commission_id", "'com_missing'")]
+# What a copy of a row must change to pass the table's unique constraints (`n`: which copy).
+UNIQUE = {"provider_events": {"event_id": "event_id || '_' || n"},
+          "payments": {"ref": "ref || '_' || n"},
+          "subscription_states": {"subscription_ref": "subscription_ref || '_' || n"},
+          "commissions": {"id": "id || '_' || n", "key": "key || '_' || n"},
+          "ledger_entries": {}}
+
+
+def _paid(hub):
+    """One paid invoice: an event, a payment, a subscription state, a commission, a ledger leg."""
+    with hub.transaction() as s:
+        partner = create_partner(hub, s, program="crazycall", email="p@x.test")
+    process(hub, st.event("invoice.paid", st.invoice("in_1", customer_id="c", amount=100,
+                                                     partner_code=partner.code,
+                                                     subscription_id="s")))
+
+
+def _copies(conn, table, rows=1, **changes):
+    """Insert `rows` copies of the table's first row in one statement, with `changes` (SQL)."""
+    from sqlalchemy import inspect
+
+    columns = [c["name"] for c in inspect(conn).get_columns(table)
+               if c["name"] != "id" or table == "commissions"]
+    values = {c: c for c in columns} | UNIQUE[table] | changes
+    copies = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(1, rows + 1))
+    conn.execute(text(
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values[c] for c in columns)} FROM {table} CROSS JOIN ({copies}) copies "
+        f"WHERE {table}.id = (SELECT min(id) FROM {table}) ORDER BY n"))
+
+
+def _count(hub, table):
+    with hub.engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+
+
+@pytest.mark.parametrize("table, column, value", MISSING)
+def test_a_reference_to_a_missing_row_is_refused(hub, table, column, value):
+    _paid(hub)
+    with pytest.raises(IntegrityError, match=f"{table}.{column}"):
+        with hub.engine.begin() as conn:
+            _copies(conn, table, **{column: value})
+    assert _count(hub, table) == 1
+
+
+@pytest.mark.parametrize("table, column, value", MISSING[:5])
+def test_an_update_to_a_missing_row_is_refused(hub, table, column, value):
+    _paid(hub)
+    with pytest.raises(IntegrityError, match=f"{table}.{column}"):
+        with hub.engine.begin() as conn:
+            conn.execute(text(f"UPDATE {table} SET {column} = {value}"))
+    with hub.engine.begin() as conn:  # other columns change freely
+        conn.execute(text(f"UPDATE {table} SET {column} = {column}, created_at = created_at"
+                          if table == "commissions" else
+                          f"UPDATE {table} SET {column} = {column}, plan = 'pro'"))
+
+
+@pytest.mark.parametrize("table, column, value", [MISSING[3], MISSING[6]])
+def test_a_statement_with_one_bad_row_is_refused_whole(hub, table, column, value):
+    _paid(hub)
+    with pytest.raises(IntegrityError, match=f"{table}.{column}"):
+        with hub.engine.begin() as conn:
+            _copies(conn, table, rows=3, **{column: f"CASE WHEN n = 2 THEN {value} "
+                                                    f"ELSE {column} END"})
+    assert _count(hub, table) == 1
+
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM provider_events", "DELETE FROM payments", "DELETE FROM commissions",
+    "UPDATE provider_events SET id = id + 100", "UPDATE payments SET id = id + 100",
+    "UPDATE commissions SET id = id || 'x'"])
+def test_referred_rows_are_never_deleted_nor_renumbered(hub, sql):
+    _paid(hub)
+    with pytest.raises(IntegrityError, match="referred to"):
+        with hub.engine.begin() as conn:
+            conn.execute(text(sql))
+
+
+def test_rows_referring_to_rows_of_the_same_transaction_pass(hub):
+    """The shape of a payment's writes: its event, then the rows naming it, several per
+    statement, a reversal naming a line of its own statement."""
+    _paid(hub)
+    event = "(SELECT max(id) FROM provider_events)"
+    with hub.engine.begin() as conn:
+        (line,) = conn.execute(text("SELECT id FROM commissions")).one()
+        _copies(conn, "provider_events")
+        _copies(conn, "payments", rows=2, event_id=event)
+        _copies(conn, "subscription_states", rows=2, event_id=event)
+        _copies(conn, "commissions", rows=2, event_id=event,
+                payment_id="(SELECT max(id) FROM payments)",
+                reverses_id=f"CASE WHEN n = 2 THEN '{line}_1' END")
+        _copies(conn, "ledger_entries", rows=2, event_id=event, commission_id=f"'{line}_1'",
+                line_id=f"'{line}_' || n")
+    assert [_count(hub, t) for t in UNIQUE] == [2, 3, 3, 3, 3]
+
+
+def test_the_reference_checks_migrate_down_and_up(tmp_path):
+    """Down: the foreign keys are back and the checks gone (the ledger stays append-only); up
+    again: the checks are back."""
+    from alembic import command
+    from sqlalchemy import create_engine, inspect
+
+    from hub.db.session import alembic_config
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'round.db'}")
+    cfg = alembic_config(engine)
+
+    def state():
+        with engine.connect() as conn:
+            triggers = {r[0] for r in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
+        fks = {(t, fk["constrained_columns"][0]) for t in UNIQUE
+               for fk in inspect(engine).get_foreign_keys(t)}
+        return triggers, fks
+
+    command.upgrade(cfg, "head")
+    checked, _ = state()
+    command.downgrade(cfg, "a19_paypal_confirmed")
+    triggers, fks = state()
+    assert triggers == {"ledger_no_update", "ledger_no_delete"}
+    assert {(t, c) for t, c, _ in MISSING} <= fks
+    command.upgrade(cfg, "head")
+    assert state()[0] == checked > triggers
+    engine.dispose()

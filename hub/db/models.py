@@ -30,6 +30,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# REFERENCES: eight references carry no foreign key; triggers of migration s17_reference_checks
+# check them instead: the event behind a payment, subscription state, commission or ledger leg
+# (`event_id`), a commission's payment and reversed line, a leg's line and commission. Per-row
+# foreign key checks were the largest share of a payment's database time; on PostgreSQL the
+# triggers check all the rows of a statement with one query a reference (SQLite: per row). Other
+# triggers refuse deleting an event, payment or commission line or changing its id, so a
+# reference once checked stays valid and no check needs to lock the row it found.
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
@@ -256,7 +264,7 @@ class PaymentRecord(Base):
     gross_amount: Mapped[int]  # what the customer paid; refunds are a share of this
     currency: Mapped[str] = mapped_column(String(3))
     occurred_at: Mapped[datetime]
-    event_id: Mapped[int] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int] = mapped_column(Integer)  # the event applied: see REFERENCES
 
 
 class PaymentAdjustment(Base):
@@ -296,7 +304,7 @@ class SubscriptionState(Base):
     status: Mapped[str] = mapped_column(String(16))
     plan: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int | None] = mapped_column(Integer)  # see REFERENCES
     # When the trial or the paid period the fact names ends (None: the fact does not say).
     ends_at: Mapped[datetime | None]
 
@@ -383,10 +391,11 @@ class Commission(Base):
     currency: Mapped[str] = mapped_column(String(3))
     earned_at: Mapped[datetime]
     available_at: Mapped[datetime] = mapped_column(index=True)
-    reverses_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    # reverses_id, payment_id, event_id: see REFERENCES
+    reverses_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    payment_id: Mapped[int | None] = mapped_column(Integer, index=True)
     install_id: Mapped[int | None] = mapped_column(ForeignKey("installs.id"))
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int | None] = mapped_column(Integer)
     rule: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
@@ -419,10 +428,11 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(String(16))
     # commission_id: the earning the money belongs to (also on its reversals and release);
     # line_id: the commission line that booked this leg (the reversal line for reversals).
-    commission_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"), index=True)
-    line_id: Mapped[str | None] = mapped_column(ForeignKey("commissions.id"))
+    # commission_id, line_id, event_id: see REFERENCES
+    commission_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    line_id: Mapped[str | None] = mapped_column(String(32))
     payout_id: Mapped[str | None] = mapped_column(ForeignKey("payouts.id"), index=True)
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("provider_events.id"))
+    event_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
 
 
