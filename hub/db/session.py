@@ -52,8 +52,8 @@ def _ping_when_idle(engine: Engine, idle: float = PING_AFTER_IDLE_SECONDS) -> No
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         returned = record.info.get("returned_at")
-        if returned is not None and time.monotonic() - returned < idle:
-            return
+        if returned is None or time.monotonic() - returned < idle:
+            return  # just made, or just handed back
         try:
             engine.dialect.do_ping(dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as exc:
