@@ -478,8 +478,10 @@ def prepare(hub: Hub, event: dict[str, Any], session: Session | None = None,
 
 def _enriched(hub: Hub, event_id: str, type_: str, created: Any, payload: Any, facts: list[Any],
               api_version: str | None, session: Session | None = None) -> Incoming:
-    return Incoming(PROVIDER, event_id, type_, created, payload,
-                    well_typed(enrich(hub, facts, session, api_version=api_version)))
+    out = enrich(hub, facts, session, api_version=api_version)
+    # `prepare` checked the event's own facts already: only what enrichment added is new.
+    well_typed([fact for fact in out if not any(fact is own for own in facts)])
+    return Incoming(PROVIDER, event_id, type_, created, payload, out)
 
 
 async def webhook(request: Request) -> JSONResponse:

@@ -48,9 +48,10 @@ from hub.facts import CustomerSeen, PaymentSucceeded, SubscriptionChanged
 from hub.ingest.decide import earner, payment_bookings
 from hub.ingest.events import Incoming, apply_facts, record_many
 from hub.ledger import entries as ledger
-from hub.ledger.history import build_history, payment_view
+from hub.ledger.history import Timeline, history_of, payment_view, timeline
 from hub.ledger.statuses import fold_status, status_upsert_statement
 from hub.notify import mail, notices, outbox
+from hub.programs import History, Payment
 from hub.runtime import Hub
 
 CustomerKey = tuple[str, str]
@@ -132,27 +133,27 @@ def split(stored: list[tuple[Incoming, int]],
     is a customer event (`FastPath` creates the customer; otherwise the per-event path does, and
     its later events may be candidates again); one that comes before another event of its
     customer joins the others, so a customer's events keep their order."""
+    keys = [_customers(item) for item, _ in stored]
     first: dict[CustomerKey, int] = {}
-    for index, (item, _) in enumerate(stored):
-        for key in _customers(item):
+    for index, item_keys in enumerate(keys):
+        for key in item_keys:
             first.setdefault(key, index)
 
     def candidate(item: Incoming, index: int) -> bool:
         creates = type(item.facts[0]) is CustomerSeen if item.facts else False
         return _candidate(item) and all(k in existing or first[k] < index
                                         or creates and first[k] == index
-                                        for k in _customers(item))
+                                        for k in keys[index])
 
+    fast = [candidate(item, index) for index, (item, _) in enumerate(stored)]
     last_other: dict[CustomerKey, int] = {}
-    for index, (item, _) in enumerate(stored):
-        if not candidate(item, index):
-            for key in _customers(item):
+    for index, item_keys in enumerate(keys):
+        if not fast[index]:
+            for key in item_keys:
                 last_other[key] = index
     candidates, others = [], []
     for index, entry in enumerate(stored):
-        item = entry[0]
-        if candidate(item, index) and all(last_other.get(k, -1) < index
-                                          for k in _customers(item)):
+        if fast[index] and all(last_other.get(k, -1) < index for k in keys[index]):
             candidates.append(entry)
         else:
             others.append(entry)
@@ -243,6 +244,18 @@ class Known:
     adjusted_refs: set[str] = field(default_factory=set)
     enrolled: set[str] = field(default_factory=set)
     refused: bool = False
+    # The rules' view of `payments` and `states`, kept between the customer's payments in a
+    # batch (both lists only grow) instead of built again from all of them for each one.
+    views: list[Payment] = field(default_factory=list)
+    states_seen: tuple[int, Timeline] | None = None  # (how many of `states`, their timeline)
+
+    def history(self) -> History:
+        """The customer's history as the rules see it, with every payment in `payments`."""
+        ref = self.customer.ref
+        self.views.extend(payment_view(p, ref) for p in self.payments[len(self.views):])
+        if self.states_seen is None or self.states_seen[0] != len(self.states):
+            self.states_seen = (len(self.states), timeline(self.states))
+        return history_of(self.views, self.states_seen[1])
 
 
 def fast_path_refusal(hub: Hub, known: Known | None, fact: Fact) -> str | None:
@@ -450,9 +463,8 @@ class FastPath:
                    and can_earn(referral.self_referral, partner.status)]
         if not earners:
             return
-        history = build_history(known.payments, known.states, customer.ref)
-        for booking in payment_bookings(self.hub, earners,
-                                        payment_view(known.payments[-1], customer.ref), history):
+        history = known.history()
+        for booking in payment_bookings(self.hub, earners, history.payments[-1], history):
             program = booking.earner.program
             self.lines.append(ledger.line_values(
                 program, booking.earner.partner_id, booking.draft,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,14 +55,31 @@ def histories_of_program(session: Session | Connection, program: str,
 
 def build_history(payments: list[Any], states: list[Any], customer_ref: str) -> History:
     """A History from a customer's payment rows (in time order) and status rows."""
+    return history_of([payment_view(p, customer_ref) for p in payments], timeline(states))
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What a customer's status rows say: its status spans, latest plan and plan changes."""
+
+    spans: tuple[StatusSpan, ...]
+    plan: str | None
+    plans: tuple[tuple[datetime, str], ...]
+
+
+def timeline(states: list[Any]) -> Timeline:
     states = sorted(states, key=lambda s: (s.occurred_at, _TIE_RANK.get(s.status, 9), s.plan or ""))
-    spans = status_spans([(s.status, s.occurred_at) for s in states])
-    plan = next((s.plan for s in reversed(states) if s.plan), None)
-    if plan is None:
-        plan = next((p.plan for p in reversed(payments) if p.plan), None)
-    return History(payments=tuple(payment_view(p, customer_ref) for p in payments),
-                   statuses=spans, plan=plan,
-                   plans=plan_changes([(s.occurred_at, s.plan) for s in states]))
+    return Timeline(spans=status_spans([(s.status, s.occurred_at) for s in states]),
+                    plan=next((s.plan for s in reversed(states) if s.plan), None),
+                    plans=plan_changes([(s.occurred_at, s.plan) for s in states]))
+
+
+def history_of(payments: list[Payment], states: Timeline) -> History:
+    """A History from payment views (in time order) and the status rows' `timeline` (for a
+    caller that keeps both between a customer's payments: a batch or a replay)."""
+    plan = states.plan or next((p.plan for p in reversed(payments) if p.plan), None)
+    return History(payments=tuple(payments), statuses=states.spans, plan=plan,
+                   plans=states.plans)
 
 
 def plan_changes(rows: list[tuple[datetime, str | None]]) -> tuple[tuple[datetime, str], ...]:
