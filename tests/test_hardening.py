@@ -36,6 +36,47 @@ def test_hsts_on_every_answer_when_the_base_url_is_https(make_hub, base_url, hst
             assert (header == "max-age=31536000") if hsts else header is None, path
 
 
+def _requests_counted(client, path, status):
+    line = f'hub_http_requests_total{{method="POST",path="{path}",status="{status}"}} '
+    found = [row for row in client.get("/metrics").text.splitlines() if row.startswith(line)]
+    return int(found[0].split()[-1]) if found else 0
+
+
+def test_webhook_deliveries_take_the_short_way_with_what_the_layers_gave_them(make_hub,
+                                                                              monkeypatch):
+    """`HubApp` sends a delivery straight to its endpoint: it is still timed under its route,
+    answered with HSTS on an https hub, and an exception still gets the app's JSON answer."""
+    import connectors.stripe
+    from hub.app import HubApp
+
+    hub = make_hub("sqlite", server={"base_url": "https://hub.example.com"})
+    app = create_app(hub)
+    assert isinstance(app, HubApp) and "/webhooks/stripe" in app.webhooks
+    with TestClient(app) as c:
+        ok = _signed(c, st.event("customer.created", {"id": "cus_short", "object": "customer"}))
+        forged = c.post("/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=x"})
+        assert ok.status_code == 200 and forged.status_code == 400
+        for answer in (ok, forged):
+            assert answer.headers["strict-transport-security"] == "max-age=31536000"
+        assert _requests_counted(c, "/webhooks/stripe", 200) == 1
+        assert _requests_counted(c, "/webhooks/stripe", 400) == 1
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("a bug, not the sender's fault")
+
+        monkeypatch.setattr(connectors.stripe, "verify", broken)
+        failed = c.post("/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1"})
+        assert failed.status_code == 500
+        assert failed.json() == {"error": {"code": "internal", "message": "internal error"}}
+        assert "strict-transport-security" in failed.headers
+        assert _requests_counted(c, "/webhooks/stripe", 500) == 1
+        # With a query string (or another method) the delivery takes the usual way.
+        monkeypatch.undo()
+        assert c.post("/webhooks/stripe?x=1", content=b"{}").status_code == 400
+        assert c.get("/webhooks/stripe").status_code == 405
+    assert _stored(hub) == 1
+
+
 def test_metrics_can_be_closed_with_a_token(make_hub):
     with TestClient(create_app(make_hub("sqlite"))) as c:
         assert c.get("/metrics").status_code == 200  # no token configured: open, as before
