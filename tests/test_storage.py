@@ -14,11 +14,7 @@ from hub.attribution.partners import create_partner
 
 
 def test_ledger_refuses_update_and_delete(hub):
-    with hub.transaction() as s:
-        partner = create_partner(hub, s, program="crazycall", email="p@x.test")
-    process(hub, st.event("invoice.paid", st.invoice("in_1", customer_id="c", amount=100,
-                                                     partner_code=partner.code,
-                                                     subscription_id="s")))
+    _paid(hub)
     for sql in ("UPDATE ledger_entries SET amount = amount + 1", "DELETE FROM ledger_entries"):
         with pytest.raises(DatabaseError, match="append-only"):
             with hub.engine.begin() as conn:
