@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from connectors import stripe_trigger as st
@@ -200,3 +200,24 @@ def test_the_reference_checks_migrate_down_and_up(tmp_path):
     command.upgrade(cfg, "head")
     assert state()[0] == checked > triggers
     engine.dispose()
+
+
+def test_a_statement_sent_through_the_driver_fails_as_sqlalchemy_would(hub):
+    """`run_one` and `run_together` skip SQLAlchemy's execution on PostgreSQL, not its errors:
+    a unique violation is an IntegrityError, which `release_due` catches when a racing tick
+    released the commission first."""
+    from hub.db.models import ProviderEvent
+    from hub.db.pipelined import run_one, run_together
+
+    _paid(hub)
+    events = ProviderEvent.__table__
+    with hub.transaction() as s:
+        row = s.execute(select(events)).mappings().first()
+    again = insert(events).values(**{k: v for k, v in row.items() if k != "id"})
+    for run in (lambda s: run_one(s, again, {}),
+                lambda s: run_together(s, [(select(events.c.id), {}), (again, {})])):
+        with pytest.raises(IntegrityError):
+            with hub.transaction() as s:
+                run(s)
+    with hub.transaction() as s:  # the connection went back to the pool usable
+        assert len(run_one(s, select(events.c.id), {})) == 1

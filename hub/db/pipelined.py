@@ -20,6 +20,7 @@ from typing import Any
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -40,17 +41,34 @@ def run_together(session: Session, reads: Sequence[tuple[Executable, dict[str, A
     # Unless it opens the transaction: in a pipeline the driver's BEGIN travels with it instead
     # of costing a round trip of its own.
     starts = raw.info.transaction_status == TransactionStatus.IDLE
-    with raw.pipeline() if len(reads) > 1 or starts else contextlib.nullcontext():
-        for (compiled, _, _), (_, params) in zip(plans, reads, strict=True):
-            cursor = raw.cursor()
-            cursor.execute(compiled.string, _bound(compiled, params))
-            cursors.append(cursor)
+    try:
+        with raw.pipeline() if len(reads) > 1 or starts else contextlib.nullcontext():
+            for (compiled, _, _), (_, params) in zip(plans, reads, strict=True):
+                cursor = raw.cursor()
+                cursor.execute(compiled.string, _bound(compiled, params))
+                cursors.append(cursor)
+    except dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(session, exc, plans[len(cursors) - 1 if cursors else 0][0]) from exc
     out = []
     for (_, make, convert), cursor in zip(plans, cursors, strict=True):
         rows = cursor.fetchall() if cursor.description is not None else []
         cursor.close()
         out.append([make(*convert(row)) for row in rows])
     return out
+
+
+def _as_sqlalchemy(session: Session, exc: Any, compiled: Any) -> Exception:
+    """The driver's error as SQLAlchemy would have raised it (an IntegrityError for a unique
+    violation, an OperationalError for a deadlock), so callers catch the same classes on either
+    path; a lost connection is invalidated, as SQLAlchemy does, rather than pooled again."""
+    bind = session.get_bind()
+    connection = session.connection()
+    dead = bind.dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+    if dead:
+        connection.invalidate(exc)
+    return DBAPIError.instance(compiled.string, None, exc, bind.dialect.loaded_dbapi.Error,
+                               hide_parameters=True, connection_invalidated=dead,
+                               dialect=bind.dialect)
 
 
 def _rows(result: Any) -> list[Any]:
