@@ -203,56 +203,55 @@ class HSTSMiddleware:
 class HubApp(Starlette):
     """The hub's Starlette app, with a short way in for the providers' webhook deliveries.
 
-    A delivery is the hub's hottest request and the one a provider times: it goes straight to its
-    connector's endpoint instead of through every middleware layer and the router (each layer
-    wraps the request and both response messages again; together they cost about as much CPU as
-    storing the event). What the layers do for it is done here too: the request is timed for
-    /metrics under its route, the HSTS header added on an https hub, and an exception answered
-    by the app's handler for it. A middleware added to `create_app` must be added here as well
-    if webhook deliveries need it. Anything else (another method, a query string) takes the
-    usual way."""
+    A delivery is the hub's hottest request and the one a provider times: it goes to its
+    connector's endpoint through the app's own middleware (`user_middleware`: timing for
+    /metrics, NUL checks, HSTS) but not through Starlette's error and exception layers and the
+    router, whose wrapping of the request and both response messages cost about as much CPU as
+    storing the event. An exception is answered by the app's handler for it, as those layers
+    would. Anything else (another method, a query string) takes the usual way."""
 
-    webhooks: dict[str, Route] = {}
-    hsts = False
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.webhooks: dict[str, tuple[Route, Any]] = {}
+
+    def take_short_way(self, routes: list[BaseRoute]) -> None:
+        """Give `routes` that POST to a fixed path and are answered by a coroutine (the
+        connectors' webhooks) the short way in."""
+        self.webhooks = {}
+        for route in routes:
+            if (isinstance(route, Route) and "POST" in (route.methods or ())
+                    and not route.param_convertors
+                    and inspect.iscoroutinefunction(route.endpoint)):
+                app = self._answering(route.endpoint)
+                for cls, args, kwargs in reversed(self.user_middleware):
+                    app = cls(app, *args, **kwargs)
+                self.webhooks[route.path] = (route, app)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        route = (self.webhooks.get(scope["path"])
+        found = (self.webhooks.get(scope["path"])
                  if scope["type"] == "http" and scope["method"] == "POST"
                  and not scope.get("query_string") else None)
-        if route is None:
+        if found is None:
             await super().__call__(scope, receive, send)
             return
+        route, app = found
         scope.update(app=self, route=route, endpoint=route.endpoint, path_params={})
-        started, status = time.perf_counter(), 500
+        await app(scope, receive, send)
 
-        async def send_timed(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if self.hsts:
-                    message = {**message, "headers": [*message.get("headers", []), HSTS]}
-            await send(message)
-
-        try:
+    def _answering(self, endpoint: Any) -> Any:
+        async def answer(scope: Any, receive: Any, send: Any) -> None:
+            request = Request(scope, receive)
             try:
-                response = await route.endpoint(Request(scope, receive))
+                response = await endpoint(request)
             except Exception as exc:
                 handler = next((self.exception_handlers[cls] for cls in type(exc).__mro__
                                 if cls in self.exception_handlers), None)
                 if handler is None:
                     raise
-                response = await handler(Request(scope, receive), exc)
-            await response(scope, receive, send_timed)
-        finally:
-            METRICS.observe_request("POST", route.path, status, time.perf_counter() - started)
+                response = await handler(request, exc)
+            await response(scope, receive, send)
 
-
-def webhook_routes(routes: list[BaseRoute]) -> dict[str, Route]:
-    """The connectors' routes `HubApp` may take the short way: POST to a fixed path, answered
-    by a coroutine."""
-    return {route.path: route for route in routes
-            if isinstance(route, Route) and "POST" in (route.methods or ())
-            and not route.param_convertors and inspect.iscoroutinefunction(route.endpoint)}
+        return answer
 
 
 def create_app(hub: Hub) -> Starlette:
@@ -263,10 +262,9 @@ def create_app(hub: Hub) -> Starlette:
         if committer is not None:  # answer the webhooks still waiting for their commit
             await run_in_threadpool(committer.close)
 
-    routes = collect_routes(hub)
     app = HubApp(
         lifespan=lifespan,
-        routes=routes,
+        routes=collect_routes(hub),
         middleware=[Middleware(TimingMiddleware), Middleware(NulMiddleware),
                     *([Middleware(HSTSMiddleware)]
                       if hub.config.server.base_url.startswith("https://") else [])],
@@ -274,9 +272,8 @@ def create_app(hub: Hub) -> Starlette:
                             RecursionError: nested_too_deeply, Exception: server_error},
     )
     app.state.hub = hub
-    app.webhooks = webhook_routes([route for connector in hub.registry.connectors.values()
-                                   for route in connector.routes])
-    app.hsts = hub.config.server.base_url.startswith("https://")
+    app.take_short_way([route for connector in hub.registry.connectors.values()
+                        for route in connector.routes])
     if hub.config.queue.url:
         hub.extras.setdefault("queue_check", lambda: redis_check(hub))
     return app

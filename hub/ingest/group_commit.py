@@ -59,10 +59,8 @@ def answering() -> Iterator[Answers]:
         for done, value, error in answers:
             if isinstance(done, LoopReply):
                 by_loop.setdefault(done.loop, []).append((done.future, value, error))
-            elif error is not None:
-                done.set_exception(error)
             else:
-                done.set_result(bool(value))
+                _give(done, value, error)
         for loop, replies in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_settle, replies)
@@ -73,12 +71,17 @@ def answering() -> Iterator[Answers]:
 def _settle(replies: list[tuple[asyncio.Future[bool], bool | None, BaseException | None]]
             ) -> None:
     for future, value, error in replies:
-        if future.done():  # the request was cancelled (the client went away)
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(bool(value))
+        if not future.done():  # done: the request was cancelled (the client went away)
+            _give(future, value, error)
+
+
+def _give(future: Any, value: bool | None, error: BaseException | None) -> None:
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(bool(value))
+
+
 # Up to 16 events a batch, two committers: while one waits for the database the other builds
 # its batch, and a request waits for at most about two small batches (32 concurrent deliveries
 # measured best with these).
